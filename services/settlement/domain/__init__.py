@@ -1,0 +1,1 @@
+"""The settlement math (../shared/METHODOLOGY.md): pure functions over Decimal, no I/O."""

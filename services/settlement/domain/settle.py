@@ -1,0 +1,297 @@
+"""Settling a period: from benchmark and expenditure totals to the shared savings paid or losses owed.
+
+One function, `settle`, for every program: MSSP tracks, ACO REACH and commercial terms. The parameter
+table gives the program defaults; `SettlementInputs` carries the contract's own figures and overrides.
+Amounts stay exact until the one named rounding step (`to_cents` on the earned amount).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from services.settlement.domain.parameters import (
+    MSR_BANDS,
+    MSR_FLOOR,
+    PARAMETERS_VERSION,
+    TrackParameters,
+    euc_offsets_all_losses,
+    pay_for_performance_rule,
+    reach_corridors,
+    reach_discount,
+    reach_quality_withhold,
+    sequestration_rate,
+    track_parameters,
+)
+from shared.money import ONE, ZERO, to_cents
+from shared.terms import CorridorBand, QualityStandard
+
+Gate = Literal["savings", "losses", "neutral", "below_minimum"]
+
+
+class SettlementError(ValueError):
+    """The inputs cannot be settled; the message names the input and why."""
+
+
+@dataclass(frozen=True)
+class SettlementInputs:
+    program: str
+    track: str
+    performance_year: int
+    assigned_beneficiaries: int
+    benchmark_total: Decimal
+    expenditure_total: Decimal
+    msr: Decimal | None = None
+    mlr: Decimal | None = None
+    quality_score: Decimal | None = None  # None: no score published (pay-for-reporting year)
+    quality_standard: QualityStandard = "met"
+    euc_loss_adjustment: Decimal | None = None  # an amount (<= 0) published by CMS
+    euc_share: Decimal = ZERO  # months affected / 12 * share of beneficiaries in affected areas
+    participant_revenue: Decimal | None = None
+    revenue_based_loss_cap: bool | None = None
+    two_sided_year: int = 1
+    sharing_rate: Decimal | None = None
+    loss_sharing_rate: Decimal | None = None
+    quality_scaled_sharing: bool = False
+    savings_cap: Decimal | None = None
+    savings_cap_amount: Decimal | None = None
+    loss_cap: Decimal | None = None
+    loss_cap_amount: Decimal | None = None
+    sequestration: Decimal | None = None
+    corridors: tuple[CorridorBand, ...] | None = None
+    discount: Decimal | None = None
+    quality_withhold: Decimal | None = None
+    minimum_members: int = 0
+
+
+@dataclass(frozen=True)
+class Settlement:
+    benchmark_total: Decimal  # after REACH discount and withhold, when they apply
+    expenditure_total: Decimal
+    gross_savings: Decimal  # negative: gross losses
+    savings_rate: Decimal
+    msr: Decimal
+    mlr: Decimal
+    two_sided: bool
+    gate: Gate
+    final_sharing_rate: Decimal
+    loss_sharing_rate: Decimal
+    sequestration: Decimal
+    savings_cap_amount: Decimal | None
+    loss_cap_amount: Decimal | None  # positive; None for one-sided terms
+    euc_adjustment: Decimal  # >= 0: the part of the losses forgiven
+    earned: Decimal  # > 0 shared savings paid, < 0 shared losses owed; rounded to the cent
+    parameters_version: str = PARAMETERS_VERSION
+    explanation: tuple[str, ...] = field(default=())
+
+
+def one_sided_msr(assigned_beneficiaries: int) -> Decimal:
+    """The MSR from the one-sided table; below 5,000 beneficiaries CMS sets it outside the table."""
+    n = assigned_beneficiaries
+    if n < MSR_BANDS[0][0]:
+        raise SettlementError(
+            f"msr: with {n} assigned beneficiaries (< 5,000) the MSR is not given by the table; supply it"
+        )
+    for low, high, at_low, at_high in MSR_BANDS:
+        if low <= n <= high:
+            return at_low + (at_high - at_low) * Decimal(n - low) / Decimal(high - low)
+    return MSR_FLOOR
+
+
+def corridor_amount(gross: Decimal, benchmark: Decimal, bands: tuple[CorridorBand, ...]) -> Decimal:
+    """What the ACO keeps of gross savings (or owes of gross losses) under marginal corridors."""
+    magnitude = abs(gross)
+    kept = ZERO
+    lower = ZERO
+    for band in bands:
+        upper = magnitude if band.upper is None else min(magnitude, band.upper * benchmark)
+        if upper > lower:
+            kept += (upper - lower) * band.share
+        if band.upper is None or magnitude <= band.upper * benchmark:
+            break
+        lower = band.upper * benchmark
+    return kept if gross >= 0 else -kept
+
+
+def _final_sharing_rate(inputs: SettlementInputs, max_rate: Decimal, notes: list[str]) -> Decimal:
+    standard, score = inputs.quality_standard, inputs.quality_score
+    if inputs.program == "COMMERCIAL":
+        if standard == "not_met":
+            return ZERO
+        return max_rate * (score if inputs.quality_scaled_sharing and score is not None else ONE)
+    rule = pay_for_performance_rule(inputs.performance_year)
+    if standard == "not_met":
+        notes.append("quality standard not met: no shared savings")
+        return ZERO
+    if standard == "reporting" or score is None:
+        notes.append("pay-for-reporting: full sharing rate")
+        return max_rate
+    if rule == "scaled":
+        return max_rate * score
+    if rule == "all_or_nothing" or standard == "met":
+        return max_rate
+    return max_rate * score  # PY2023+ alternative quality standard: sliding scale
+
+
+def _loss_sharing_rate(inputs: SettlementInputs, params: TrackParameters, final_rate: Decimal) -> Decimal:
+    if inputs.loss_sharing_rate is not None:
+        return inputs.loss_sharing_rate
+    if params.loss_rate_rule == "fixed":
+        return params.loss_rate
+    if params.loss_rate_rule == "none":
+        return ZERO
+    if (
+        params.quality_scaled_loss_from is not None
+        and inputs.performance_year >= params.quality_scaled_loss_from
+    ):
+        if inputs.quality_standard == "not_met":
+            return params.loss_rate_ceiling
+        score = ONE if inputs.quality_score is None else inputs.quality_score
+        rate = ONE - params.max_sharing_rate * score
+    else:
+        rate = ONE - final_rate
+    return min(max(rate, params.loss_rate_floor), params.loss_rate_ceiling)
+
+
+def _loss_cap(
+    inputs: SettlementInputs, params: TrackParameters, benchmark: Decimal, notes: list[str]
+) -> Decimal:
+    if inputs.loss_cap_amount is not None:
+        return inputs.loss_cap_amount
+    if inputs.loss_cap is not None:
+        return inputs.loss_cap * benchmark
+    if not params.loss_cap_benchmark:
+        raise SettlementError(f"loss_cap: track {inputs.track} has no default loss cap; supply one")
+    year_index = min(inputs.two_sided_year, len(params.loss_cap_benchmark)) - 1
+    benchmark_cap = params.loss_cap_benchmark[year_index] * benchmark
+    if params.loss_cap_revenue is None or inputs.revenue_based_loss_cap is False:
+        return benchmark_cap
+    if inputs.participant_revenue is None:
+        notes.append("participant revenue unknown: loss cap is the benchmark-based cap")
+        return benchmark_cap
+    return min(params.loss_cap_revenue * inputs.participant_revenue, benchmark_cap)
+
+
+def _reach_benchmark(inputs: SettlementInputs, notes: list[str]) -> Decimal:
+    year = inputs.performance_year
+    discount = inputs.discount if inputs.discount is not None else reach_discount(inputs.track, year)
+    withhold = (
+        inputs.quality_withhold if inputs.quality_withhold is not None else reach_quality_withhold(year)
+    )
+    discounted = inputs.benchmark_total * (ONE - discount)
+    withheld = discounted * withhold
+    score = ZERO if inputs.quality_standard == "not_met" else (inputs.quality_score or ONE)
+    notes.append(f"REACH: discount {discount}, quality withhold {withhold}, earned back at quality {score}")
+    return discounted - withheld + withheld * score
+
+
+def settle(inputs: SettlementInputs) -> Settlement:
+    """Settle one contract period. Raises SettlementError when the inputs cannot be settled."""
+    if inputs.benchmark_total <= 0:
+        raise SettlementError("benchmark_total: must be positive")
+    if inputs.expenditure_total < 0:
+        raise SettlementError("expenditure_total: must not be negative")
+    notes: list[str] = []
+    year = inputs.performance_year
+    reach = inputs.program == "REACH"
+    params = None if reach else track_parameters(inputs.program, inputs.track, year)
+    two_sided = True if params is None else params.two_sided
+
+    benchmark = _reach_benchmark(inputs, notes) if reach else inputs.benchmark_total
+    gross = benchmark - inputs.expenditure_total
+    rate = gross / benchmark
+
+    if reach:
+        msr = mlr = ZERO
+    elif inputs.msr is not None:
+        msr = inputs.msr
+        mlr = inputs.mlr if inputs.mlr is not None else msr
+    elif inputs.program == "COMMERCIAL" and inputs.assigned_beneficiaries < MSR_BANDS[0][0]:
+        msr = mlr = ZERO
+    else:
+        msr = mlr = one_sided_msr(inputs.assigned_beneficiaries)
+
+    max_rate = ONE if params is None else params.max_sharing_rate
+    if inputs.sharing_rate is not None:
+        max_rate = inputs.sharing_rate
+    final_rate = _final_sharing_rate(inputs, max_rate, notes)
+    loss_rate = ONE if params is None else _loss_sharing_rate(inputs, params, final_rate)
+    seq = inputs.sequestration
+    if seq is None:
+        seq = sequestration_rate(year) if inputs.program == "MSSP" else ZERO
+    savings_cap = None
+    if inputs.savings_cap_amount is not None:
+        savings_cap = inputs.savings_cap_amount
+    elif inputs.savings_cap is not None:
+        savings_cap = inputs.savings_cap * benchmark
+    elif params is not None:
+        savings_cap = params.savings_cap * benchmark
+    loss_cap = None
+    if two_sided and params is not None:
+        loss_cap = _loss_cap(inputs, params, benchmark, notes)
+    elif reach and (inputs.loss_cap is not None or inputs.loss_cap_amount is not None):
+        loss_cap = (
+            inputs.loss_cap_amount if inputs.loss_cap_amount is not None else inputs.loss_cap * benchmark
+        )  # type: ignore[operator]
+
+    corridors = inputs.corridors
+    if corridors is None and reach:
+        corridors = reach_corridors(inputs.track, year)
+
+    euc = ZERO
+    earned = ZERO
+    if inputs.assigned_beneficiaries < inputs.minimum_members:
+        gate: Gate = "below_minimum"
+        notes.append(f"{inputs.assigned_beneficiaries} members is below the minimum {inputs.minimum_members}")
+    elif gross > 0 and rate >= msr and (reach or final_rate > 0):
+        gate = "savings"
+        if corridors is not None:
+            shared = corridor_amount(gross, benchmark, corridors) * (final_rate if not reach else ONE)
+        else:
+            shared = gross * final_rate
+        earned = shared * (ONE - seq)
+        if savings_cap is not None and earned > savings_cap:
+            notes.append("shared savings limited by the savings cap")
+            earned = savings_cap
+    elif gross > 0 and rate >= msr:
+        gate = "neutral"  # savings past the MSR, but quality earns nothing
+    elif two_sided and gross < 0 and rate <= -mlr:
+        gate = "losses"
+        loss = corridor_amount(gross, benchmark, corridors) if corridors is not None else gross * loss_rate
+        if loss_cap is not None and -loss > loss_cap:
+            notes.append("shared losses limited by the loss cap")
+            loss = -loss_cap
+        if euc_offsets_all_losses(year) and inputs.program == "MSSP":
+            euc = -loss
+            notes.append(f"PY{year}: EUC policy offsets all shared losses")
+        elif inputs.euc_loss_adjustment is not None:
+            euc = min(-inputs.euc_loss_adjustment, -loss)
+        else:
+            euc = -loss * inputs.euc_share
+        earned = loss + euc
+    else:
+        gate = "neutral"
+        if gross > 0:
+            notes.append(f"savings rate {rate:.4%} below the MSR {msr:.4%}")
+        elif gross < 0 and two_sided:
+            notes.append(f"loss rate {-rate:.4%} inside the MLR {mlr:.4%}")
+
+    return Settlement(
+        benchmark_total=benchmark,
+        expenditure_total=inputs.expenditure_total,
+        gross_savings=gross,
+        savings_rate=rate,
+        msr=msr,
+        mlr=mlr,
+        two_sided=two_sided,
+        gate=gate,
+        final_sharing_rate=final_rate,
+        loss_sharing_rate=loss_rate,
+        sequestration=seq,
+        savings_cap_amount=savings_cap,
+        loss_cap_amount=loss_cap,
+        euc_adjustment=euc,
+        earned=to_cents(earned),
+        explanation=tuple(notes),
+    )

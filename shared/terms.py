@@ -1,0 +1,106 @@
+"""Contract terms as they travel on contracts.v1: the contract owner's choices, validated so that every
+accepted contract can be settled. Program defaults (rates, caps, MSR table, sequestration) are not here:
+they live in the settlement domain's parameter table and apply wherever a term is left unset."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.money import Money, Rate
+
+EnrollmentType = Literal["esrd", "disabled", "aged_dual", "aged_nondual"]
+ENROLLMENT_TYPES: tuple[EnrollmentType, ...] = ("esrd", "disabled", "aged_dual", "aged_nondual")
+Program = Literal["MSSP", "REACH", "COMMERCIAL"]
+QualityStandard = Literal["met", "alternative", "not_met", "reporting"]
+
+TRACKS: dict[str, frozenset[str]] = {
+    # T1/T1P/T2/T3 legacy; BA..BE BASIC levels A-E; EN ENHANCED (T3 and EN follow the same rules).
+    "MSSP": frozenset({"T1", "T1P", "T2", "T3", "BA", "BB", "BC", "BD", "BE", "EN"}),
+    "REACH": frozenset({"PROFESSIONAL", "GLOBAL"}),
+    "COMMERCIAL": frozenset({"SHARED_SAVINGS", "SHARED_RISK", "CAPITATION"}),
+}
+
+
+class CorridorBand(BaseModel):
+    """Marginal band: the part of gross savings/losses up to `upper` (fraction of benchmark) is kept
+    by the ACO at `share`. The last band has no upper edge."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    upper: Rate | None = Field(default=None, gt=0)
+    share: Rate = Field(ge=0, le=1)
+
+
+class ContractTerms(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    program: Program
+    track: str
+    performance_year: int = Field(ge=2012, le=2100)
+    period_start: date
+    period_end: date
+    # Annual per-capita benchmark by enrollment type (MSSP/REACH) or a PMPM (commercial).
+    benchmark_per_capita: dict[EnrollmentType, Money] | None = None
+    benchmark_pmpm: Money | None = Field(default=None, gt=0)
+    msr: Rate | None = Field(default=None, ge=0, le=Decimal("0.2"))
+    mlr: Rate | None = Field(default=None, ge=0, le=Decimal("0.2"))
+    sharing_rate: Rate | None = Field(default=None, ge=0, le=1)
+    loss_sharing_rate: Rate | None = Field(default=None, ge=0, le=1)
+    quality_scaled_sharing: bool = False
+    savings_cap: Rate | None = Field(default=None, ge=0, le=1)
+    savings_cap_amount: Money | None = Field(default=None, ge=0)
+    loss_cap: Rate | None = Field(default=None, ge=0, le=1)
+    loss_cap_amount: Money | None = Field(default=None, ge=0)
+    participant_revenue: Money | None = Field(default=None, ge=0)
+    two_sided_year: int = Field(default=1, ge=1, le=10)
+    quality_score: Rate = Field(default=Decimal(1), ge=0, le=1)
+    quality_standard: QualityStandard = "met"
+    corridors: tuple[CorridorBand, ...] | None = None
+    discount: Rate | None = Field(default=None, ge=0, lt=1)
+    quality_withhold: Rate | None = Field(default=None, ge=0, lt=1)
+    capitation_pmpm: Money | None = Field(default=None, gt=0)
+    minimum_members: int = Field(default=0, ge=0)
+    truncation_threshold: dict[EnrollmentType, Money] | None = None
+    completion_factors: tuple[Rate, ...] | None = None
+    sequestration: Rate | None = Field(default=None, ge=0, lt=1)
+    euc_share: Rate = Field(default=Decimal(0), ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _settleable(self) -> Self:
+        if self.track not in TRACKS[self.program]:
+            allowed = ", ".join(sorted(TRACKS[self.program]))
+            raise ValueError(f"track: {self.track!r} is not a {self.program} track (one of {allowed})")
+        if self.period_end <= self.period_start:
+            raise ValueError("period_end: must be after period_start")
+        if self.benchmark_per_capita is None and self.benchmark_pmpm is None:
+            raise ValueError(
+                "benchmark_per_capita: give a per-capita benchmark by enrollment type or a benchmark_pmpm"
+            )
+        if self.benchmark_per_capita is not None and any(v <= 0 for v in self.benchmark_per_capita.values()):
+            raise ValueError("benchmark_per_capita: every enrollment type's benchmark must be positive")
+        if self.capitation_pmpm is not None and self.track != "CAPITATION":
+            raise ValueError("capitation_pmpm: only a CAPITATION contract takes a capitation amount")
+        if self.track == "CAPITATION" and self.capitation_pmpm is None:
+            raise ValueError("capitation_pmpm: a CAPITATION contract needs its capitation PMPM")
+        if self.corridors is not None:
+            uppers = [b.upper for b in self.corridors]
+            if not uppers or uppers[-1] is not None or any(u is None for u in uppers[:-1]):
+                raise ValueError("corridors: every band but the last needs an upper edge; the last has none")
+            edges = [u for u in uppers if u is not None]
+            if edges != sorted(set(edges)):
+                raise ValueError("corridors: band edges must increase")
+        if self.completion_factors is not None and any(not 0 < f <= 1 for f in self.completion_factors):
+            raise ValueError("completion_factors: each factor must be in (0, 1]")
+        return self
+
+    @property
+    def months(self) -> int:
+        return (
+            (self.period_end.year - self.period_start.year) * 12
+            + self.period_end.month
+            - self.period_start.month
+            + 1
+        )
