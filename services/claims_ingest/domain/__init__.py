@@ -1,0 +1,1 @@
+"""claims_ingest domain: identities of claim lines and spend events, and attribution matching. No I/O."""

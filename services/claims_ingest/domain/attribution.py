@@ -1,0 +1,70 @@
+"""Which contract a claim line's spend belongs to, and the deterministic ids of the events it causes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from shared.events import AttributionPeriod
+
+# Fixed namespace: the same claim row always maps to the same event ids, in every process and on every replay.
+NAMESPACE = uuid.UUID("5b7f3f0e-2f0e-4a53-9d55-6a7a2b0c1a10")
+
+
+def submission_event_id(line_key: str) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, f"submitted|{line_key}")
+
+
+def spend_event_id(line_key: str, contract_id: str, generation: int, sign: Literal["+", "-"]) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, f"spend|{line_key}|{contract_id}|{generation}|{sign}")
+
+
+def covering(periods: Iterable[AttributionPeriod], service_date: date) -> AttributionPeriod | None:
+    for period in periods:
+        if period.start <= service_date <= period.end:
+            return period
+    return None
+
+
+def service_month(day: date) -> date:
+    return day.replace(day=1)
+
+
+@dataclass(frozen=True)
+class Emitted:
+    generation: int
+    active: bool
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Correction:
+    line_key: str
+    generation: int
+    sign: Literal["+", "-"]
+    amount: Decimal
+    period: AttributionPeriod | None
+
+
+def corrections(
+    lines: dict[str, tuple[date, Decimal]],
+    emitted: dict[str, Emitted],
+    periods: tuple[AttributionPeriod, ...],
+) -> list[Correction]:
+    """What to emit so that a member's spend in one contract equals the signed sum of the lines the new
+    periods cover: add lines newly covered, reverse lines no longer covered, leave the rest alone."""
+    out: list[Correction] = []
+    for line_key, (service_date, amount) in lines.items():
+        period = covering(periods, service_date)
+        prior = emitted.get(line_key)
+        active = prior is not None and prior.active
+        if period is not None and not active:
+            generation = 1 if prior is None else prior.generation + 1
+            out.append(Correction(line_key, generation, "+", amount, period))
+        elif period is None and prior is not None and active:
+            out.append(Correction(line_key, prior.generation, "-", -prior.amount, None))
+    return out

@@ -1,0 +1,3 @@
+from services.contracts.app import main
+
+main()

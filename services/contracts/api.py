@@ -1,0 +1,149 @@
+"""HTTP routes of the contracts service: thin; validation by the models, persistence in repository."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Header, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.contracts import repository
+from services.contracts.domain.roster import RosterMember, parse_roster_csv
+from shared.events import ContractState, QualityResult
+from shared.money import Rate
+from shared.runtime_types import Pooled
+from shared.terms import ContractTerms, QualityStandard
+
+ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+
+
+class ContractIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    contract_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    payer: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+    terms: ContractTerms
+    roster: list[RosterMember] | None = None
+
+
+class ContractUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    payer: str | None = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
+    terms: ContractTerms | None = None
+    roster: list[RosterMember] | None = None
+
+
+class QualityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    performance_year: int = Field(ge=2012, le=2100)
+    quality_score: Rate = Field(ge=0, le=1)
+    quality_standard: QualityStandard = "met"
+
+
+def build_router(pooled: Pooled) -> APIRouter:
+    router = APIRouter(prefix="/contracts", tags=["contracts"])
+
+    async def _existing(conn: asyncpg.Connection, contract_id: str) -> ContractState:
+        state = await repository.latest(conn, contract_id, lock=True)
+        if state is None:
+            raise HTTPException(404, detail=[{"loc": ["path", "contract_id"], "msg": "no such contract"}])
+        return state
+
+    @router.post("", status_code=201)
+    async def create(body: ContractIn, x_acoflow_actor: Annotated[str, Header()] = "api") -> ContractState:
+        async with pooled.pool.acquire() as conn, conn.transaction():
+            try:
+                state = await repository.save_version(
+                    conn, contract_id=body.contract_id, name=body.name, payer=body.payer, terms=body.terms,
+                    members=body.roster or [], actor=x_acoflow_actor, action="create", expect_new=True,
+                )
+            except repository.VersionConflict as exc:
+                raise HTTPException(409, detail=[{"loc": ["body", "contract_id"], "msg": str(exc)}]) from exc
+        pooled.wake_relay()
+        return state
+
+    @router.put("/{contract_id}")
+    async def update(
+        contract_id: str, body: ContractUpdate, x_acoflow_actor: Annotated[str, Header()] = "api"
+    ) -> ContractState:
+        async with pooled.pool.acquire() as conn, conn.transaction():
+            prev = await _existing(conn, contract_id)
+            state = await repository.save_version(
+                conn, contract_id=contract_id, name=body.name or prev.name, payer=body.payer or prev.payer,
+                terms=body.terms or prev.terms, members=body.roster, actor=x_acoflow_actor, action="update",
+            )
+        pooled.wake_relay()
+        return state
+
+    @router.put("/{contract_id}/roster")
+    async def put_roster(
+        contract_id: str, request: Request, x_acoflow_actor: Annotated[str, Header()] = "api"
+    ) -> ContractState:
+        raw = await request.body()
+        try:
+            if request.headers.get("content-type", "").startswith("text/csv"):
+                members = parse_roster_csv(raw.decode("utf-8"))
+            else:
+                members = [RosterMember.model_validate(m) for m in _json_list(raw)]
+        except ValidationError as exc:
+            raise HTTPException(422, detail=exc.errors(include_url=False, include_context=False)) from exc
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HTTPException(422, detail=[{"loc": ["body", "roster"], "msg": str(exc)}]) from exc
+        async with pooled.pool.acquire() as conn, conn.transaction():
+            prev = await _existing(conn, contract_id)
+            state = await repository.save_version(
+                conn, contract_id=contract_id, name=prev.name, payer=prev.payer, terms=prev.terms,
+                members=members, actor=x_acoflow_actor, action="roster",
+            )
+        pooled.wake_relay()
+        return state
+
+    @router.post("/{contract_id}/quality", status_code=201)
+    async def post_quality(
+        contract_id: str, body: QualityIn, x_acoflow_actor: Annotated[str, Header()] = "api"
+    ) -> QualityResult:
+        async with pooled.pool.acquire() as conn, conn.transaction():
+            await _existing(conn, contract_id)
+            result = await repository.record_quality(
+                conn, contract_id, body.performance_year, body.quality_score, body.quality_standard, x_acoflow_actor
+            )
+        pooled.wake_relay()
+        return result
+
+    @router.get("")
+    async def list_contracts() -> list[ContractState]:
+        async with pooled.pool.acquire() as conn:
+            return await repository.list_latest(conn)
+
+    @router.get("/{contract_id}")
+    async def get(contract_id: str) -> ContractState:
+        async with pooled.pool.acquire() as conn:
+            state = await repository.latest(conn, contract_id)
+        if state is None:
+            raise HTTPException(404, detail=[{"loc": ["path", "contract_id"], "msg": "no such contract"}])
+        return state
+
+    @router.get("/{contract_id}/history")
+    async def get_history(contract_id: str) -> list[dict[str, Any]]:
+        async with pooled.pool.acquire() as conn:
+            rows = await repository.history(conn, contract_id)
+        if not rows:
+            raise HTTPException(404, detail=[{"loc": ["path", "contract_id"], "msg": "no such contract"}])
+        return rows
+
+    return router
+
+
+def _json_list(raw: bytes) -> list[Any]:
+    import json
+
+    data = json.loads(raw or b"null")
+    if isinstance(data, dict) and "roster" in data:
+        data = data["roster"]
+    if not isinstance(data, list):
+        raise ValueError("roster: expected a JSON list of members (or {\"roster\": [...]})")
+    return data
+
+

@@ -1,0 +1,1 @@
+"""Notifications domain: alert rules and their edge-triggered evaluation. No I/O."""

@@ -1,0 +1,3 @@
+from services.settlement.app import main
+
+main()

@@ -1,0 +1,80 @@
+"""The settlement service: applies spend, contract and quality events exactly once and publishes the
+contract's running position on settlement.v1 after every batch that changed it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, HTTPException
+
+from services.settlement import repository
+from services.settlement.repository import SCHEMA, Outgoing
+from shared.events import CONTRACT_CHANGED, QUALITY_RECORDED, SPEND_APPLIED, ContractState, QualityResult, SpendDelta
+from shared.kafka import BatchConsumer, Parsed, batch_options
+from shared.service import ServiceRuntime, serve
+from shared.topics import CONTRACTS, QUALITY, SPEND
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+GROUP = "settlement"
+
+
+async def apply_spend(conn: asyncpg.Connection, batch: list[Parsed[SpendDelta]]) -> Outgoing:
+    touched = await repository.apply_spend(conn, [p.envelope.payload for p in batch])
+    return await repository.recompute(conn, touched)
+
+
+async def apply_contracts(conn: asyncpg.Connection, batch: list[Parsed[ContractState]]) -> Outgoing:
+    touched = {p.envelope.payload.contract_id for p in batch if await repository.store_contract(conn, p.envelope.payload)}
+    return await repository.recompute(conn, touched)
+
+
+async def apply_quality(conn: asyncpg.Connection, batch: list[Parsed[QualityResult]]) -> Outgoing:
+    touched = {p.envelope.payload.contract_id for p in batch if await repository.store_quality(conn, p.envelope.payload)}
+    return await repository.recompute(conn, touched)
+
+
+def build(runtime: ServiceRuntime) -> FastAPI:
+    def consumer(spec: Any, topic: Any, apply: Any) -> BatchConsumer[Any]:
+        return BatchConsumer(
+            service=runtime.name, schema=SCHEMA, spec=spec, topic=topic, pool=lambda: runtime.pool,
+            apply=apply, on_committed=runtime.wake_relay,
+        )
+
+    spend = consumer(SPEND_APPLIED, SPEND, apply_spend)
+    contracts = consumer(CONTRACT_CHANGED, CONTRACTS, apply_contracts)
+    quality = consumer(QUALITY_RECORDED, QUALITY, apply_quality)
+
+    @runtime.broker.subscriber(SPEND.name, **batch_options(runtime.settings, GROUP))
+    async def on_spend(records: list[Any]) -> None:
+        await spend.handle(records)
+
+    @runtime.broker.subscriber(CONTRACTS.name, **batch_options(runtime.settings, GROUP + ".contracts"))
+    async def on_contracts(records: list[Any]) -> None:
+        await contracts.handle(records)
+
+    @runtime.broker.subscriber(QUALITY.name, **batch_options(runtime.settings, GROUP + ".quality"))
+    async def on_quality(records: list[Any]) -> None:
+        await quality.handle(records)
+
+    app = runtime.app("acoflow settlement")
+
+    @app.get("/positions", tags=["settlement"])
+    async def list_positions() -> list[dict[str, Any]]:
+        async with runtime.pool.acquire() as conn:
+            return await repository.positions(conn)
+
+    @app.get("/positions/{contract_id}", tags=["settlement"])
+    async def get_position(contract_id: str) -> dict[str, Any]:
+        async with runtime.pool.acquire() as conn:
+            rows = await repository.positions(conn, contract_id)
+        if not rows:
+            raise HTTPException(404, detail=[{"loc": ["path", "contract_id"], "msg": "no position for this contract"}])
+        return rows[0]
+
+    return app
+
+
+def main() -> None:
+    serve("settlement", build, MIGRATIONS)

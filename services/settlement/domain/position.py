@@ -1,0 +1,177 @@
+"""Running position during the year (METHODOLOGY.md section 4): benchmark and spend to date, completion-
+adjusted projection, the settlement it implies, downside exposure, and how certain the outcome is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from services.settlement.domain.settle import Settlement, SettlementInputs, settle
+from services.settlement.domain.stats import normal_cdf
+from shared.money import ONE, ZERO, to_cents
+from shared.terms import ENROLLMENT_TYPES, ContractTerms, EnrollmentType, QualityStandard
+
+# Share of a service month's claims paid by k months after it (k = 0, 1, ...): a typical Medicare
+# Parts A/B run-out. Later lags count as complete. Contracts override it with their own factors.
+DEFAULT_COMPLETION: tuple[Decimal, ...] = tuple(
+    Decimal(x) for x in ("0.55", "0.80", "0.90", "0.95", "0.97", "0.98", "0.99", "0.995")
+)
+TWELVE = Decimal(12)
+
+
+@dataclass(frozen=True)
+class MemberStats:
+    """Per-member spend to date across the roster (members without claims count as zero)."""
+
+    members: int
+    total: Decimal = ZERO
+    sum_of_squares: Decimal = ZERO
+    truncated_total: Decimal = ZERO  # sum of per-member totals capped at the truncation threshold
+
+
+@dataclass(frozen=True)
+class PositionInputs:
+    terms: ContractTerms
+    members: dict[EnrollmentType, int]
+    member_months: dict[str, dict[EnrollmentType, int]]  # by YYYY-MM
+    paid_by_month: dict[str, Decimal]  # by service month YYYY-MM
+    member_stats: MemberStats
+    as_of: date | None  # the latest paid date seen: claims are known up to here
+    quality_score: Decimal | None = None
+    quality_standard: QualityStandard | None = None
+
+
+@dataclass(frozen=True)
+class Position:
+    as_of: date | None
+    members: int
+    member_months_to_date: int
+    member_months_total: int
+    benchmark_to_date: Decimal
+    benchmark_total: Decimal
+    paid_to_date: Decimal
+    incurred_to_date: Decimal
+    projected_expenditure: Decimal
+    settlement: Settlement
+    downside_exposure_now: Decimal
+    downside_exposure_at_cap: Decimal
+    probability_clears_msr: Decimal
+    probability_crosses_mlr: Decimal
+    quality_score: Decimal
+    explanation: tuple[str, ...] = field(default=())
+
+
+def _month_index(key: str) -> int:
+    year, month = key.split("-")
+    return int(year) * 12 + int(month) - 1
+
+
+def _annual_benchmark(terms: ContractTerms, months: dict[EnrollmentType, int]) -> Decimal:
+    if terms.benchmark_pmpm is not None:
+        return terms.benchmark_pmpm * sum(months.values())
+    per_capita = terms.benchmark_per_capita or {}
+    return sum((per_capita.get(t, ZERO) * n / TWELVE for t, n in months.items()), ZERO)
+
+
+def _by_type(member_months: dict[str, dict[EnrollmentType, int]], last: int | None) -> dict[EnrollmentType, int]:
+    out: dict[EnrollmentType, int] = {t: 0 for t in ENROLLMENT_TYPES}
+    for key, counts in member_months.items():
+        if last is None or _month_index(key) <= last:
+            for t, n in counts.items():
+                out[t] += n
+    return out
+
+
+def completion_factor(factors: tuple[Decimal, ...], lag: int) -> Decimal:
+    return factors[lag] if 0 <= lag < len(factors) else ONE
+
+
+def project(inputs: PositionInputs) -> Position:
+    terms = inputs.terms
+    notes: list[str] = []
+    start = terms.period_start.year * 12 + terms.period_start.month - 1
+    end = terms.period_end.year * 12 + terms.period_end.month - 1
+    known_through = None if inputs.as_of is None else inputs.as_of.year * 12 + inputs.as_of.month - 1
+    as_of_index = None if known_through is None else min(known_through, end)
+    mm_total_by_type = _by_type(inputs.member_months, None)
+    mm_to_date_by_type = _by_type(inputs.member_months, as_of_index if as_of_index is not None else start - 1)
+    mm_total = sum(mm_total_by_type.values())
+    mm_to_date = sum(mm_to_date_by_type.values())
+    benchmark_total = _annual_benchmark(terms, mm_total_by_type)
+    benchmark_to_date = _annual_benchmark(terms, mm_to_date_by_type)
+
+    factors = terms.completion_factors or DEFAULT_COMPLETION
+    paid = sum(inputs.paid_by_month.values(), ZERO)
+    incurred = ZERO
+    for key, amount in inputs.paid_by_month.items():
+        # Run-out is measured to the latest paid date, which may fall after the period's end.
+        lag = 0 if known_through is None else known_through - _month_index(key)
+        incurred += amount / completion_factor(factors, lag)
+    stats = inputs.member_stats
+    if terms.truncation_threshold and stats.total > 0:
+        # Truncation removes the same share of incurred spend as of paid spend.
+        incurred = incurred * stats.truncated_total / stats.total
+        notes.append("per-member totals truncated at the contract's thresholds")
+
+    if terms.capitation_pmpm is not None:
+        projected = terms.capitation_pmpm * mm_total
+        notes.append("capitation: the payer's spend is replaced by the capitation amount")
+    elif mm_to_date > 0:
+        projected = incurred + incurred / mm_to_date * (mm_total - mm_to_date)
+    else:
+        projected = benchmark_total  # nothing known yet: assume spend runs at the benchmark
+        notes.append("no member-months elapsed: projection assumes spend equal to the benchmark")
+
+    quality_score = inputs.quality_score if inputs.quality_score is not None else terms.quality_score
+    standard = inputs.quality_standard or terms.quality_standard
+    members = sum(inputs.members.values())
+    result = settle(
+        SettlementInputs(
+            program=terms.program, track=terms.track, performance_year=terms.performance_year,
+            assigned_beneficiaries=members, benchmark_total=benchmark_total if benchmark_total > 0 else ONE,
+            expenditure_total=projected, msr=terms.msr, mlr=terms.mlr, quality_score=quality_score,
+            quality_standard=standard, euc_share=terms.euc_share, participant_revenue=terms.participant_revenue,
+            two_sided_year=terms.two_sided_year, sharing_rate=terms.sharing_rate,
+            loss_sharing_rate=terms.loss_sharing_rate, quality_scaled_sharing=terms.quality_scaled_sharing,
+            savings_cap=terms.savings_cap, savings_cap_amount=terms.savings_cap_amount, loss_cap=terms.loss_cap,
+            loss_cap_amount=terms.loss_cap_amount, sequestration=terms.sequestration, corridors=terms.corridors,
+            discount=terms.discount, quality_withhold=terms.quality_withhold, minimum_members=terms.minimum_members,
+        )
+    )
+    exposure_now = -result.earned if result.earned < 0 else ZERO
+    at_cap = to_cents(result.loss_cap_amount) if result.loss_cap_amount is not None else ZERO
+
+    p_msr, p_mlr = _probabilities(result, projected, stats, mm_to_date, mm_total)
+    return Position(
+        as_of=inputs.as_of, members=members, member_months_to_date=mm_to_date, member_months_total=mm_total,
+        benchmark_to_date=to_cents(benchmark_to_date), benchmark_total=to_cents(benchmark_total),
+        paid_to_date=paid, incurred_to_date=to_cents(incurred), projected_expenditure=to_cents(projected),
+        settlement=result, downside_exposure_now=exposure_now, downside_exposure_at_cap=at_cap,
+        probability_clears_msr=p_msr, probability_crosses_mlr=p_mlr, quality_score=quality_score,
+        explanation=(*notes, *result.explanation),
+    )
+
+
+def _probabilities(
+    result: Settlement, projected: Decimal, stats: MemberStats, mm_to_date: int, mm_total: int
+) -> tuple[Decimal, Decimal]:
+    """P(savings rate >= MSR) and P(loss rate >= MLR), treating the projected total as normal with the
+    standard error that the spread of per-member spend gives (annualized by member-months)."""
+    benchmark = result.benchmark_total
+    clear_at = benchmark * (ONE - result.msr)
+    cross_at = benchmark * (ONE + result.mlr)
+    n = stats.members
+    if n < 2 or mm_to_date == 0:
+        se = ZERO
+    else:
+        mean = stats.total / n
+        variance = max(stats.sum_of_squares / n - mean * mean, ZERO) * n / (n - 1)
+        scale = Decimal(mm_total) / Decimal(mm_to_date)
+        se = (variance * n).sqrt() * scale  # SE of the projected total: sqrt(N * var) scaled to the year
+    if se == 0:
+        return (ONE if projected <= clear_at else ZERO), (ONE if projected >= cross_at and result.two_sided else ZERO)
+    p_clear = normal_cdf((clear_at - projected) / se)
+    p_cross = ONE - normal_cdf((cross_at - projected) / se) if result.two_sided else ZERO
+    places = Decimal("0.0001")
+    return p_clear.quantize(places), p_cross.quantize(places)

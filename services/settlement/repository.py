@@ -1,0 +1,165 @@
+"""Settlement state per contract in the settlement schema, and the position recomputed from it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.settlement.domain.parameters import PARAMETERS_VERSION
+from services.settlement.domain.position import MemberStats, PositionInputs, project
+from shared.envelope import Envelope, new_envelope
+from shared.events import POSITION_UPDATED, ContractState, QualityResult, SettlementPosition, SpendDelta
+from shared.money import ZERO
+from shared.topics import SETTLEMENT, TopicSpec
+
+SCHEMA = "settlement"
+PRODUCER = "settlement"
+Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
+
+
+async def store_contract(conn: asyncpg.Connection, state: ContractState) -> bool:
+    row = await conn.fetchrow(
+        f"INSERT INTO {SCHEMA}.contracts (contract_id, version, state) VALUES ($1, $2, $3)"
+        " ON CONFLICT (contract_id) DO UPDATE SET version = excluded.version, state = excluded.state"
+        f" WHERE {SCHEMA}.contracts.version < excluded.version RETURNING contract_id",
+        state.contract_id, state.version, state.model_dump(mode="json"),
+    )
+    return row is not None
+
+
+async def store_quality(conn: asyncpg.Connection, q: QualityResult) -> bool:
+    row = await conn.fetchrow(
+        f"INSERT INTO {SCHEMA}.quality (contract_id, performance_year, version, quality_score, quality_standard)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contract_id, performance_year) DO UPDATE"
+        " SET version = excluded.version, quality_score = excluded.quality_score,"
+        " quality_standard = excluded.quality_standard"
+        f" WHERE {SCHEMA}.quality.version < excluded.version RETURNING contract_id",
+        q.contract_id, q.performance_year, q.version, q.quality_score, q.quality_standard,
+    )
+    return row is not None
+
+
+async def apply_spend(conn: asyncpg.Connection, deltas: list[SpendDelta]) -> set[str]:
+    """Aggregate a batch's deltas and add them with one upsert per table."""
+    by_member: dict[tuple[str, str], tuple[str, Decimal]] = {}
+    by_month: dict[tuple[str, date], tuple[Decimal, int]] = defaultdict(lambda: (ZERO, 0))
+    activity: dict[str, tuple[int, date]] = {}
+    for d in deltas:
+        etype, amount = by_member.get((d.contract_id, d.member_id), (d.enrollment_type, ZERO))
+        by_member[(d.contract_id, d.member_id)] = (d.enrollment_type, amount + d.amount)
+        total, lines = by_month[(d.contract_id, d.service_month)]
+        by_month[(d.contract_id, d.service_month)] = (total + d.amount, lines + 1)
+        count, as_of = activity.get(d.contract_id, (0, d.paid_date))
+        activity[d.contract_id] = (count + 1, max(as_of, d.paid_date))
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.member_spend (contract_id, member_id, enrollment_type, amount)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[])"
+        " ON CONFLICT (contract_id, member_id) DO UPDATE"
+        f" SET amount = {SCHEMA}.member_spend.amount + excluded.amount, enrollment_type = excluded.enrollment_type",
+        [k[0] for k in by_member], [k[1] for k in by_member],
+        [v[0] for v in by_member.values()], [v[1] for v in by_member.values()],
+    )
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.month_spend (contract_id, service_month, amount, lines)"
+        " SELECT * FROM unnest($1::text[], $2::date[], $3::numeric[], $4::bigint[])"
+        " ON CONFLICT (contract_id, service_month) DO UPDATE"
+        f" SET amount = {SCHEMA}.month_spend.amount + excluded.amount,"
+        f" lines = {SCHEMA}.month_spend.lines + excluded.lines",
+        [k[0] for k in by_month], [k[1] for k in by_month],
+        [v[0] for v in by_month.values()], [v[1] for v in by_month.values()],
+    )
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.activity (contract_id, lines, as_of)"
+        " SELECT * FROM unnest($1::text[], $2::bigint[], $3::date[])"
+        " ON CONFLICT (contract_id) DO UPDATE"
+        f" SET lines = {SCHEMA}.activity.lines + excluded.lines,"
+        f" as_of = greatest({SCHEMA}.activity.as_of, excluded.as_of), last_spend_at = now()",
+        list(activity), [v[0] for v in activity.values()], [v[1] for v in activity.values()],
+    )
+    return set(activity)
+
+
+async def recompute(conn: asyncpg.Connection, contract_ids: set[str]) -> Outgoing:
+    """Recompute and store the position of each contract whose terms are known; one event each."""
+    out: Outgoing = []
+    for contract_id in sorted(contract_ids):
+        row = await conn.fetchrow(f"SELECT state FROM {SCHEMA}.contracts WHERE contract_id = $1 FOR UPDATE", contract_id)
+        if row is None:
+            continue  # spend arrived before the contract: the position follows when the contract does
+        state = ContractState.model_validate(row["state"])
+        position = await _position(conn, state)
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.positions (contract_id, sequence, position) VALUES ($1, $2, $3)"
+            " ON CONFLICT (contract_id) DO UPDATE SET sequence = excluded.sequence, position = excluded.position,"
+            " updated_at = now()",
+            contract_id, position.sequence, position.model_dump(mode="json"),
+        )
+        out.append((SETTLEMENT, contract_id, new_envelope(POSITION_UPDATED, position, PRODUCER)))
+    return out
+
+
+async def _position(conn: asyncpg.Connection, state: ContractState) -> SettlementPosition:
+    terms = state.terms
+    cid = state.contract_id
+    months = await conn.fetch(
+        f"SELECT service_month, amount FROM {SCHEMA}.month_spend WHERE contract_id = $1 ORDER BY service_month", cid
+    )
+    thresholds = {k: str(v) for k, v in (terms.truncation_threshold or {}).items()}
+    agg = await conn.fetchrow(
+        f"SELECT count(*) AS n, coalesce(sum(amount), 0) AS total, coalesce(sum(amount * amount), 0) AS sq,"
+        " coalesce(sum(least(amount, coalesce(($2::jsonb ->> enrollment_type)::numeric, amount))), 0) AS truncated"
+        f" FROM {SCHEMA}.member_spend WHERE contract_id = $1",
+        cid, thresholds,
+    )
+    activity = await conn.fetchrow(f"SELECT lines, as_of FROM {SCHEMA}.activity WHERE contract_id = $1", cid)
+    quality = await conn.fetchrow(
+        f"SELECT quality_score, quality_standard FROM {SCHEMA}.quality WHERE contract_id = $1 AND performance_year = $2",
+        cid, terms.performance_year,
+    )
+    sequence = await conn.fetchval(f"SELECT sequence FROM {SCHEMA}.positions WHERE contract_id = $1", cid)
+    paid_by_month = {f"{r['service_month']:%Y-%m}": r["amount"] for r in months}
+    roster_members = sum(state.roster.members.values())
+    p = project(
+        PositionInputs(
+            terms=terms,
+            members=state.roster.members,
+            member_months=state.roster.member_months,
+            paid_by_month=paid_by_month,
+            member_stats=MemberStats(
+                members=max(roster_members, agg["n"]), total=agg["total"], sum_of_squares=agg["sq"],
+                truncated_total=agg["truncated"],
+            ),
+            as_of=None if activity is None else activity["as_of"],
+            quality_score=None if quality is None else quality["quality_score"],
+            quality_standard=None if quality is None else quality["quality_standard"],
+        )
+    )
+    s = p.settlement
+    return SettlementPosition(
+        contract_id=cid, contract_version=state.version, sequence=(sequence or 0) + 1, program=terms.program,
+        track=terms.track, performance_year=terms.performance_year, as_of=p.as_of, members=p.members,
+        member_months_to_date=p.member_months_to_date, member_months_total=p.member_months_total,
+        lines_applied=0 if activity is None else activity["lines"], benchmark_to_date=p.benchmark_to_date,
+        benchmark_total=p.benchmark_total, paid_to_date=p.paid_to_date, paid_by_service_month=paid_by_month,
+        incurred_to_date=p.incurred_to_date, projected_expenditure=p.projected_expenditure,
+        projected_gross_savings=s.gross_savings.quantize(Decimal("0.01")),
+        projected_savings_rate=s.savings_rate.quantize(Decimal("0.0000000001")),
+        msr=s.msr.quantize(Decimal("0.0000000001")), mlr=s.mlr.quantize(Decimal("0.0000000001")), gate=s.gate,
+        quality_score=p.quality_score, final_sharing_rate=s.final_sharing_rate.quantize(Decimal("0.0000000001")),
+        projected_shared_savings_losses=s.earned, downside_exposure_now=p.downside_exposure_now,
+        downside_exposure_at_cap=p.downside_exposure_at_cap, probability_clears_msr=p.probability_clears_msr,
+        probability_crosses_mlr=p.probability_crosses_mlr, parameters_version=PARAMETERS_VERSION,
+        explanation=p.explanation,
+    )
+
+
+async def positions(conn: asyncpg.Connection, contract_id: str | None = None) -> list[dict[str, Any]]:
+    if contract_id is None:
+        rows = await conn.fetch(f"SELECT position FROM {SCHEMA}.positions ORDER BY contract_id")
+    else:
+        rows = await conn.fetch(f"SELECT position FROM {SCHEMA}.positions WHERE contract_id = $1", contract_id)
+    return [r["position"] for r in rows]

@@ -1,0 +1,99 @@
+"""PostgreSQL helpers: the pool, the migration runner, processed-event dedupe and the outbox."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from shared.envelope import Envelope
+from shared.topics import TopicSpec
+
+MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS public.acoflow_migrations (
+    schema_name text NOT NULL,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schema_name, name)
+)"""
+
+# Every service schema carries these two tables, so the Guarantees in DESIGN.md hold the same way everywhere.
+COMMON_TABLES = """
+CREATE TABLE IF NOT EXISTS {schema}.processed_events (
+    event_id uuid PRIMARY KEY,
+    processed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {schema}.outbox (
+    id bigserial PRIMARY KEY,
+    topic text NOT NULL,
+    key text NOT NULL,
+    event_id uuid NOT NULL,
+    value bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, size: int = 4) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, init=_init_connection)
+    assert pool is not None
+    return pool
+
+
+async def apply_migrations(conn: asyncpg.Connection, schema: str, directory: Path) -> list[str]:
+    """Apply the service's SQL files in name order, each once, recorded in public.acoflow_migrations.
+    An advisory lock makes concurrent starts of the same service safe."""
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock(hashtext('acoflow_migrations'))")
+    try:
+        await conn.execute(MIGRATIONS_TABLE)
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        await conn.execute(COMMON_TABLES.format(schema=schema))
+        done = {
+            r["name"]
+            for r in await conn.fetch("SELECT name FROM public.acoflow_migrations WHERE schema_name = $1", schema)
+        }
+        for path in sorted(directory.glob("*.sql")):
+            if path.name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(path.read_text().replace("{schema}", schema))
+                await conn.execute(
+                    "INSERT INTO public.acoflow_migrations (schema_name, name) VALUES ($1, $2)", schema, path.name
+                )
+            applied.append(path.name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(hashtext('acoflow_migrations'))")
+    return applied
+
+
+async def claim_new_events(conn: asyncpg.Connection, schema: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Record event ids as processed; returns those not seen before. Call inside the transaction that applies them."""
+    if not event_ids:
+        return set()
+    rows = await conn.fetch(
+        f"INSERT INTO {schema}.processed_events (event_id) SELECT DISTINCT unnest($1::uuid[]) "
+        "ON CONFLICT DO NOTHING RETURNING event_id",
+        list(event_ids),
+    )
+    return {r["event_id"] for r in rows}
+
+
+async def enqueue(
+    conn: asyncpg.Connection, schema: str, items: Iterable[tuple[TopicSpec, str, Envelope[Any]]]
+) -> int:
+    """Write outgoing events to the outbox in the caller's transaction; the relay publishes them."""
+    rows = [(topic.name, key, env.event_id, env.to_bytes()) for topic, key, env in items]
+    if rows:
+        await conn.executemany(
+            f"INSERT INTO {schema}.outbox (topic, key, event_id, value) VALUES ($1, $2, $3, $4)", rows
+        )
+    return len(rows)

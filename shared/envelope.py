@@ -1,0 +1,109 @@
+"""The one event envelope, and the parsing of a raw Kafka value into it with machine-readable reasons."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+P = TypeVar("P", bound=BaseModel)
+MAX_EVENT_BYTES = 1_000_000
+
+
+class Envelope(BaseModel, Generic[P]):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: uuid.UUID
+    event_type: str = Field(min_length=1, max_length=100)
+    schema_version: int = Field(ge=1)
+    occurred_at: AwareDatetime
+    producer: str = Field(min_length=1, max_length=100)
+    correlation_id: str | None = Field(default=None, max_length=200)
+    payload: P
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+@dataclass(frozen=True)
+class Reason:
+    field: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+class EventRejected(Exception):
+    def __init__(self, reasons: list[Reason]) -> None:
+        super().__init__("; ".join(f"{r.field}: {r.message}" for r in reasons))
+        self.reasons = reasons
+
+
+@dataclass(frozen=True)
+class EventSpec(Generic[P]):
+    event_type: str
+    payload: type[P]
+    versions: frozenset[int] = frozenset({1})
+    current_version: int = 1
+
+
+def new_envelope(
+    spec: EventSpec[P],
+    payload: P,
+    producer: str,
+    *,
+    event_id: uuid.UUID | None = None,
+    correlation_id: str | None = None,
+) -> Envelope[P]:
+    return Envelope[spec.payload](  # type: ignore[name-defined]
+        event_id=event_id or uuid.uuid4(),
+        event_type=spec.event_type,
+        schema_version=spec.current_version,
+        occurred_at=datetime.now(UTC),
+        producer=producer,
+        correlation_id=correlation_id,
+        payload=payload,
+    )
+
+
+def reasons_from(error: ValidationError, prefix: str = "") -> list[Reason]:
+    return [
+        Reason(
+            field=prefix + ".".join(str(p) for p in e["loc"]) if e["loc"] else prefix.rstrip(".") or "$",
+            code=e["type"],
+            message=e["msg"],
+        )
+        for e in error.errors(include_url=False)
+    ]
+
+
+def parse_event(spec: EventSpec[P], raw: bytes | None) -> Envelope[P]:
+    """Parse a Kafka value into a typed envelope, or raise EventRejected naming every bad field."""
+    if raw is None or raw == b"":
+        raise EventRejected([Reason("$", "empty", "the message has no value")])
+    if len(raw) > MAX_EVENT_BYTES:
+        raise EventRejected([Reason("$", "too_large", f"{len(raw)} bytes is over the {MAX_EVENT_BYTES} limit")])
+    try:
+        data: Any = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EventRejected([Reason("$", "json_invalid", str(exc)[:200])]) from exc
+    if not isinstance(data, dict):
+        raise EventRejected([Reason("$", "not_an_object", "the event must be a JSON object")])
+    if data.get("event_type") != spec.event_type:
+        raise EventRejected(
+            [Reason("event_type", "unexpected", f"expected {spec.event_type!r}, got {data.get('event_type')!r}")]
+        )
+    if data.get("schema_version") not in spec.versions:
+        raise EventRejected(
+            [Reason("schema_version", "unsupported", f"supported: {sorted(spec.versions)}, got {data.get('schema_version')!r}")]
+        )
+    try:
+        return Envelope[spec.payload].model_validate(data)  # type: ignore[name-defined, no-any-return]
+    except ValidationError as exc:
+        raise EventRejected(reasons_from(exc)) from exc

@@ -1,0 +1,206 @@
+"""Versioned payload models for every topic in DESIGN.md, and the spec that ties each to its topic."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.envelope import EventSpec
+from shared.money import Money, Rate
+from shared.terms import ContractTerms, EnrollmentType, QualityStandard
+
+Identifier = str
+_ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+ClaimType = Literal["inpatient", "outpatient", "snf", "hha", "hospice", "professional", "dme", "pharmacy", "other"]
+AdjustmentType = Literal["original", "cancellation", "adjustment"]
+MAX_LINE_AMOUNT = Decimal("10000000")
+EARLIEST_SERVICE = date(2000, 1, 1)
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ClaimLine(Payload):
+    """One claim line as the payer sent it (claims.submitted.v1). Amounts are unsigned as in CCLF:
+    a cancellation negates; `signed_amount` gives the spend it stands for."""
+
+    source: str = Field(min_length=1, max_length=40)
+    claim_id: Identifier = _ID
+    line_number: int = Field(ge=0, le=9999)
+    member_id: Identifier = _ID
+    payer: Identifier = _ID
+    claim_type: ClaimType
+    adjustment_type: AdjustmentType = "original"
+    from_date: date
+    thru_date: date
+    paid_date: date
+    effective_date: date | None = None
+    paid_amount: Money = Field(ge=-MAX_LINE_AMOUNT, le=MAX_LINE_AMOUNT)
+    denied: bool = False
+
+    @model_validator(mode="after")
+    def _dates(self) -> Self:
+        if self.thru_date < self.from_date:
+            raise ValueError("thru_date: before from_date")
+        if self.from_date < EARLIEST_SERVICE:
+            raise ValueError(f"from_date: before {EARLIEST_SERVICE}")
+        if self.paid_date < self.from_date:
+            raise ValueError("paid_date: before from_date")
+        if self.paid_date > date.today().replace(year=date.today().year + 1):
+            raise ValueError("paid_date: more than a year in the future")
+        return self
+
+    @property
+    def signed_amount(self) -> Decimal:
+        return -abs(self.paid_amount) if self.adjustment_type == "cancellation" else self.paid_amount
+
+    @property
+    def line_key(self) -> str:
+        """Identity of this row across re-deliveries: source, claim, line, adjustment type and effective date."""
+        effective = (self.effective_date or self.paid_date).isoformat()
+        return f"{self.source}|{self.claim_id}|{self.line_number}|{self.adjustment_type}|{effective}"
+
+
+class RejectReason(Payload):
+    field: str
+    code: str
+    message: str
+
+
+class ClaimRejected(Payload):
+    """claims.rejected.v1: what was refused, why, and the original bytes (text, or base64 when not UTF-8)."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    reasons: tuple[RejectReason, ...]
+    original: str
+    original_encoding: Literal["utf-8", "base64"] = "utf-8"
+
+
+class RosterSummary(Payload):
+    """What settlement needs of a roster: member-months by calendar month (YYYY-MM) and enrollment type."""
+
+    members: dict[EnrollmentType, int] = Field(default_factory=dict)
+    member_months: dict[str, dict[EnrollmentType, int]] = Field(default_factory=dict)
+
+
+class ContractState(Payload):
+    """contracts.v1: the full state of a contract at one version (compacted by contract id)."""
+
+    contract_id: Identifier = _ID
+    version: int = Field(ge=1)
+    name: str = Field(min_length=1, max_length=200)
+    payer: Identifier = _ID
+    terms: ContractTerms
+    roster: RosterSummary
+    changed_by: str
+    changed_at: datetime
+
+
+class AttributionPeriod(Payload):
+    start: date
+    end: date
+    enrollment_type: EnrollmentType
+
+
+class Attribution(Payload):
+    """attribution.v1: one member's periods in one contract as of a contract version (empty: removed)."""
+
+    member_id: Identifier = _ID
+    contract_id: Identifier = _ID
+    payer: Identifier = _ID
+    contract_version: int = Field(ge=1)
+    periods: tuple[AttributionPeriod, ...]
+
+
+class QualityResult(Payload):
+    contract_id: Identifier = _ID
+    performance_year: int
+    version: int = Field(ge=1)
+    quality_score: Rate = Field(ge=0, le=1)
+    quality_standard: QualityStandard
+
+
+class SpendDelta(Payload):
+    """spend.v1: the signed spend one claim line adds to (or, as a correction, takes from) one contract."""
+
+    contract_id: Identifier = _ID
+    member_id: Identifier = _ID
+    line_key: str
+    enrollment_type: EnrollmentType
+    claim_type: ClaimType
+    service_month: date
+    paid_date: date
+    amount: Money
+
+
+class SettlementPosition(Payload):
+    """settlement.v1: the contract's running position after a change (METHODOLOGY.md section 4)."""
+
+    contract_id: Identifier = _ID
+    contract_version: int
+    sequence: int
+    program: str
+    track: str
+    performance_year: int
+    as_of: date | None
+    members: int
+    member_months_to_date: int
+    member_months_total: int
+    lines_applied: int
+    benchmark_to_date: Money
+    benchmark_total: Money
+    paid_to_date: Money
+    paid_by_service_month: dict[str, Money]
+    incurred_to_date: Money
+    projected_expenditure: Money
+    projected_gross_savings: Money
+    projected_savings_rate: Rate = Field(ge=-100, le=100)
+    msr: Rate
+    mlr: Rate
+    gate: str
+    quality_score: Rate
+    final_sharing_rate: Rate
+    projected_shared_savings_losses: Money
+    downside_exposure_now: Money
+    downside_exposure_at_cap: Money
+    probability_clears_msr: Rate
+    probability_crosses_mlr: Rate
+    parameters_version: str
+    explanation: tuple[str, ...] = ()
+
+
+class NotificationEvent(Payload):
+    """notifications.v1: an alert raised or resolved, or the outcome of delivering it."""
+
+    alert_id: str
+    contract_id: Identifier = _ID
+    rule: str
+    kind: Literal["raised", "resolved", "delivered", "failed"]
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeadLetter(Payload):
+    source_topic: str
+    partition: int
+    offset: int
+    consumer: str
+    reasons: tuple[RejectReason, ...]
+    original: str
+    original_encoding: Literal["utf-8", "base64"] = "utf-8"
+
+
+CLAIM_SUBMITTED = EventSpec("claim_line.submitted", ClaimLine)
+CLAIM_REJECTED = EventSpec("claim_line.rejected", ClaimRejected)
+CONTRACT_CHANGED = EventSpec("contract.changed", ContractState)
+ATTRIBUTION_CHANGED = EventSpec("attribution.changed", Attribution)
+QUALITY_RECORDED = EventSpec("quality.recorded", QualityResult)
+SPEND_APPLIED = EventSpec("spend.delta", SpendDelta)
+POSITION_UPDATED = EventSpec("settlement.position", SettlementPosition)
+NOTIFICATION = EventSpec("notification", NotificationEvent)
+DEAD_LETTER = EventSpec("dead_letter", DeadLetter)

@@ -1,0 +1,264 @@
+"""Kafka helpers: the FastStream broker, topic creation, the producer, the outbox relay, and the batch
+consumer that applies events exactly once (dedupe and effects in one transaction, offsets after commit)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import base64
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from pydantic import BaseModel
+
+from shared.db import claim_new_events, enqueue
+from shared.envelope import Envelope, EventRejected, EventSpec, Reason, new_envelope, parse_event
+from shared.events import DEAD_LETTER, DeadLetter, RejectReason
+from shared.logging import bind_message_context, clear_message_context, get_logger
+from shared.metrics import (
+    EVENTS_DUPLICATE,
+    EVENTS_PROCESSED,
+    EVENTS_REJECTED,
+    OUTBOX_PENDING,
+    OUTBOX_PUBLISHED,
+    REGISTRY,
+)
+from shared.settings import Settings
+from shared.topics import ALL_TOPICS, DEADLETTER, TopicSpec
+
+log = get_logger(__name__)
+P = TypeVar("P", bound=BaseModel)
+
+
+def make_broker(settings: Settings, service: str) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"acoflow-{service}",
+        middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service)],
+        logger=logging.getLogger(f"acoflow.{service}.broker"),
+        graceful_timeout=settings.shutdown_timeout_s,
+    )
+
+
+def batch_options(settings: Settings, group_id: str) -> dict[str, Any]:
+    """Subscriber options shared by every consumer: manual-commit semantics through FastStream's
+    NACK_ON_ERROR policy (offsets are committed only after the handler, and so the database, succeeded;
+    an exception seeks back and the batch is read again)."""
+    return {
+        "batch": True,
+        "group_id": group_id,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "max_records": settings.batch_max_records,
+        "batch_timeout_ms": settings.batch_timeout_ms,
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "decoder": raw_records,
+    }
+
+
+async def raw_records(msg: Any) -> list[ConsumerRecord[Any, Any]]:
+    """Hand the handler the records themselves: each one is parsed (and, if bad, rejected) on its own."""
+    raw = msg.raw_message
+    return list(raw) if isinstance(raw, tuple) else [raw]
+
+
+async def ensure_topics(bootstrap: str, topics: Sequence[TopicSpec] = ALL_TOPICS, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [t for t in topics if t.name not in existing]
+            if missing:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(
+                        [NewTopic(t.name, num_partitions=t.partitions, replication_factor=1) for t in missing]
+                    )
+            return
+        except (KafkaError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+
+
+def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+    # Tansu refuses idempotent producers; exactly-once comes from event-id dedupe at every consumer.
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        max_request_size=2 * 1024 * 1024,
+    )
+
+
+async def publish_all(producer: AIOKafkaProducer, items: Sequence[tuple[str, str, bytes]]) -> None:
+    """Send (topic, key, value) items and wait until the broker acknowledged every one."""
+    futures = [await producer.send(topic, value=value, key=key.encode()) for topic, key, value in items]
+    if futures:
+        await asyncio.gather(*futures)
+
+
+class OutboxRelay:
+    """Publishes a service's outbox to Kafka in id order and deletes what the broker acknowledged.
+    Rows are locked (SKIP LOCKED) while in flight so scaled-out instances never send the same row at once;
+    a crash between publish and delete re-sends the row, which consumers drop by event id."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, producer: AIOKafkaProducer, service: str, settings: Settings):
+        self._pool = pool
+        self._schema = schema
+        self._producer = producer
+        self._service = service
+        self._batch = settings.outbox_batch
+        self._idle = settings.outbox_idle_sleep_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-{self._schema}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def relay_once(self) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                f"SELECT id, topic, key, value FROM {self._schema}.outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch,
+            )
+            if not rows:
+                return 0
+            await publish_all(self._producer, [(r["topic"], r["key"], bytes(r["value"])) for r in rows])
+            await conn.execute(f"DELETE FROM {self._schema}.outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        for r in rows:
+            OUTBOX_PUBLISHED.labels(self._service, r["topic"]).inc()
+        return len(rows)
+
+    async def pending(self) -> int:
+        count: int = await self._pool.fetchval(f"SELECT count(*) FROM {self._schema}.outbox")
+        return count
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                sent = await self.relay_once()
+                if sent < self._batch:
+                    OUTBOX_PENDING.labels(self._service).set(await self.pending())
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._idle)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker or database is away: keep the rows, try again
+                log.warning("outbox_relay_retry", error=type(exc).__name__, detail=str(exc)[:200])
+                await asyncio.sleep(1.0)
+
+
+def original_text(raw: bytes | None) -> tuple[str, str]:
+    raw = raw or b""
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode(), "base64"
+
+
+@dataclass(frozen=True)
+class Parsed(Generic[P]):
+    record: ConsumerRecord[Any, Any]
+    envelope: Envelope[P]
+
+
+RejectBuilder = Callable[[ConsumerRecord[Any, Any], list[Reason]], tuple[TopicSpec, str, Envelope[Any]]]
+
+
+class BatchConsumer(Generic[P]):
+    """Applies one topic's batches exactly once.
+
+    Per batch: parse every record (a bad one becomes a rejection, the rest flow on); in one transaction
+    record the event ids, drop those already processed, apply the new ones and enqueue the outgoing
+    events; return, so FastStream commits the offsets. An exception leaves the offsets uncommitted."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        schema: str,
+        spec: EventSpec[P],
+        topic: TopicSpec,
+        pool: Callable[[], asyncpg.Pool],
+        apply: Callable[[asyncpg.Connection, list[Parsed[P]]], Awaitable[list[tuple[TopicSpec, str, Envelope[Any]]]]],
+        on_committed: Callable[[], None] = lambda: None,
+        reject: RejectBuilder | None = None,
+    ) -> None:
+        self.service = service
+        self.schema = schema
+        self.spec = spec
+        self.topic = topic
+        self._pool = pool
+        self._apply = apply
+        self._on_committed = on_committed
+        self._reject = reject or self._dead_letter
+
+    def _dead_letter(self, record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tuple[TopicSpec, str, Envelope[Any]]:
+        text, encoding = original_text(record.value)
+        payload = DeadLetter(
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            consumer=self.service,
+            reasons=tuple(RejectReason(**r.as_dict()) for r in reasons),
+            original=text,
+            original_encoding=encoding,
+        )
+        key = record.key.decode(errors="replace") if record.key else "unknown"
+        return DEADLETTER, key, new_envelope(DEAD_LETTER, payload, self.service)
+
+    async def handle(self, records: list[ConsumerRecord[Any, Any]]) -> None:
+        good: list[Parsed[P]] = []
+        rejects: list[tuple[TopicSpec, str, Envelope[Any]]] = []
+        for record in records:
+            try:
+                good.append(Parsed(record, parse_event(self.spec, record.value)))
+            except EventRejected as exc:
+                bind_message_context(record.topic, record.partition, record.offset)
+                log.warning("event_rejected", reasons=[r.as_dict() for r in exc.reasons][:5])
+                clear_message_context()
+                EVENTS_REJECTED.labels(self.service, self.topic.name, exc.reasons[0].code).inc()
+                rejects.append(self._reject(record, exc.reasons))
+        async with self._pool().acquire() as conn, conn.transaction():
+            new_ids = await claim_new_events(conn, self.schema, [p.envelope.event_id for p in good])
+            fresh: list[Parsed[P]] = []
+            seen: set[Any] = set()
+            for p in good:
+                if p.envelope.event_id in new_ids and p.envelope.event_id not in seen:
+                    seen.add(p.envelope.event_id)
+                    fresh.append(p)
+            outgoing = await self._apply(conn, fresh) if fresh else []
+            await enqueue(conn, self.schema, [*rejects, *outgoing])
+        EVENTS_PROCESSED.labels(self.service, self.topic.name).inc(len(fresh))
+        if len(good) > len(fresh):
+            EVENTS_DUPLICATE.labels(self.service, self.topic.name).inc(len(good) - len(fresh))
+        if outgoing or rejects:
+            self._on_committed()

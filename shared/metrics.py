@@ -1,0 +1,22 @@
+"""Process-wide Prometheus registry and the counters every service shares."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+REGISTRY = CollectorRegistry()
+
+EVENTS_PROCESSED = Counter(
+    "acoflow_events_processed_total", "Events applied (first delivery)", ["service", "topic"], registry=REGISTRY
+)
+EVENTS_DUPLICATE = Counter(
+    "acoflow_events_duplicate_total", "Redelivered events skipped by dedupe", ["service", "topic"], registry=REGISTRY
+)
+EVENTS_REJECTED = Counter(
+    "acoflow_events_rejected_total", "Events refused, with the first reason's code", ["service", "topic", "code"],
+    registry=REGISTRY,
+)
+OUTBOX_PUBLISHED = Counter(
+    "acoflow_outbox_published_total", "Events relayed from the outbox to Kafka", ["service", "topic"], registry=REGISTRY
+)
+OUTBOX_PENDING = Gauge("acoflow_outbox_pending", "Events waiting in the outbox", ["service"], registry=REGISTRY)

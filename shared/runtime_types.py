@@ -1,0 +1,14 @@
+"""The small surface route and handler modules need from a running service (eases testing them alone)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import asyncpg
+
+
+class Pooled(Protocol):
+    @property
+    def pool(self) -> asyncpg.Pool: ...
+
+    def wake_relay(self) -> None: ...

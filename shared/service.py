@@ -1,0 +1,131 @@
+"""What every service process shares: its database pool, broker, producer and outbox relay; /health and
+/metrics; start-up (migrations, topics) and an orderly stop. Entrypoints stay thin on top of this."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.db import apply_migrations, create_pool
+from shared.kafka import OutboxRelay, ensure_topics, make_broker, make_producer
+from shared.logging import configure_logging, get_logger
+from shared.metrics import REGISTRY
+from shared.settings import Settings, get_settings
+
+log = get_logger(__name__)
+
+
+class ServiceRuntime:
+    def __init__(self, name: str, migrations: Path, settings: Settings | None = None) -> None:
+        self.name = name
+        self.schema = name
+        self.settings = settings or get_settings()
+        self.migrations = migrations
+        self.broker = make_broker(self.settings, name)
+        self._producer: AIOKafkaProducer | None = None
+        self._pool: asyncpg.Pool | None = None
+        self.relay: OutboxRelay | None = None
+        self.background: list[Callable[[], Awaitable[None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError(f"{self.name}: the database pool is not open yet")
+        return self._pool
+
+    def wake_relay(self) -> None:
+        if self.relay is not None:
+            self.relay.wake()
+
+    async def start(self) -> None:
+        dsn = self.settings.database_url
+        if not dsn:
+            raise RuntimeError("ACOFLOW_DATABASE_URL is not set: run the service under `acoflow up` or set it")
+        self._pool = await create_pool(dsn, self.settings.db_pool_size)
+        async with self._pool.acquire() as conn:
+            applied = await apply_migrations(conn, self.schema, self.migrations)
+        await ensure_topics(self.settings.kafka_bootstrap)
+        self._producer = make_producer(self.settings.kafka_bootstrap, f"acoflow-{self.name}-outbox")
+        await self._producer.start()
+        self.relay = OutboxRelay(self._pool, self.schema, self._producer, self.name, self.settings)
+        self.relay.start()
+        await self.broker.start()
+        self._tasks = [asyncio.create_task(job(), name=f"{self.name}-bg") for job in self.background]
+        log.info("service_started", migrations_applied=applied)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.broker.stop()
+        if self.relay is not None:
+            # One last relay pass so that work committed before the stop is published now, not at next start.
+            try:
+                await asyncio.wait_for(self.relay.relay_once(), timeout=5)
+            except Exception as exc:
+                log.warning("final_relay_failed", error=type(exc).__name__)
+            await self.relay.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._pool is not None:
+            await self._pool.close()
+        log.info("service_stopped")
+
+    async def healthy(self) -> dict[str, bool]:
+        db = False
+        if self._pool is not None:
+            try:
+                db = await self._pool.fetchval("SELECT 1") == 1
+            except (OSError, asyncpg.PostgresError):
+                db = False
+        broker = await self.broker.ping(timeout=2.0)
+        return {"database": db, "broker": bool(broker)}
+
+    def app(self, title: str) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(title=title, lifespan=lifespan)
+
+        @app.get("/health", tags=["ops"])
+        async def health() -> Response:
+            checks = await self.healthy()
+            ok = all(checks.values())
+            return JSONResponse({"service": self.name, "ok": ok, **checks}, status_code=200 if ok else 503)
+
+        @app.get("/metrics", tags=["ops"])
+        async def metrics() -> Response:
+            return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+        return app
+
+
+def serve(name: str, build: Callable[[ServiceRuntime], FastAPI], migrations: Path) -> None:
+    settings = get_settings()
+    configure_logging(name, settings.log_level)
+    runtime = ServiceRuntime(name, migrations, settings)
+    app = build(runtime)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port_of(name),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,53 @@
+"""The one settings object: environment variables with the ACOFLOW_ prefix (or a .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ACOFLOW_", env_file=".env", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # DATABASE_URL is honoured without the prefix too, as most platforms set it that way.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("ACOFLOW_DATABASE_URL", "DATABASE_URL")
+    )
+    state_dir: Path = Path(".state")
+    host: str = "127.0.0.1"
+    broker_port: int = 0  # 0: a free port when the embedded stack starts the broker
+    contracts_port: int = 8000
+    claims_ingest_port: int = 8001
+    settlement_port: int = 8002
+    notifications_port: int = 8003
+    # Tansu joins a group in about session_timeout / 2, so short timeouts keep start-up and rebalances quick.
+    session_timeout_ms: int = 2000
+    heartbeat_interval_ms: int = 500
+    batch_max_records: int = 1000
+    batch_timeout_ms: int = 100
+    outbox_batch: int = 2000
+    outbox_idle_sleep_s: float = 0.05
+    db_pool_size: int = 4
+    log_level: str = "INFO"
+    shutdown_timeout_s: float = 15.0
+    # Notifications: default webhook for alerts, its signing secret, and delivery policy.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_timeout_s: float = 5.0
+    webhook_max_attempts: int = 10
+    webhook_backoff_base_s: float = 0.5
+    webhook_backoff_max_s: float = 300.0
+    alert_projected_loss_above: str = "0"  # a Decimal amount; alerts when the projected shared loss exceeds it
+
+    def port_of(self, service: str) -> int:
+        port: int = getattr(self, f"{service}_port")
+        return port
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

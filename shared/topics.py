@@ -1,0 +1,28 @@
+"""Topic names and partition counts, in one place. Every name carries its major version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+CLAIMS_SUBMITTED = TopicSpec("claims.submitted.v1", 8)
+CLAIMS_REJECTED = TopicSpec("claims.rejected.v1", 4)
+CONTRACTS = TopicSpec("contracts.v1", 4, compacted=True)
+ATTRIBUTION = TopicSpec("attribution.v1", 8)
+QUALITY = TopicSpec("quality.v1", 4)
+SPEND = TopicSpec("spend.v1", 8)
+SETTLEMENT = TopicSpec("settlement.v1", 4)
+NOTIFICATIONS = TopicSpec("notifications.v1", 4)
+# Events between our own services that fail to parse (a bug or a version skew) are kept here with reasons.
+DEADLETTER = TopicSpec("deadletter.v1", 2)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    CLAIMS_SUBMITTED, CLAIMS_REJECTED, CONTRACTS, ATTRIBUTION, QUALITY, SPEND, SETTLEMENT, NOTIFICATIONS, DEADLETTER,
+)
