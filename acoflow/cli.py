@@ -174,15 +174,33 @@ def _money(value: Any) -> str:
 
 def print_positions(rows: list[dict[str, Any]]) -> None:
     table = Table(title="settlement positions")
-    for column in ("contract", "track", "as of", "members", "spend to date", "benchmark to date",
-                   "projected savings", "shared savings/losses", "exposure now", "exposure at cap", "P(clears MSR)"):
+    for column in (
+        "contract",
+        "track",
+        "as of",
+        "members",
+        "spend to date",
+        "benchmark to date",
+        "projected savings",
+        "shared savings/losses",
+        "exposure now",
+        "exposure at cap",
+        "P(clears MSR)",
+    ):
         table.add_column(column, justify="right")
     for p in rows:
         table.add_row(
-            p["contract_id"], f"{p['program']} {p['track']}", str(p["as_of"]), str(p["members"]),
-            _money(p["paid_to_date"]), _money(p["benchmark_to_date"]), _money(p["projected_gross_savings"]),
-            _money(p["projected_shared_savings_losses"]), _money(p["downside_exposure_now"]),
-            _money(p["downside_exposure_at_cap"]), f"{Decimal(p['probability_clears_msr']):.1%}",
+            p["contract_id"],
+            f"{p['program']} {p['track']}",
+            str(p["as_of"]),
+            str(p["members"]),
+            _money(p["paid_to_date"]),
+            _money(p["benchmark_to_date"]),
+            _money(p["projected_gross_savings"]),
+            _money(p["projected_shared_savings_losses"]),
+            _money(p["downside_exposure_now"]),
+            _money(p["downside_exposure_at_cap"]),
+            f"{Decimal(p['probability_clears_msr']):.1%}",
         )
     console.print(table)
 
@@ -227,8 +245,10 @@ def settle_puf(input_path: Path, output: Path) -> None:
                 fsr = r.row.get("final_sharing_rate", "")
                 if r.settlement is not None and fsr and Decimal(fsr) == 0 and r.settlement.final_sharing_rate > 0:
                     why += f"; published final sharing rate 0 vs {r.settlement.final_sharing_rate} from the inputs"
-                click.echo(f"  miss line {r.line}: PY{r.row.get('performance_year')} {r.row.get('track')} "
-                           f"published {r.published} computed {r.computed}: {why}")
+                click.echo(
+                    f"  miss line {r.line}: PY{r.row.get('performance_year')} {r.row.get('track')} "
+                    f"published {r.published} computed {r.computed}: {why}"
+                )
     errors = [r for r in results if r.error]
     for r in errors:
         click.echo(f"  error line {r.line}: {r.error}")
@@ -252,8 +272,11 @@ def demo(lines: int, members: int, timeout: int) -> None:
         _print_endpoints(stack.status())
         response = httpx.post(stack.url("contracts") + "/contracts", json=demo_contract(members), timeout=60)
         if response.status_code == 409:
-            response = httpx.put(stack.url("contracts") + f"/contracts/{DEMO_CONTRACT_ID}",
-                                 json={k: v for k, v in demo_contract(members).items() if k != "contract_id"}, timeout=60)
+            response = httpx.put(
+                stack.url("contracts") + f"/contracts/{DEMO_CONTRACT_ID}",
+                json={k: v for k, v in demo_contract(members).items() if k != "contract_id"},
+                timeout=60,
+            )
         response.raise_for_status()
         console.print(f"contract {DEMO_CONTRACT_ID} version {response.json()['version']} with {members} members")
         feed = settings.state_dir / "demo_feed.jsonl"
@@ -273,8 +296,10 @@ def demo(lines: int, members: int, timeout: int) -> None:
         print_positions(rows)
         spend = Decimal(rows[0]["paid_to_date"]) if rows else Decimal(0)
         verdict = "[green]equal[/]" if ok else "[red]NOT equal[/]"
-        console.print(f"settlement spend {_money(spend)} vs feed total {_money(expected)}: {verdict} "
-                      f"({lines} lines settled in {elapsed:.1f} s)")
+        console.print(
+            f"settlement spend {_money(spend)} vs feed total {_money(expected)}: {verdict} "
+            f"({lines} lines settled in {elapsed:.1f} s)"
+        )
     finally:
         stack.stop()
         console.print("stack stopped")

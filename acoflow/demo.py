@@ -17,10 +17,7 @@ CLAIM_TYPES = ("professional", "professional", "professional", "outpatient", "in
 
 
 def demo_contract(members: int) -> dict[str, Any]:
-    roster = [
-        {"member_id": f"M{i:06d}", "enrollment_type": TYPES[i % len(TYPES)]}
-        for i in range(members)
-    ]
+    roster = [{"member_id": f"M{i:06d}", "enrollment_type": TYPES[i % len(TYPES)]} for i in range(members)]
     return {
         "contract_id": DEMO_CONTRACT_ID,
         "name": "Demo ACO, MSSP BASIC Level E, PY2025",
@@ -32,13 +29,19 @@ def demo_contract(members: int) -> dict[str, Any]:
             "period_start": "2025-01-01",
             "period_end": "2025-12-31",
             "benchmark_per_capita": {
-                "aged_nondual": "11800.00", "aged_dual": "21500.00", "disabled": "13200.00", "esrd": "89000.00",
+                "aged_nondual": "11800.00",
+                "aged_dual": "21500.00",
+                "disabled": "13200.00",
+                "esrd": "89000.00",
             },
             "msr": "0.02",
             "mlr": "0.02",
             "quality_score": "0.92",
             "truncation_threshold": {
-                "aged_nondual": "150000", "aged_dual": "200000", "disabled": "160000", "esrd": "400000",
+                "aged_nondual": "150000",
+                "aged_dual": "200000",
+                "disabled": "160000",
+                "esrd": "400000",
             },
         },
         "roster": roster,
@@ -62,17 +65,22 @@ def generate_feed(path: Path, lines: int, members: int, seed: int = 2025) -> Dec
                 cents *= 40  # the odd hospital stay
             adjustment = "cancellation" if rng.randrange(250) == 0 else "original"
             total_cents += -cents if adjustment == "cancellation" else cents
-            out.write(json.dumps({
-                "source": "demo",
-                "claim_id": f"C{n:08d}",
-                "line_number": 1,
-                "member_id": f"M{member:06d}",
-                "payer": PAYER,
-                "claim_type": CLAIM_TYPES[rng.randrange(len(CLAIM_TYPES))],
-                "adjustment_type": adjustment,
-                "from_date": served.isoformat(),
-                "thru_date": served.isoformat(),
-                "paid_date": paid.isoformat(),
-                "paid_amount": f"{cents // 100}.{cents % 100:02d}",
-            }) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "source": "demo",
+                        "claim_id": f"C{n:08d}",
+                        "line_number": 1,
+                        "member_id": f"M{member:06d}",
+                        "payer": PAYER,
+                        "claim_type": CLAIM_TYPES[rng.randrange(len(CLAIM_TYPES))],
+                        "adjustment_type": adjustment,
+                        "from_date": served.isoformat(),
+                        "thru_date": served.isoformat(),
+                        "paid_date": paid.isoformat(),
+                        "paid_amount": f"{cents // 100}.{cents % 100:02d}",
+                    }
+                )
+                + "\n"
+            )
     return Decimal(total_cents) / 100

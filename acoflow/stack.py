@@ -60,9 +60,19 @@ class Stack:
         url = f"tcp://127.0.0.1:{port}"
         log = (self.state_dir / "broker.log").open("ab")
         self.broker = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.bootstrap = f"127.0.0.1:{port}"
         deadline = time.monotonic() + 20
@@ -97,11 +107,13 @@ class Stack:
 
     def service_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({
-            "ACOFLOW_KAFKA_BOOTSTRAP": self.bootstrap,
-            "ACOFLOW_DATABASE_URL": self.database_url,
-            "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-        })
+        env.update(
+            {
+                "ACOFLOW_KAFKA_BOOTSTRAP": self.bootstrap,
+                "ACOFLOW_DATABASE_URL": self.database_url,
+                "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+            }
+        )
         for name, port in self.ports.items():
             env[f"ACOFLOW_{name.upper()}_PORT"] = str(port)
         return env
@@ -114,7 +126,11 @@ class Stack:
         for name in SERVICES:
             log = (self.state_dir / f"{name}.log").open("ab")
             self.services[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                [sys.executable, "-m", f"services.{name}"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
             )
 
     def url(self, service: str) -> str:
@@ -142,8 +158,12 @@ class Stack:
             "broker": {"pid": self.broker.pid if self.broker else None, "bootstrap": self.bootstrap},
             "database": {"url": _without_password(self.database_url), "embedded": self.pgdata is not None},
             "services": {
-                name: {"pid": proc.pid, "url": self.url(name), "health": self.url(name) + "/health",
-                       "metrics": self.url(name) + "/metrics"}
+                name: {
+                    "pid": proc.pid,
+                    "url": self.url(name),
+                    "health": self.url(name) + "/health",
+                    "metrics": self.url(name) + "/metrics",
+                }
                 for name, proc in self.services.items()
             },
             "supervisor_pid": os.getpid(),

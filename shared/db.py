@@ -57,18 +57,13 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, directory: Pat
         await conn.execute(MIGRATIONS_TABLE)
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         await conn.execute(COMMON_TABLES.format(schema=schema))
-        done = {
-            r["name"]
-            for r in await conn.fetch("SELECT name FROM public.acoflow_migrations WHERE schema_name = $1", schema)
-        }
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM public.acoflow_migrations WHERE schema_name = $1", schema)}
         for path in sorted(directory.glob("*.sql")):
             if path.name in done:
                 continue
             async with conn.transaction():
                 await conn.execute(path.read_text().replace("{schema}", schema))
-                await conn.execute(
-                    "INSERT INTO public.acoflow_migrations (schema_name, name) VALUES ($1, $2)", schema, path.name
-                )
+                await conn.execute("INSERT INTO public.acoflow_migrations (schema_name, name) VALUES ($1, $2)", schema, path.name)
             applied.append(path.name)
     finally:
         await conn.execute("SELECT pg_advisory_unlock(hashtext('acoflow_migrations'))")
@@ -87,13 +82,9 @@ async def claim_new_events(conn: asyncpg.Connection, schema: str, event_ids: Seq
     return {r["event_id"] for r in rows}
 
 
-async def enqueue(
-    conn: asyncpg.Connection, schema: str, items: Iterable[tuple[TopicSpec, str, Envelope[Any]]]
-) -> int:
+async def enqueue(conn: asyncpg.Connection, schema: str, items: Iterable[tuple[TopicSpec, str, Envelope[Any]]]) -> int:
     """Write outgoing events to the outbox in the caller's transaction; the relay publishes them."""
     rows = [(topic.name, key, env.event_id, env.to_bytes()) for topic, key, env in items]
     if rows:
-        await conn.executemany(
-            f"INSERT INTO {schema}.outbox (topic, key, event_id, value) VALUES ($1, $2, $3, $4)", rows
-        )
+        await conn.executemany(f"INSERT INTO {schema}.outbox (topic, key, event_id, value) VALUES ($1, $2, $3, $4)", rows)
     return len(rows)

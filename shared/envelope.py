@@ -96,9 +96,7 @@ def parse_event(spec: EventSpec[P], raw: bytes | None) -> Envelope[P]:
     if not isinstance(data, dict):
         raise EventRejected([Reason("$", "not_an_object", "the event must be a JSON object")])
     if data.get("event_type") != spec.event_type:
-        raise EventRejected(
-            [Reason("event_type", "unexpected", f"expected {spec.event_type!r}, got {data.get('event_type')!r}")]
-        )
+        raise EventRejected([Reason("event_type", "unexpected", f"expected {spec.event_type!r}, got {data.get('event_type')!r}")])
     if data.get("schema_version") not in spec.versions:
         raise EventRejected(
             [Reason("schema_version", "unsupported", f"supported: {sorted(spec.versions)}, got {data.get('schema_version')!r}")]

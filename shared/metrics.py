@@ -13,7 +13,9 @@ EVENTS_DUPLICATE = Counter(
     "acoflow_events_duplicate_total", "Redelivered events skipped by dedupe", ["service", "topic"], registry=REGISTRY
 )
 EVENTS_REJECTED = Counter(
-    "acoflow_events_rejected_total", "Events refused, with the first reason's code", ["service", "topic", "code"],
+    "acoflow_events_rejected_total",
+    "Events refused, with the first reason's code",
+    ["service", "topic", "code"],
     registry=REGISTRY,
 )
 OUTBOX_PUBLISHED = Counter(

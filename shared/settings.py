@@ -14,9 +14,7 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     # DATABASE_URL is honoured without the prefix too, as most platforms set it that way.
-    database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("ACOFLOW_DATABASE_URL", "DATABASE_URL")
-    )
+    database_url: str | None = Field(default=None, validation_alias=AliasChoices("ACOFLOW_DATABASE_URL", "DATABASE_URL"))
     state_dir: Path = Path(".state")
     host: str = "127.0.0.1"
     broker_port: int = 0  # 0: a free port when the embedded stack starts the broker

@@ -76,9 +76,7 @@ class ContractTerms(BaseModel):
         if self.period_end <= self.period_start:
             raise ValueError("period_end: must be after period_start")
         if self.benchmark_per_capita is None and self.benchmark_pmpm is None:
-            raise ValueError(
-                "benchmark_per_capita: give a per-capita benchmark by enrollment type or a benchmark_pmpm"
-            )
+            raise ValueError("benchmark_per_capita: give a per-capita benchmark by enrollment type or a benchmark_pmpm")
         if self.benchmark_per_capita is not None and any(v <= 0 for v in self.benchmark_per_capita.values()):
             raise ValueError("benchmark_per_capita: every enrollment type's benchmark must be positive")
         if self.capitation_pmpm is not None and self.track != "CAPITATION":
@@ -98,9 +96,4 @@ class ContractTerms(BaseModel):
 
     @property
     def months(self) -> int:
-        return (
-            (self.period_end.year - self.period_start.year) * 12
-            + self.period_end.month
-            - self.period_start.month
-            + 1
-        )
+        return (self.period_end.year - self.period_start.year) * 12 + self.period_end.month - self.period_start.month + 1

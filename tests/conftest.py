@@ -24,9 +24,18 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"tcp://127.0.0.1:{port}"
     log = (tmp_path_factory.mktemp("broker") / "tansu.log").open("wb")
     proc = subprocess.Popen(
-        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     import socket
     import time

@@ -19,12 +19,23 @@ GROUP = "claims_ingest"
 
 def build(runtime: ServiceRuntime) -> FastAPI:
     claims = BatchConsumer(
-        service=runtime.name, schema=SCHEMA, spec=CLAIM_SUBMITTED, topic=CLAIMS_SUBMITTED,
-        pool=lambda: runtime.pool, apply=apply_claims, on_committed=runtime.wake_relay, reject=reject_claim,
+        service=runtime.name,
+        schema=SCHEMA,
+        spec=CLAIM_SUBMITTED,
+        topic=CLAIMS_SUBMITTED,
+        pool=lambda: runtime.pool,
+        apply=apply_claims,
+        on_committed=runtime.wake_relay,
+        reject=reject_claim,
     )
     attribution = BatchConsumer(
-        service=runtime.name, schema=SCHEMA, spec=ATTRIBUTION_CHANGED, topic=ATTRIBUTION,
-        pool=lambda: runtime.pool, apply=apply_attribution, on_committed=runtime.wake_relay,
+        service=runtime.name,
+        schema=SCHEMA,
+        spec=ATTRIBUTION_CHANGED,
+        topic=ATTRIBUTION,
+        pool=lambda: runtime.pool,
+        apply=apply_attribution,
+        on_committed=runtime.wake_relay,
     )
 
     @runtime.broker.subscriber(CLAIMS_SUBMITTED.name, **batch_options(runtime.settings, GROUP))

@@ -39,9 +39,7 @@ MEMBER_LOCK_STRIPES = 256
 Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
 
 DENIED = Counter("acoflow_claims_denied_total", "Denied claim lines excluded from spend", registry=REGISTRY)
-UNATTRIBUTED = Counter(
-    "acoflow_claims_unattributed_total", "Claim lines kept with no contract (yet)", registry=REGISTRY
-)
+UNATTRIBUTED = Counter("acoflow_claims_unattributed_total", "Claim lines kept with no contract (yet)", registry=REGISTRY)
 
 
 def reject_claim(record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tuple[TopicSpec, str, Envelope[Any]]:
@@ -83,7 +81,8 @@ async def lock_members(conn: asyncpg.Connection, member_ids: set[str]) -> None:
     await conn.execute(
         "SELECT pg_advisory_xact_lock(7300, s) FROM"
         " (SELECT DISTINCT abs(hashtext(m)) % $2 AS s FROM unnest($1::text[]) AS m ORDER BY s) AS stripes",
-        list(member_ids), MEMBER_LOCK_STRIPES,
+        list(member_ids),
+        MEMBER_LOCK_STRIPES,
     )
 
 
@@ -104,8 +103,12 @@ async def apply_claims(conn: asyncpg.Connection, batch: list[Parsed[ClaimLine]])
         f"INSERT INTO {SCHEMA}.claim_lines (line_key, member_id, payer, claim_type, service_date, paid_date, amount)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::date[],"
         " $7::numeric[]) ON CONFLICT DO NOTHING RETURNING line_key",
-        [v.line_key for v in values], [v.member_id for v in values], [v.payer for v in values],
-        [v.claim_type for v in values], [v.from_date for v in values], [v.paid_date for v in values],
+        [v.line_key for v in values],
+        [v.member_id for v in values],
+        [v.payer for v in values],
+        [v.claim_type for v in values],
+        [v.from_date for v in values],
+        [v.paid_date for v in values],
         [v.signed_amount for v in values],
     )
     new = [lines[r["line_key"]] for r in inserted]
@@ -151,7 +154,8 @@ async def apply_attribution(conn: asyncpg.Connection, batch: list[Parsed[Attribu
         a = p.envelope.payload
         current = await conn.fetchval(
             f"SELECT contract_version FROM {SCHEMA}.assignments WHERE member_id = $1 AND contract_id = $2 FOR UPDATE",
-            a.member_id, a.contract_id,
+            a.member_id,
+            a.contract_id,
         )
         if current is not None and current >= a.contract_version:
             continue  # an older version arriving late changes nothing
@@ -159,17 +163,20 @@ async def apply_attribution(conn: asyncpg.Connection, batch: list[Parsed[Attribu
             f"INSERT INTO {SCHEMA}.assignments (member_id, contract_id, payer, contract_version, periods)"
             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (member_id, contract_id) DO UPDATE"
             " SET payer = excluded.payer, contract_version = excluded.contract_version, periods = excluded.periods",
-            a.member_id, a.contract_id, a.payer, a.contract_version,
+            a.member_id,
+            a.contract_id,
+            a.payer,
+            a.contract_version,
             [period.model_dump(mode="json") for period in a.periods],
         )
         line_rows = await conn.fetch(
-            f"SELECT line_key, payer, claim_type, service_date, paid_date, amount FROM {SCHEMA}.claim_lines"
-            " WHERE member_id = $1",
+            f"SELECT line_key, payer, claim_type, service_date, paid_date, amount FROM {SCHEMA}.claim_lines WHERE member_id = $1",
             a.member_id,
         )
         emitted_rows = await conn.fetch(
             f"SELECT line_key, generation, active, amount FROM {SCHEMA}.emitted WHERE member_id = $1 AND contract_id = $2",
-            a.member_id, a.contract_id,
+            a.member_id,
+            a.contract_id,
         )
         info = {r["line_key"]: dict(r) for r in line_rows}
         emitted = {r["line_key"]: Emitted(r["generation"], r["active"], r["amount"]) for r in emitted_rows}
@@ -185,7 +192,11 @@ async def apply_attribution(conn: asyncpg.Connection, batch: list[Parsed[Attribu
                 f"INSERT INTO {SCHEMA}.emitted (line_key, contract_id, member_id, generation, active, amount)"
                 " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (line_key, contract_id) DO UPDATE"
                 " SET generation = excluded.generation, active = excluded.active, amount = excluded.amount",
-                c.line_key, a.contract_id, a.member_id, c.generation, c.sign == "+",
+                c.line_key,
+                a.contract_id,
+                a.member_id,
+                c.generation,
+                c.sign == "+",
                 c.amount if c.sign == "+" else emitted[c.line_key].amount,
             )
     return out

@@ -56,8 +56,15 @@ def build_router(pooled: Pooled) -> APIRouter:
         async with pooled.pool.acquire() as conn, conn.transaction():
             try:
                 state = await repository.save_version(
-                    conn, contract_id=body.contract_id, name=body.name, payer=body.payer, terms=body.terms,
-                    members=body.roster or [], actor=x_acoflow_actor, action="create", expect_new=True,
+                    conn,
+                    contract_id=body.contract_id,
+                    name=body.name,
+                    payer=body.payer,
+                    terms=body.terms,
+                    members=body.roster or [],
+                    actor=x_acoflow_actor,
+                    action="create",
+                    expect_new=True,
                 )
             except repository.VersionConflict as exc:
                 raise HTTPException(409, detail=[{"loc": ["body", "contract_id"], "msg": str(exc)}]) from exc
@@ -65,22 +72,24 @@ def build_router(pooled: Pooled) -> APIRouter:
         return state
 
     @router.put("/{contract_id}")
-    async def update(
-        contract_id: str, body: ContractUpdate, x_acoflow_actor: Annotated[str, Header()] = "api"
-    ) -> ContractState:
+    async def update(contract_id: str, body: ContractUpdate, x_acoflow_actor: Annotated[str, Header()] = "api") -> ContractState:
         async with pooled.pool.acquire() as conn, conn.transaction():
             prev = await _existing(conn, contract_id)
             state = await repository.save_version(
-                conn, contract_id=contract_id, name=body.name or prev.name, payer=body.payer or prev.payer,
-                terms=body.terms or prev.terms, members=body.roster, actor=x_acoflow_actor, action="update",
+                conn,
+                contract_id=contract_id,
+                name=body.name or prev.name,
+                payer=body.payer or prev.payer,
+                terms=body.terms or prev.terms,
+                members=body.roster,
+                actor=x_acoflow_actor,
+                action="update",
             )
         pooled.wake_relay()
         return state
 
     @router.put("/{contract_id}/roster")
-    async def put_roster(
-        contract_id: str, request: Request, x_acoflow_actor: Annotated[str, Header()] = "api"
-    ) -> ContractState:
+    async def put_roster(contract_id: str, request: Request, x_acoflow_actor: Annotated[str, Header()] = "api") -> ContractState:
         raw = await request.body()
         try:
             if request.headers.get("content-type", "").startswith("text/csv"):
@@ -94,16 +103,20 @@ def build_router(pooled: Pooled) -> APIRouter:
         async with pooled.pool.acquire() as conn, conn.transaction():
             prev = await _existing(conn, contract_id)
             state = await repository.save_version(
-                conn, contract_id=contract_id, name=prev.name, payer=prev.payer, terms=prev.terms,
-                members=members, actor=x_acoflow_actor, action="roster",
+                conn,
+                contract_id=contract_id,
+                name=prev.name,
+                payer=prev.payer,
+                terms=prev.terms,
+                members=members,
+                actor=x_acoflow_actor,
+                action="roster",
             )
         pooled.wake_relay()
         return state
 
     @router.post("/{contract_id}/quality", status_code=201)
-    async def post_quality(
-        contract_id: str, body: QualityIn, x_acoflow_actor: Annotated[str, Header()] = "api"
-    ) -> QualityResult:
+    async def post_quality(contract_id: str, body: QualityIn, x_acoflow_actor: Annotated[str, Header()] = "api") -> QualityResult:
         async with pooled.pool.acquire() as conn, conn.transaction():
             await _existing(conn, contract_id)
             result = await repository.record_quality(
@@ -143,7 +156,5 @@ def _json_list(raw: bytes) -> list[Any]:
     if isinstance(data, dict) and "roster" in data:
         data = data["roster"]
     if not isinstance(data, list):
-        raise ValueError("roster: expected a JSON list of members (or {\"roster\": [...]})")
+        raise ValueError('roster: expected a JSON list of members (or {"roster": [...]})')
     return data
-
-

@@ -115,8 +115,14 @@ async def save_version(
     await conn.execute(
         f"INSERT INTO {SCHEMA}.contract_versions (contract_id, version, name, payer, terms, roster_summary,"
         " changed_by, changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        contract_id, version, name, payer, terms.model_dump(mode="json"),
-        state.roster.model_dump(mode="json"), actor, state.changed_at,
+        contract_id,
+        version,
+        name,
+        payer,
+        terms.model_dump(mode="json"),
+        state.roster.model_dump(mode="json"),
+        actor,
+        state.changed_at,
     )
     grouped: dict[str, list[dict[str, Any]]] = {}
     for m in after_members:
@@ -135,7 +141,11 @@ async def save_version(
         changes["roster"] = {"members": len(after), "members_changed": len(moved)}
     await conn.execute(
         f"INSERT INTO {SCHEMA}.audit_log (contract_id, version, actor, action, changes) VALUES ($1, $2, $3, $4, $5)",
-        contract_id, version, actor, action, changes,
+        contract_id,
+        version,
+        actor,
+        action,
+        changes,
     )
     events: list[tuple[TopicSpec, str, Envelope[Any]]] = [
         (CONTRACTS, contract_id, new_envelope(CONTRACT_CHANGED, state, PRODUCER))
@@ -147,8 +157,11 @@ async def save_version(
             new_envelope(
                 ATTRIBUTION_CHANGED,
                 Attribution(
-                    member_id=member_id, contract_id=contract_id, payer=payer,
-                    contract_version=version, periods=periods,
+                    member_id=member_id,
+                    contract_id=contract_id,
+                    payer=payer,
+                    contract_version=version,
+                    periods=periods,
                 ),
                 PRODUCER,
             ),
@@ -163,22 +176,33 @@ async def record_quality(
     conn: asyncpg.Connection, contract_id: str, year: int, score: Any, standard: QualityStandard, actor: str
 ) -> QualityResult:
     version = await conn.fetchval(
-        f"SELECT coalesce(max(version), 0) + 1 FROM {SCHEMA}.quality_results"
-        " WHERE contract_id = $1 AND performance_year = $2",
-        contract_id, year,
+        f"SELECT coalesce(max(version), 0) + 1 FROM {SCHEMA}.quality_results WHERE contract_id = $1 AND performance_year = $2",
+        contract_id,
+        year,
     )
     result = QualityResult(
-        contract_id=contract_id, performance_year=year, version=version, quality_score=score,
+        contract_id=contract_id,
+        performance_year=year,
+        version=version,
+        quality_score=score,
         quality_standard=standard,
     )
     await conn.execute(
         f"INSERT INTO {SCHEMA}.quality_results (contract_id, performance_year, version, quality_score,"
         " quality_standard, recorded_by) VALUES ($1, $2, $3, $4, $5, $6)",
-        contract_id, year, version, result.quality_score, standard, actor,
+        contract_id,
+        year,
+        version,
+        result.quality_score,
+        standard,
+        actor,
     )
     await conn.execute(
         f"INSERT INTO {SCHEMA}.audit_log (contract_id, version, actor, action, changes) VALUES ($1, NULL, $2, $3, $4)",
-        contract_id, actor, "quality", result.model_dump(mode="json"),
+        contract_id,
+        actor,
+        "quality",
+        result.model_dump(mode="json"),
     )
     await enqueue(conn, SCHEMA, [(QUALITY, contract_id, new_envelope(QUALITY_RECORDED, result, PRODUCER))])
     return result

@@ -34,8 +34,13 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         return out
 
     positions = BatchConsumer(
-        service=runtime.name, schema=SCHEMA, spec=POSITION_UPDATED, topic=SETTLEMENT, pool=lambda: runtime.pool,
-        apply=apply, on_committed=runtime.wake_relay,
+        service=runtime.name,
+        schema=SCHEMA,
+        spec=POSITION_UPDATED,
+        topic=SETTLEMENT,
+        pool=lambda: runtime.pool,
+        apply=apply,
+        on_committed=runtime.wake_relay,
     )
 
     @runtime.broker.subscriber(SETTLEMENT.name, **batch_options(settings, GROUP))
@@ -64,8 +69,11 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     async def deliveries(status: str | None = None) -> list[dict[str, Any]]:
         query = f"SELECT id, alert_id, contract_id, rule, kind, status, attempts, last_error, created_at, delivered_at FROM {SCHEMA}.deliveries"
         async with runtime.pool.acquire() as conn:
-            rows = await (conn.fetch(query + " WHERE status = $1 ORDER BY created_at", status) if status
-                          else conn.fetch(query + " ORDER BY created_at"))
+            rows = await (
+                conn.fetch(query + " WHERE status = $1 ORDER BY created_at", status)
+                if status
+                else conn.fetch(query + " ORDER BY created_at")
+            )
         return [dict(r) for r in rows]
 
     @app.post("/deliveries/retry", tags=["notifications"])

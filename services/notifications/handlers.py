@@ -52,7 +52,8 @@ async def evaluate(
             state = await conn.fetchrow(
                 f"SELECT active, last_sequence, alert_id FROM {SCHEMA}.alert_state"
                 " WHERE contract_id = $1 AND rule = $2 FOR UPDATE",
-                pos.contract_id, rule.name,
+                pos.contract_id,
+                rule.name,
             )
             if state is not None and state["last_sequence"] >= pos.sequence:
                 continue  # an older position arriving late must not flip the state back
@@ -65,7 +66,11 @@ async def evaluate(
                 f"INSERT INTO {SCHEMA}.alert_state (contract_id, rule, active, last_sequence, alert_id)"
                 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contract_id, rule) DO UPDATE"
                 " SET active = excluded.active, last_sequence = excluded.last_sequence, alert_id = excluded.alert_id",
-                pos.contract_id, rule.name, kind == "raised" or (was_active and kind is None), pos.sequence, alert_id,
+                pos.contract_id,
+                rule.name,
+                kind == "raised" or (was_active and kind is None),
+                pos.sequence,
+                alert_id,
             )
             if kind is None or alert_id is None:
                 continue
@@ -86,7 +91,13 @@ async def evaluate(
                 await conn.execute(
                     f"INSERT INTO {SCHEMA}.deliveries (id, alert_id, contract_id, rule, kind, url, body)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    uuid.uuid5(uuid.UUID(alert_id), kind), alert_id, pos.contract_id, rule.name, kind, webhook, body,
+                    uuid.uuid5(uuid.UUID(alert_id), kind),
+                    alert_id,
+                    pos.contract_id,
+                    rule.name,
+                    kind,
+                    webhook,
+                    body,
                 )
     return out
 
@@ -127,25 +138,34 @@ async def deliver_due(pool: asyncpg.Pool, client: httpx.AsyncClient, settings: S
                 await conn.execute(
                     f"UPDATE {SCHEMA}.deliveries SET status = 'delivered', attempts = $2, delivered_at = now(),"
                     " last_error = NULL WHERE id = $1",
-                    row["id"], attempts,
+                    row["id"],
+                    attempts,
                 )
                 event = _event(row["alert_id"], row["contract_id"], row["rule"], "delivered", detail)
             elif attempts >= settings.webhook_max_attempts:
                 await conn.execute(
                     f"UPDATE {SCHEMA}.deliveries SET status = 'failed', attempts = $2, last_error = $3 WHERE id = $1",
-                    row["id"], attempts, error,
+                    row["id"],
+                    attempts,
+                    error,
                 )
                 event = _event(row["alert_id"], row["contract_id"], row["rule"], "failed", {**detail, "error": error})
             else:
                 wait = timedelta(seconds=backoff(attempts, settings))
                 await conn.execute(
                     f"UPDATE {SCHEMA}.deliveries SET attempts = $2, last_error = $3, next_attempt_at = $4 WHERE id = $1",
-                    row["id"], attempts, error, datetime.now(UTC) + wait,
+                    row["id"],
+                    attempts,
+                    error,
+                    datetime.now(UTC) + wait,
                 )
                 continue
             await conn.execute(
                 f"INSERT INTO {SCHEMA}.outbox (topic, key, event_id, value) VALUES ($1, $2, $3, $4)",
-                NOTIFICATIONS.name, row["contract_id"], event.event_id, event.to_bytes(),
+                NOTIFICATIONS.name,
+                row["contract_id"],
+                event.event_id,
+                event.to_bytes(),
             )
             done += 1
     return done
@@ -153,8 +173,7 @@ async def deliver_due(pool: asyncpg.Pool, client: httpx.AsyncClient, settings: S
 
 async def retry_failed(conn: asyncpg.Connection) -> int:
     result: str = await conn.execute(
-        f"UPDATE {SCHEMA}.deliveries SET status = 'pending', attempts = 0, next_attempt_at = now()"
-        " WHERE status = 'failed'"
+        f"UPDATE {SCHEMA}.deliveries SET status = 'pending', attempts = 0, next_attempt_at = now() WHERE status = 'failed'"
     )
     return int(result.split()[-1])
 

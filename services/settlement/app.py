@@ -38,8 +38,13 @@ async def apply_quality(conn: asyncpg.Connection, batch: list[Parsed[QualityResu
 def build(runtime: ServiceRuntime) -> FastAPI:
     def consumer(spec: Any, topic: Any, apply: Any) -> BatchConsumer[Any]:
         return BatchConsumer(
-            service=runtime.name, schema=SCHEMA, spec=spec, topic=topic, pool=lambda: runtime.pool,
-            apply=apply, on_committed=runtime.wake_relay,
+            service=runtime.name,
+            schema=SCHEMA,
+            spec=spec,
+            topic=topic,
+            pool=lambda: runtime.pool,
+            apply=apply,
+            on_committed=runtime.wake_relay,
         )
 
     spend = consumer(SPEND_APPLIED, SPEND, apply_spend)

@@ -26,7 +26,9 @@ async def store_contract(conn: asyncpg.Connection, state: ContractState) -> bool
         f"INSERT INTO {SCHEMA}.contracts (contract_id, version, state) VALUES ($1, $2, $3)"
         " ON CONFLICT (contract_id) DO UPDATE SET version = excluded.version, state = excluded.state"
         f" WHERE {SCHEMA}.contracts.version < excluded.version RETURNING contract_id",
-        state.contract_id, state.version, state.model_dump(mode="json"),
+        state.contract_id,
+        state.version,
+        state.model_dump(mode="json"),
     )
     return row is not None
 
@@ -38,7 +40,11 @@ async def store_quality(conn: asyncpg.Connection, q: QualityResult) -> bool:
         " SET version = excluded.version, quality_score = excluded.quality_score,"
         " quality_standard = excluded.quality_standard"
         f" WHERE {SCHEMA}.quality.version < excluded.version RETURNING contract_id",
-        q.contract_id, q.performance_year, q.version, q.quality_score, q.quality_standard,
+        q.contract_id,
+        q.performance_year,
+        q.version,
+        q.quality_score,
+        q.quality_standard,
     )
     return row is not None
 
@@ -60,8 +66,10 @@ async def apply_spend(conn: asyncpg.Connection, deltas: list[SpendDelta]) -> set
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[])"
         " ON CONFLICT (contract_id, member_id) DO UPDATE"
         f" SET amount = {SCHEMA}.member_spend.amount + excluded.amount, enrollment_type = excluded.enrollment_type",
-        [k[0] for k in by_member], [k[1] for k in by_member],
-        [v[0] for v in by_member.values()], [v[1] for v in by_member.values()],
+        [k[0] for k in by_member],
+        [k[1] for k in by_member],
+        [v[0] for v in by_member.values()],
+        [v[1] for v in by_member.values()],
     )
     await conn.execute(
         f"INSERT INTO {SCHEMA}.month_spend (contract_id, service_month, amount, lines)"
@@ -69,8 +77,10 @@ async def apply_spend(conn: asyncpg.Connection, deltas: list[SpendDelta]) -> set
         " ON CONFLICT (contract_id, service_month) DO UPDATE"
         f" SET amount = {SCHEMA}.month_spend.amount + excluded.amount,"
         f" lines = {SCHEMA}.month_spend.lines + excluded.lines",
-        [k[0] for k in by_month], [k[1] for k in by_month],
-        [v[0] for v in by_month.values()], [v[1] for v in by_month.values()],
+        [k[0] for k in by_month],
+        [k[1] for k in by_month],
+        [v[0] for v in by_month.values()],
+        [v[1] for v in by_month.values()],
     )
     await conn.execute(
         f"INSERT INTO {SCHEMA}.activity (contract_id, lines, as_of)"
@@ -78,7 +88,9 @@ async def apply_spend(conn: asyncpg.Connection, deltas: list[SpendDelta]) -> set
         " ON CONFLICT (contract_id) DO UPDATE"
         f" SET lines = {SCHEMA}.activity.lines + excluded.lines,"
         f" as_of = greatest({SCHEMA}.activity.as_of, excluded.as_of), last_spend_at = now()",
-        list(activity), [v[0] for v in activity.values()], [v[1] for v in activity.values()],
+        list(activity),
+        [v[0] for v in activity.values()],
+        [v[1] for v in activity.values()],
     )
     return set(activity)
 
@@ -96,7 +108,9 @@ async def recompute(conn: asyncpg.Connection, contract_ids: set[str]) -> Outgoin
             f"INSERT INTO {SCHEMA}.positions (contract_id, sequence, position) VALUES ($1, $2, $3)"
             " ON CONFLICT (contract_id) DO UPDATE SET sequence = excluded.sequence, position = excluded.position,"
             " updated_at = now()",
-            contract_id, position.sequence, position.model_dump(mode="json"),
+            contract_id,
+            position.sequence,
+            position.model_dump(mode="json"),
         )
         out.append((SETTLEMENT, contract_id, new_envelope(POSITION_UPDATED, position, PRODUCER)))
     return out
@@ -113,12 +127,14 @@ async def _position(conn: asyncpg.Connection, state: ContractState) -> Settlemen
         f"SELECT count(*) AS n, coalesce(sum(amount), 0) AS total, coalesce(sum(amount * amount), 0) AS sq,"
         " coalesce(sum(least(amount, coalesce(($2::jsonb ->> enrollment_type)::numeric, amount))), 0) AS truncated"
         f" FROM {SCHEMA}.member_spend WHERE contract_id = $1",
-        cid, thresholds,
+        cid,
+        thresholds,
     )
     activity = await conn.fetchrow(f"SELECT lines, as_of FROM {SCHEMA}.activity WHERE contract_id = $1", cid)
     quality = await conn.fetchrow(
         f"SELECT quality_score, quality_standard FROM {SCHEMA}.quality WHERE contract_id = $1 AND performance_year = $2",
-        cid, terms.performance_year,
+        cid,
+        terms.performance_year,
     )
     sequence = await conn.fetchval(f"SELECT sequence FROM {SCHEMA}.positions WHERE contract_id = $1", cid)
     paid_by_month = {f"{r['service_month']:%Y-%m}": r["amount"] for r in months}
@@ -130,7 +146,9 @@ async def _position(conn: asyncpg.Connection, state: ContractState) -> Settlemen
             member_months=state.roster.member_months,
             paid_by_month=paid_by_month,
             member_stats=MemberStats(
-                members=max(roster_members, agg["n"]), total=agg["total"], sum_of_squares=agg["sq"],
+                members=max(roster_members, agg["n"]),
+                total=agg["total"],
+                sum_of_squares=agg["sq"],
                 truncated_total=agg["truncated"],
             ),
             as_of=None if activity is None else activity["as_of"],
@@ -140,19 +158,36 @@ async def _position(conn: asyncpg.Connection, state: ContractState) -> Settlemen
     )
     s = p.settlement
     return SettlementPosition(
-        contract_id=cid, contract_version=state.version, sequence=(sequence or 0) + 1, program=terms.program,
-        track=terms.track, performance_year=terms.performance_year, as_of=p.as_of, members=p.members,
-        member_months_to_date=p.member_months_to_date, member_months_total=p.member_months_total,
-        lines_applied=0 if activity is None else activity["lines"], benchmark_to_date=p.benchmark_to_date,
-        benchmark_total=p.benchmark_total, paid_to_date=p.paid_to_date, paid_by_service_month=paid_by_month,
-        incurred_to_date=p.incurred_to_date, projected_expenditure=p.projected_expenditure,
+        contract_id=cid,
+        contract_version=state.version,
+        sequence=(sequence or 0) + 1,
+        program=terms.program,
+        track=terms.track,
+        performance_year=terms.performance_year,
+        as_of=p.as_of,
+        members=p.members,
+        member_months_to_date=p.member_months_to_date,
+        member_months_total=p.member_months_total,
+        lines_applied=0 if activity is None else activity["lines"],
+        benchmark_to_date=p.benchmark_to_date,
+        benchmark_total=p.benchmark_total,
+        paid_to_date=p.paid_to_date,
+        paid_by_service_month=paid_by_month,
+        incurred_to_date=p.incurred_to_date,
+        projected_expenditure=p.projected_expenditure,
         projected_gross_savings=s.gross_savings.quantize(Decimal("0.01")),
         projected_savings_rate=s.savings_rate.quantize(Decimal("0.0000000001")),
-        msr=s.msr.quantize(Decimal("0.0000000001")), mlr=s.mlr.quantize(Decimal("0.0000000001")), gate=s.gate,
-        quality_score=p.quality_score, final_sharing_rate=s.final_sharing_rate.quantize(Decimal("0.0000000001")),
-        projected_shared_savings_losses=s.earned, downside_exposure_now=p.downside_exposure_now,
-        downside_exposure_at_cap=p.downside_exposure_at_cap, probability_clears_msr=p.probability_clears_msr,
-        probability_crosses_mlr=p.probability_crosses_mlr, parameters_version=PARAMETERS_VERSION,
+        msr=s.msr.quantize(Decimal("0.0000000001")),
+        mlr=s.mlr.quantize(Decimal("0.0000000001")),
+        gate=s.gate,
+        quality_score=p.quality_score,
+        final_sharing_rate=s.final_sharing_rate.quantize(Decimal("0.0000000001")),
+        projected_shared_savings_losses=s.earned,
+        downside_exposure_now=p.downside_exposure_now,
+        downside_exposure_at_cap=p.downside_exposure_at_cap,
+        probability_clears_msr=p.probability_clears_msr,
+        probability_crosses_mlr=p.probability_crosses_mlr,
+        parameters_version=PARAMETERS_VERSION,
         explanation=p.explanation,
     )
 

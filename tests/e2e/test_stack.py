@@ -28,8 +28,9 @@ class Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         body = self.rfile.read(int(self.headers["content-length"]))
-        Receiver.received.append({"body": json.loads(body), "signature": self.headers["x-acoflow-signature"],
-                                  "key": self.headers["idempotency-key"]})
+        Receiver.received.append(
+            {"body": json.loads(body), "signature": self.headers["x-acoflow-signature"], "key": self.headers["idempotency-key"]}
+        )
         self.send_response(204)
         self.end_headers()
 
@@ -38,14 +39,29 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 def line(n: int, member: str, amount: str, **kw: Any) -> dict[str, Any]:
-    return {"source": "e2e", "claim_id": f"C{n}", "line_number": 1, "member_id": member, "payer": "CMS",
-            "claim_type": "professional", "from_date": "2025-03-10", "thru_date": "2025-03-10",
-            "paid_date": "2025-04-01", "paid_amount": amount, **kw}
+    return {
+        "source": "e2e",
+        "claim_id": f"C{n}",
+        "line_number": 1,
+        "member_id": member,
+        "payer": "CMS",
+        "claim_type": "professional",
+        "from_date": "2025-03-10",
+        "thru_date": "2025-03-10",
+        "paid_date": "2025-04-01",
+        "paid_amount": amount,
+        **kw,
+    }
 
 
 async def _rejected(bootstrap: str, expected: int) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer("claims.rejected.v1", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id="e2e-rejects", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        "claims.rejected.v1",
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id="e2e-rejects",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     found: list[dict[str, Any]] = []
     try:
@@ -64,8 +80,12 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
     server = HTTPServer(("127.0.0.1", hook_port), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     settings = Settings(
-        database_url=database, state_dir=tmp_path / "state", contracts_port=free_port(),
-        claims_ingest_port=free_port(), settlement_port=free_port(), notifications_port=free_port(),
+        database_url=database,
+        state_dir=tmp_path / "state",
+        contracts_port=free_port(),
+        claims_ingest_port=free_port(),
+        settlement_port=free_port(),
+        notifications_port=free_port(),
     )
     import os
 
@@ -76,15 +96,27 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
     pids = [p.pid for p in stack.services.values()] + [stack.broker.pid if stack.broker else 0]
     try:
         contract = {
-            "contract_id": "E2E-1", "name": "E2E ACO", "payer": "CMS",
-            "terms": {"program": "MSSP", "track": "BE", "performance_year": 2025, "period_start": "2025-01-01",
-                      "period_end": "2025-12-31", "benchmark_per_capita": {"aged_nondual": "1200.00"},
-                      "msr": "0.02"},
-            "roster": [{"member_id": "A1"}, {"member_id": "A2"},
-                       {"member_id": "A3", "start": "2025-06-01"}],  # A3's March claim is not attributed
+            "contract_id": "E2E-1",
+            "name": "E2E ACO",
+            "payer": "CMS",
+            "terms": {
+                "program": "MSSP",
+                "track": "BE",
+                "performance_year": 2025,
+                "period_start": "2025-01-01",
+                "period_end": "2025-12-31",
+                "benchmark_per_capita": {"aged_nondual": "1200.00"},
+                "msr": "0.02",
+            },
+            "roster": [
+                {"member_id": "A1"},
+                {"member_id": "A2"},
+                {"member_id": "A3", "start": "2025-06-01"},
+            ],  # A3's March claim is not attributed
         }
-        bad = httpx.post(stack.url("contracts") + "/contracts", json={**contract, "terms": {**contract["terms"],
-                         "track": "XX"}}, timeout=30)
+        bad = httpx.post(
+            stack.url("contracts") + "/contracts", json={**contract, "terms": {**contract["terms"], "track": "XX"}}, timeout=30
+        )
         assert bad.status_code == 422 and "track" in bad.text
         assert httpx.post(stack.url("contracts") + "/contracts", json=contract, timeout=30).status_code == 201
         feed = tmp_path / "feed.jsonl"

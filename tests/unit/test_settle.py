@@ -20,8 +20,13 @@ PUF = Path(__file__).parent.parent / "fixtures" / "mssp_puf" / "mssp_puf_2013_20
 
 def mssp(**kw: object) -> SettlementInputs:
     base: dict[str, object] = {
-        "program": "MSSP", "track": "T1", "performance_year": 2018, "assigned_beneficiaries": 20_000,
-        "benchmark_total": D("200000000"), "expenditure_total": D("190000000"), "quality_score": D(1),
+        "program": "MSSP",
+        "track": "T1",
+        "performance_year": 2018,
+        "assigned_beneficiaries": 20_000,
+        "benchmark_total": D("200000000"),
+        "expenditure_total": D("190000000"),
+        "quality_score": D(1),
     }
     base.update(kw)
     return SettlementInputs(**base)  # type: ignore[arg-type]
@@ -88,12 +93,31 @@ def test_settle_puf_handles_years_and_tracks_not_in_the_file(tmp_path: Path) -> 
 
 def test_track3_loss_rate_floor_and_quality_failure_ceiling() -> None:
     # Catholic Medical Partners PY2016 (published -2,532,113): 1 - 0.7226 < 40% floor.
-    r = settle(mssp(track="T3", performance_year=2016, assigned_beneficiaries=21136, benchmark_total=D("192077909"),
-                    expenditure_total=D("198408192"), msr=D("0.005"), quality_score=D("0.9635")))
+    r = settle(
+        mssp(
+            track="T3",
+            performance_year=2016,
+            assigned_beneficiaries=21136,
+            benchmark_total=D("192077909"),
+            expenditure_total=D("198408192"),
+            msr=D("0.005"),
+            quality_score=D("0.9635"),
+        )
+    )
     assert r.loss_sharing_rate == D("0.40") and r.earned == D("-2532113.20")
-    failed = settle(mssp(track="T3", performance_year=2018, assigned_beneficiaries=6003, benchmark_total=D("86448539"),
-                         expenditure_total=D("89276593"), msr=D("0.01"), quality_score=D("0.4545"),
-                         quality_standard="not_met", euc_loss_adjustment=D(-2797)))
+    failed = settle(
+        mssp(
+            track="T3",
+            performance_year=2018,
+            assigned_beneficiaries=6003,
+            benchmark_total=D("86448539"),
+            expenditure_total=D("89276593"),
+            msr=D("0.01"),
+            quality_score=D("0.4545"),
+            quality_standard="not_met",
+            euc_loss_adjustment=D(-2797),
+        )
+    )
     assert failed.loss_sharing_rate == D("0.75") and failed.earned == D("-2118243.50")  # published -2,118,244
 
 
@@ -110,23 +134,35 @@ def test_sequestration_by_year() -> None:
 
 
 def test_revenue_based_loss_cap_binds_below_benchmark_cap() -> None:
-    r = settle(mssp(track="BE", performance_year=2024, msr=D("0.0"), expenditure_total=D("260000000"),
-                    participant_revenue=D("20000000")))
+    r = settle(
+        mssp(track="BE", performance_year=2024, msr=D("0.0"), expenditure_total=D("260000000"), participant_revenue=D("20000000"))
+    )
     assert r.loss_cap_amount == D("1600000") and r.earned == D("-1600000.00")
 
 
 def test_reach_corridors_are_marginal() -> None:
-    bands = (CorridorBand(upper=D("0.05"), share=D("0.5")), CorridorBand(upper=D("0.10"), share=D("0.35")),
-             CorridorBand(upper=None, share=D("0.05")))
+    bands = (
+        CorridorBand(upper=D("0.05"), share=D("0.5")),
+        CorridorBand(upper=D("0.10"), share=D("0.35")),
+        CorridorBand(upper=None, share=D("0.05")),
+    )
     # 12% of a 100 benchmark: 5 * 0.5 + 5 * 0.35 + 2 * 0.05 = 4.35
     assert corridor_amount(D(12), D(100), bands) == D("4.35")
     assert corridor_amount(D(-3), D(100), bands) == D("-1.5")
 
 
 def test_reach_global_discount_and_withhold() -> None:
-    r = settle(SettlementInputs(program="REACH", track="GLOBAL", performance_year=2024, assigned_beneficiaries=10000,
-                                benchmark_total=D("100000000"), expenditure_total=D("90000000"),
-                                quality_score=D("0.5")))
+    r = settle(
+        SettlementInputs(
+            program="REACH",
+            track="GLOBAL",
+            performance_year=2024,
+            assigned_beneficiaries=10000,
+            benchmark_total=D("100000000"),
+            expenditure_total=D("90000000"),
+            quality_score=D("0.5"),
+        )
+    )
     # 3% discount -> 97M; 2% withheld (1.94M), half earned back -> 96.03M; gross 6.03M all kept (<25%).
     assert r.benchmark_total == D("96030000.00") and r.earned == D("6030000.00")
 
@@ -144,8 +180,9 @@ def test_caps_gates_and_monotonicity(track: str, year: int, bench: D, ratio: D, 
     if track in ("T1P",) and year < 2018:
         return
     exp = (bench * ratio).quantize(D("0.01"))
-    inputs = mssp(track=track, performance_year=year, benchmark_total=bench, expenditure_total=exp, msr=msr,
-                  quality_score=quality)
+    inputs = mssp(
+        track=track, performance_year=year, benchmark_total=bench, expenditure_total=exp, msr=msr, quality_score=quality
+    )
     r = settle(inputs)
     if r.savings_cap_amount is not None:
         assert r.earned <= r.savings_cap_amount + D("0.005")
@@ -155,8 +192,16 @@ def test_caps_gates_and_monotonicity(track: str, year: int, bench: D, ratio: D, 
         assert r.earned == 0  # nothing inside the band
     if r.gate == "savings":
         assert r.earned > 0
-    more = settle(mssp(track=track, performance_year=year, benchmark_total=bench, expenditure_total=exp + bench / 100,
-                       msr=msr, quality_score=quality))
+    more = settle(
+        mssp(
+            track=track,
+            performance_year=year,
+            benchmark_total=bench,
+            expenditure_total=exp + bench / 100,
+            msr=msr,
+            quality_score=quality,
+        )
+    )
     assert more.earned <= r.earned  # spending more never earns more
 
 
@@ -164,6 +209,7 @@ def test_caps_gates_and_monotonicity(track: str, year: int, bench: D, ratio: D, 
 @given(rate=st.decimals(min_value=D("0.0201"), max_value=D("0.09"), places=4))
 def test_first_dollar_sharing_past_the_msr(rate: D) -> None:
     bench = D("100000000")
-    r = settle(mssp(track="BA", performance_year=2022, benchmark_total=bench, expenditure_total=bench * (1 - rate),
-                    msr=D("0.02")))
+    r = settle(
+        mssp(track="BA", performance_year=2022, benchmark_total=bench, expenditure_total=bench * (1 - rate), msr=D("0.02"))
+    )
     assert r.earned == (bench * rate * D("0.4") * D("0.98")).quantize(D("0.01"))

@@ -25,4 +25,3 @@ class JsonlLoader:
                     # Kept, not dropped: claims_ingest rejects it with the reason, and it stays replayable.
                     value = {"unparseable_line": number, "text": text[:10_000]}
                 yield value if isinstance(value, dict) else {"unparseable_line": number, "value": value}
-

@@ -64,9 +64,7 @@ def summarize(periods: dict[str, tuple[AttributionPeriod, ...]]) -> RosterSummar
                 if key not in seen:
                     seen.add(key)
                     months[key][p.enrollment_type] += 1
-    return RosterSummary(
-        members=dict(members), member_months={k: dict(v) for k, v in sorted(months.items())}
-    )
+    return RosterSummary(members=dict(members), member_months={k: dict(v) for k, v in sorted(months.items())})
 
 
 def changed_members(

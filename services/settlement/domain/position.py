@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from services.settlement.domain.settle import Settlement, SettlementInputs, settle
+from services.settlement.domain.settle import Settlement, SettlementError, SettlementInputs, settle, unsettled
 from services.settlement.domain.stats import normal_cdf
 from shared.money import ONE, ZERO, to_cents
 from shared.terms import ENROLLMENT_TYPES, ContractTerms, EnrollmentType, QualityStandard
@@ -126,29 +126,58 @@ def project(inputs: PositionInputs) -> Position:
     quality_score = inputs.quality_score if inputs.quality_score is not None else terms.quality_score
     standard = inputs.quality_standard or terms.quality_standard
     members = sum(inputs.members.values())
-    result = settle(
-        SettlementInputs(
-            program=terms.program, track=terms.track, performance_year=terms.performance_year,
-            assigned_beneficiaries=members, benchmark_total=benchmark_total if benchmark_total > 0 else ONE,
-            expenditure_total=projected, msr=terms.msr, mlr=terms.mlr, quality_score=quality_score,
-            quality_standard=standard, euc_share=terms.euc_share, participant_revenue=terms.participant_revenue,
-            two_sided_year=terms.two_sided_year, sharing_rate=terms.sharing_rate,
-            loss_sharing_rate=terms.loss_sharing_rate, quality_scaled_sharing=terms.quality_scaled_sharing,
-            savings_cap=terms.savings_cap, savings_cap_amount=terms.savings_cap_amount, loss_cap=terms.loss_cap,
-            loss_cap_amount=terms.loss_cap_amount, sequestration=terms.sequestration, corridors=terms.corridors,
-            discount=terms.discount, quality_withhold=terms.quality_withhold, minimum_members=terms.minimum_members,
-        )
+    settle_inputs = SettlementInputs(
+        program=terms.program,
+        track=terms.track,
+        performance_year=terms.performance_year,
+        assigned_beneficiaries=members,
+        benchmark_total=benchmark_total if benchmark_total > 0 else ONE,
+        expenditure_total=projected,
+        msr=terms.msr,
+        mlr=terms.mlr,
+        quality_score=quality_score,
+        quality_standard=standard,
+        euc_share=terms.euc_share,
+        participant_revenue=terms.participant_revenue,
+        two_sided_year=terms.two_sided_year,
+        sharing_rate=terms.sharing_rate,
+        loss_sharing_rate=terms.loss_sharing_rate,
+        quality_scaled_sharing=terms.quality_scaled_sharing,
+        savings_cap=terms.savings_cap,
+        savings_cap_amount=terms.savings_cap_amount,
+        loss_cap=terms.loss_cap,
+        loss_cap_amount=terms.loss_cap_amount,
+        sequestration=terms.sequestration,
+        corridors=terms.corridors,
+        discount=terms.discount,
+        quality_withhold=terms.quality_withhold,
+        minimum_members=terms.minimum_members,
     )
+    try:
+        result = settle(settle_inputs)
+    except SettlementError as exc:
+        # A running position must never stop the stream: it reports why the terms cannot settle yet.
+        result = unsettled(settle_inputs.benchmark_total, projected, str(exc))
     exposure_now = -result.earned if result.earned < 0 else ZERO
     at_cap = to_cents(result.loss_cap_amount) if result.loss_cap_amount is not None else ZERO
 
     p_msr, p_mlr = _probabilities(result, projected, stats, mm_to_date, mm_total)
     return Position(
-        as_of=inputs.as_of, members=members, member_months_to_date=mm_to_date, member_months_total=mm_total,
-        benchmark_to_date=to_cents(benchmark_to_date), benchmark_total=to_cents(benchmark_total),
-        paid_to_date=paid, incurred_to_date=to_cents(incurred), projected_expenditure=to_cents(projected),
-        settlement=result, downside_exposure_now=exposure_now, downside_exposure_at_cap=at_cap,
-        probability_clears_msr=p_msr, probability_crosses_mlr=p_mlr, quality_score=quality_score,
+        as_of=inputs.as_of,
+        members=members,
+        member_months_to_date=mm_to_date,
+        member_months_total=mm_total,
+        benchmark_to_date=to_cents(benchmark_to_date),
+        benchmark_total=to_cents(benchmark_total),
+        paid_to_date=paid,
+        incurred_to_date=to_cents(incurred),
+        projected_expenditure=to_cents(projected),
+        settlement=result,
+        downside_exposure_now=exposure_now,
+        downside_exposure_at_cap=at_cap,
+        probability_clears_msr=p_msr,
+        probability_crosses_mlr=p_mlr,
+        quality_score=quality_score,
         explanation=(*notes, *result.explanation),
     )
 

@@ -27,7 +27,7 @@ from services.settlement.domain.parameters import (
 from shared.money import ONE, ZERO, to_cents
 from shared.terms import CorridorBand, QualityStandard
 
-Gate = Literal["savings", "losses", "neutral", "below_minimum"]
+Gate = Literal["savings", "losses", "neutral", "below_minimum", "cannot_settle"]
 
 
 class SettlementError(ValueError):
@@ -90,9 +90,7 @@ def one_sided_msr(assigned_beneficiaries: int) -> Decimal:
     """The MSR from the one-sided table; below 5,000 beneficiaries CMS sets it outside the table."""
     n = assigned_beneficiaries
     if n < MSR_BANDS[0][0]:
-        raise SettlementError(
-            f"msr: with {n} assigned beneficiaries (< 5,000) the MSR is not given by the table; supply it"
-        )
+        raise SettlementError(f"msr: with {n} assigned beneficiaries (< 5,000) the MSR is not given by the table; supply it")
     for low, high, at_low, at_high in MSR_BANDS:
         if low <= n <= high:
             return at_low + (at_high - at_low) * Decimal(n - low) / Decimal(high - low)
@@ -141,10 +139,7 @@ def _loss_sharing_rate(inputs: SettlementInputs, params: TrackParameters, final_
         return params.loss_rate
     if params.loss_rate_rule == "none":
         return ZERO
-    if (
-        params.quality_scaled_loss_from is not None
-        and inputs.performance_year >= params.quality_scaled_loss_from
-    ):
+    if params.quality_scaled_loss_from is not None and inputs.performance_year >= params.quality_scaled_loss_from:
         if inputs.quality_standard == "not_met":
             return params.loss_rate_ceiling
         score = ONE if inputs.quality_score is None else inputs.quality_score
@@ -154,9 +149,7 @@ def _loss_sharing_rate(inputs: SettlementInputs, params: TrackParameters, final_
     return min(max(rate, params.loss_rate_floor), params.loss_rate_ceiling)
 
 
-def _loss_cap(
-    inputs: SettlementInputs, params: TrackParameters, benchmark: Decimal, notes: list[str]
-) -> Decimal:
+def _loss_cap(inputs: SettlementInputs, params: TrackParameters, benchmark: Decimal, notes: list[str]) -> Decimal:
     if inputs.loss_cap_amount is not None:
         return inputs.loss_cap_amount
     if inputs.loss_cap is not None:
@@ -176,9 +169,7 @@ def _loss_cap(
 def _reach_benchmark(inputs: SettlementInputs, notes: list[str]) -> Decimal:
     year = inputs.performance_year
     discount = inputs.discount if inputs.discount is not None else reach_discount(inputs.track, year)
-    withhold = (
-        inputs.quality_withhold if inputs.quality_withhold is not None else reach_quality_withhold(year)
-    )
+    withhold = inputs.quality_withhold if inputs.quality_withhold is not None else reach_quality_withhold(year)
     discounted = inputs.benchmark_total * (ONE - discount)
     withheld = discounted * withhold
     score = ZERO if inputs.quality_standard == "not_met" else (inputs.quality_score or ONE)
@@ -231,9 +222,7 @@ def settle(inputs: SettlementInputs) -> Settlement:
     if two_sided and params is not None:
         loss_cap = _loss_cap(inputs, params, benchmark, notes)
     elif reach and (inputs.loss_cap is not None or inputs.loss_cap_amount is not None):
-        loss_cap = (
-            inputs.loss_cap_amount if inputs.loss_cap_amount is not None else inputs.loss_cap * benchmark
-        )  # type: ignore[operator]
+        loss_cap = inputs.loss_cap_amount if inputs.loss_cap_amount is not None else inputs.loss_cap * benchmark  # type: ignore[operator]
 
     corridors = inputs.corridors
     if corridors is None and reach:
@@ -294,4 +283,27 @@ def settle(inputs: SettlementInputs) -> Settlement:
         euc_adjustment=euc,
         earned=to_cents(earned),
         explanation=tuple(notes),
+    )
+
+
+def unsettled(benchmark: Decimal, expenditure: Decimal, reason: str) -> Settlement:
+    """The outcome of terms that cannot be settled as they stand: nothing earned or owed, and why."""
+    gross = benchmark - expenditure
+    return Settlement(
+        benchmark_total=benchmark,
+        expenditure_total=expenditure,
+        gross_savings=gross,
+        savings_rate=gross / benchmark if benchmark else ZERO,
+        msr=ZERO,
+        mlr=ZERO,
+        two_sided=False,
+        gate="cannot_settle",
+        final_sharing_rate=ZERO,
+        loss_sharing_rate=ZERO,
+        sequestration=ZERO,
+        savings_cap_amount=None,
+        loss_cap_amount=None,
+        euc_adjustment=ZERO,
+        earned=ZERO,
+        explanation=(f"cannot settle: {reason}",),
     )
