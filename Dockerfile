@@ -1,0 +1,8 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml constraints.txt ./
+COPY shared shared
+COPY services services
+COPY acoflow acoflow
+RUN pip install --no-cache-dir -c constraints.txt .
+USER nobody
