@@ -92,8 +92,12 @@ async def test_duplicates_and_restart_count_once(broker: str, database: str) -> 
     await runtime.start()
     try:
         assert await wait_for(runtime, expected) == expected
-        dead = await runtime.pool.fetchval("SELECT count(*) FROM settlement.processed_events")
-        assert dead == 201  # 200 spend events and the contract, each once
+        deadline = time.monotonic() + 20
+        processed = 0
+        while time.monotonic() < deadline and processed != 201:
+            processed = await runtime.pool.fetchval("SELECT count(*) FROM settlement.processed_events")
+            await asyncio.sleep(0.2)
+        assert processed == 201  # 200 spend events and the contract, each once
     finally:
         await runtime.stop()
 
