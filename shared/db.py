@@ -9,9 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from shared.envelope import Envelope
 from shared.topics import TopicSpec
+
+# A connection as handlers get it: straight from asyncpg or borrowed from the pool.
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS public.acoflow_migrations (
@@ -38,7 +42,7 @@ CREATE TABLE IF NOT EXISTS {schema}.outbox (
 """
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def _init_connection(conn: Conn) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
@@ -48,7 +52,7 @@ async def create_pool(dsn: str, size: int = 4) -> asyncpg.Pool:
     return pool
 
 
-async def apply_migrations(conn: asyncpg.Connection, schema: str, directory: Path) -> list[str]:
+async def apply_migrations(conn: Conn, schema: str, directory: Path) -> list[str]:
     """Apply the service's SQL files in name order, each once, recorded in public.acoflow_migrations.
     An advisory lock makes concurrent starts of the same service safe."""
     applied: list[str] = []
@@ -58,7 +62,7 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, directory: Pat
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         await conn.execute(COMMON_TABLES.format(schema=schema))
         done = {r["name"] for r in await conn.fetch("SELECT name FROM public.acoflow_migrations WHERE schema_name = $1", schema)}
-        for path in sorted(directory.glob("*.sql")):
+        for path in sorted(directory.glob("*.sql")):  # noqa: ASYNC240 - a handful of small files, once at start
             if path.name in done:
                 continue
             async with conn.transaction():
@@ -70,7 +74,7 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, directory: Pat
     return applied
 
 
-async def claim_new_events(conn: asyncpg.Connection, schema: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+async def claim_new_events(conn: Conn, schema: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
     """Record event ids as processed; returns those not seen before. Call inside the transaction that applies them."""
     if not event_ids:
         return set()
@@ -82,7 +86,7 @@ async def claim_new_events(conn: asyncpg.Connection, schema: str, event_ids: Seq
     return {r["event_id"] for r in rows}
 
 
-async def enqueue(conn: asyncpg.Connection, schema: str, items: Iterable[tuple[TopicSpec, str, Envelope[Any]]]) -> int:
+async def enqueue(conn: Conn, schema: str, items: Iterable[tuple[TopicSpec, str, Envelope[Any]]]) -> int:
     """Write outgoing events to the outbox in the caller's transaction; the relay publishes them."""
     rows = [(topic.name, key, env.event_id, env.to_bytes()) for topic, key, env in items]
     if rows:

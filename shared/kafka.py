@@ -4,9 +4,9 @@ consumer that applies events exactly once (dedupe and effects in one transaction
 from __future__ import annotations
 
 import asyncio
-import logging
 import base64
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +21,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from pydantic import BaseModel
 
-from shared.db import claim_new_events, enqueue
+from shared.db import Conn, claim_new_events, enqueue
 from shared.envelope import Envelope, EventRejected, EventSpec, Reason, new_envelope, parse_event
 from shared.events import DEAD_LETTER, DeadLetter, RejectReason
 from shared.logging import bind_message_context, clear_message_context, get_logger
@@ -208,7 +208,7 @@ class BatchConsumer(Generic[P]):
         spec: EventSpec[P],
         topic: TopicSpec,
         pool: Callable[[], asyncpg.Pool],
-        apply: Callable[[asyncpg.Connection, list[Parsed[P]]], Awaitable[list[tuple[TopicSpec, str, Envelope[Any]]]]],
+        apply: Callable[[Conn, list[Parsed[P]]], Awaitable[list[tuple[TopicSpec, str, Envelope[Any]]]]],
         on_committed: Callable[[], None] = lambda: None,
         reject: RejectBuilder | None = None,
     ) -> None:

@@ -18,6 +18,7 @@ from services.claims_ingest.domain.attribution import (
     service_month,
     spend_event_id,
 )
+from shared.db import Conn
 from shared.envelope import Envelope, Reason, new_envelope
 from shared.events import (
     CLAIM_REJECTED,
@@ -63,7 +64,7 @@ def _spend(contract_id: str, member_id: str, c: Correction, line: dict[str, Any]
             contract_id=contract_id,
             member_id=member_id,
             line_key=c.line_key,
-            enrollment_type=etype,  # type: ignore[arg-type]
+            enrollment_type=etype,
             claim_type=line["claim_type"],
             service_month=service_month(line["service_date"]),
             paid_date=line["paid_date"],
@@ -74,7 +75,7 @@ def _spend(contract_id: str, member_id: str, c: Correction, line: dict[str, Any]
     )
 
 
-async def lock_members(conn: asyncpg.Connection, member_ids: set[str]) -> None:
+async def lock_members(conn: Conn, member_ids: set[str]) -> None:
     """Serialize work on the same members across the claims and attribution consumers: without it a claim
     stored while its member's attribution is being applied (each transaction blind to the other) would
     never be attributed. Locks are striped and taken in one order, so transactions cannot deadlock."""
@@ -86,7 +87,7 @@ async def lock_members(conn: asyncpg.Connection, member_ids: set[str]) -> None:
     )
 
 
-async def apply_claims(conn: asyncpg.Connection, batch: list[Parsed[ClaimLine]]) -> Outgoing:
+async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
     lines: dict[str, ClaimLine] = {}
     for p in batch:
         line = p.envelope.payload
@@ -147,7 +148,7 @@ async def apply_claims(conn: asyncpg.Connection, batch: list[Parsed[ClaimLine]])
     return out
 
 
-async def apply_attribution(conn: asyncpg.Connection, batch: list[Parsed[AttributionEvent]]) -> Outgoing:
+async def apply_attribution(conn: Conn, batch: list[Parsed[AttributionEvent]]) -> Outgoing:
     out: Outgoing = []
     await lock_members(conn, {p.envelope.payload.member_id for p in batch})
     for p in batch:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.contracts import repository
 from services.contracts.domain.roster import RosterMember, parse_roster_csv
+from shared.db import Conn
 from shared.events import ContractState, QualityResult
 from shared.money import Rate
 from shared.runtime_types import Pooled
@@ -45,7 +45,7 @@ class QualityIn(BaseModel):
 def build_router(pooled: Pooled) -> APIRouter:
     router = APIRouter(prefix="/contracts", tags=["contracts"])
 
-    async def _existing(conn: asyncpg.Connection, contract_id: str) -> ContractState:
+    async def _existing(conn: Conn, contract_id: str) -> ContractState:
         state = await repository.latest(conn, contract_id, lock=True)
         if state is None:
             raise HTTPException(404, detail=[{"loc": ["path", "contract_id"], "msg": "no such contract"}])

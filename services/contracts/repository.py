@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from services.contracts.domain.roster import RosterMember, changed_members, periods_of, summarize
-from shared.db import enqueue
+from shared.db import Conn, enqueue
 from shared.envelope import Envelope, new_envelope
 from shared.events import (
     ATTRIBUTION_CHANGED,
@@ -43,7 +43,7 @@ def _state(row: asyncpg.Record) -> ContractState:
     )
 
 
-async def latest(conn: asyncpg.Connection, contract_id: str, *, lock: bool = False) -> ContractState | None:
+async def latest(conn: Conn, contract_id: str, *, lock: bool = False) -> ContractState | None:
     row = await conn.fetchrow(
         f"SELECT * FROM {SCHEMA}.contract_versions WHERE contract_id = $1 ORDER BY version DESC LIMIT 1"
         + (" FOR UPDATE" if lock else ""),
@@ -52,7 +52,7 @@ async def latest(conn: asyncpg.Connection, contract_id: str, *, lock: bool = Fal
     return None if row is None else _state(row)
 
 
-async def history(conn: asyncpg.Connection, contract_id: str) -> list[dict[str, Any]]:
+async def history(conn: Conn, contract_id: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         f"SELECT version, actor, action, changes, at FROM {SCHEMA}.audit_log WHERE contract_id = $1 ORDER BY id",
         contract_id,
@@ -60,14 +60,14 @@ async def history(conn: asyncpg.Connection, contract_id: str) -> list[dict[str, 
     return [dict(r) for r in rows]
 
 
-async def list_latest(conn: asyncpg.Connection) -> list[ContractState]:
+async def list_latest(conn: Conn) -> list[ContractState]:
     rows = await conn.fetch(
         f"SELECT DISTINCT ON (contract_id) * FROM {SCHEMA}.contract_versions ORDER BY contract_id, version DESC"
     )
     return [_state(r) for r in rows]
 
 
-async def roster(conn: asyncpg.Connection, contract_id: str, version: int) -> list[RosterMember]:
+async def roster(conn: Conn, contract_id: str, version: int) -> list[RosterMember]:
     rows = await conn.fetch(
         f"SELECT entries FROM {SCHEMA}.roster_members WHERE contract_id = $1 AND version = $2 ORDER BY member_id",
         contract_id,
@@ -83,7 +83,7 @@ def _terms_changes(before: ContractTerms | None, after: ContractTerms) -> dict[s
 
 
 async def save_version(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     contract_id: str,
     name: str,
@@ -173,7 +173,7 @@ async def save_version(
 
 
 async def record_quality(
-    conn: asyncpg.Connection, contract_id: str, year: int, score: Any, standard: QualityStandard, actor: str
+    conn: Conn, contract_id: str, year: int, score: Any, standard: QualityStandard, actor: str
 ) -> QualityResult:
     version = await conn.fetchval(
         f"SELECT coalesce(max(version), 0) + 1 FROM {SCHEMA}.quality_results WHERE contract_id = $1 AND performance_year = $2",

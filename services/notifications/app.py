@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from services.notifications.domain.rules import default_rules
 from services.notifications.handlers import SCHEMA, deliver_due, evaluate, loss_threshold, retry_failed
+from shared.db import Conn
 from shared.events import POSITION_UPDATED, SettlementPosition
 from shared.kafka import BatchConsumer, Parsed, batch_options
 from shared.logging import get_logger
@@ -28,7 +29,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     rules = default_rules(loss_threshold(settings))
     wake = asyncio.Event()
 
-    async def apply(conn: asyncpg.Connection, batch: list[Parsed[SettlementPosition]]) -> Any:
+    async def apply(conn: Conn, batch: list[Parsed[SettlementPosition]]) -> Any:
         out = await evaluate(conn, batch, rules, settings.webhook_url)
         wake.set()
         return out
@@ -67,7 +68,10 @@ def build(runtime: ServiceRuntime) -> FastAPI:
 
     @app.get("/deliveries", tags=["notifications"])
     async def deliveries(status: str | None = None) -> list[dict[str, Any]]:
-        query = f"SELECT id, alert_id, contract_id, rule, kind, status, attempts, last_error, created_at, delivered_at FROM {SCHEMA}.deliveries"
+        query = (
+            "SELECT id, alert_id, contract_id, rule, kind, status, attempts, last_error, created_at, delivered_at"
+            f" FROM {SCHEMA}.deliveries"
+        )
         async with runtime.pool.acquire() as conn:
             rows = await (
                 conn.fetch(query + " WHERE status = $1 ORDER BY created_at", status)

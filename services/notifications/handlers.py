@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 
 from services.notifications.domain.rules import Rule, transition
+from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
 from shared.events import NOTIFICATION, NotificationEvent, SettlementPosition
 from shared.kafka import Parsed
@@ -34,13 +35,11 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def _event(alert_id: str, contract_id: str, rule: str, kind: str, detail: dict[str, Any]) -> Envelope[Any]:
-    payload = NotificationEvent(alert_id=alert_id, contract_id=contract_id, rule=rule, kind=kind, detail=detail)  # type: ignore[arg-type]
+    payload = NotificationEvent(alert_id=alert_id, contract_id=contract_id, rule=rule, kind=kind, detail=detail)
     return new_envelope(NOTIFICATION, payload, PRODUCER)
 
 
-async def evaluate(
-    conn: asyncpg.Connection, batch: list[Parsed[SettlementPosition]], rules: tuple[Rule, ...], webhook: str | None
-) -> Outgoing:
+async def evaluate(conn: Conn, batch: list[Parsed[SettlementPosition]], rules: tuple[Rule, ...], webhook: str | None) -> Outgoing:
     latest: dict[str, SettlementPosition] = {}
     for p in batch:  # only the newest position of each contract in the batch matters
         pos = p.envelope.payload
@@ -171,7 +170,7 @@ async def deliver_due(pool: asyncpg.Pool, client: httpx.AsyncClient, settings: S
     return done
 
 
-async def retry_failed(conn: asyncpg.Connection) -> int:
+async def retry_failed(conn: Conn) -> int:
     result: str = await conn.execute(
         f"UPDATE {SCHEMA}.deliveries SET status = 'pending', attempts = 0, next_attempt_at = now() WHERE status = 'failed'"
     )

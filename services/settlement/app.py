@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, HTTPException
 
 from services.settlement import repository
 from services.settlement.repository import SCHEMA, Outgoing
+from shared.db import Conn
 from shared.events import CONTRACT_CHANGED, QUALITY_RECORDED, SPEND_APPLIED, ContractState, QualityResult, SpendDelta
 from shared.kafka import BatchConsumer, Parsed, batch_options
 from shared.service import ServiceRuntime, serve
@@ -20,17 +20,17 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 GROUP = "settlement"
 
 
-async def apply_spend(conn: asyncpg.Connection, batch: list[Parsed[SpendDelta]]) -> Outgoing:
+async def apply_spend(conn: Conn, batch: list[Parsed[SpendDelta]]) -> Outgoing:
     touched = await repository.apply_spend(conn, [p.envelope.payload for p in batch])
     return await repository.recompute(conn, touched)
 
 
-async def apply_contracts(conn: asyncpg.Connection, batch: list[Parsed[ContractState]]) -> Outgoing:
+async def apply_contracts(conn: Conn, batch: list[Parsed[ContractState]]) -> Outgoing:
     touched = {p.envelope.payload.contract_id for p in batch if await repository.store_contract(conn, p.envelope.payload)}
     return await repository.recompute(conn, touched)
 
 
-async def apply_quality(conn: asyncpg.Connection, batch: list[Parsed[QualityResult]]) -> Outgoing:
+async def apply_quality(conn: Conn, batch: list[Parsed[QualityResult]]) -> Outgoing:
     touched = {p.envelope.payload.contract_id for p in batch if await repository.store_quality(conn, p.envelope.payload)}
     return await repository.recompute(conn, touched)
 

@@ -7,10 +7,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
-
 from services.settlement.domain.parameters import PARAMETERS_VERSION
 from services.settlement.domain.position import MemberStats, PositionInputs, project
+from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
 from shared.events import POSITION_UPDATED, ContractState, QualityResult, SettlementPosition, SpendDelta
 from shared.money import ZERO
@@ -21,7 +20,7 @@ PRODUCER = "settlement"
 Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
 
 
-async def store_contract(conn: asyncpg.Connection, state: ContractState) -> bool:
+async def store_contract(conn: Conn, state: ContractState) -> bool:
     row = await conn.fetchrow(
         f"INSERT INTO {SCHEMA}.contracts (contract_id, version, state) VALUES ($1, $2, $3)"
         " ON CONFLICT (contract_id) DO UPDATE SET version = excluded.version, state = excluded.state"
@@ -33,7 +32,7 @@ async def store_contract(conn: asyncpg.Connection, state: ContractState) -> bool
     return row is not None
 
 
-async def store_quality(conn: asyncpg.Connection, q: QualityResult) -> bool:
+async def store_quality(conn: Conn, q: QualityResult) -> bool:
     row = await conn.fetchrow(
         f"INSERT INTO {SCHEMA}.quality (contract_id, performance_year, version, quality_score, quality_standard)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contract_id, performance_year) DO UPDATE"
@@ -49,13 +48,13 @@ async def store_quality(conn: asyncpg.Connection, q: QualityResult) -> bool:
     return row is not None
 
 
-async def apply_spend(conn: asyncpg.Connection, deltas: list[SpendDelta]) -> set[str]:
+async def apply_spend(conn: Conn, deltas: list[SpendDelta]) -> set[str]:
     """Aggregate a batch's deltas and add them with one upsert per table."""
     by_member: dict[tuple[str, str], tuple[str, Decimal]] = {}
     by_month: dict[tuple[str, date], tuple[Decimal, int]] = defaultdict(lambda: (ZERO, 0))
     activity: dict[str, tuple[int, date]] = {}
     for d in deltas:
-        etype, amount = by_member.get((d.contract_id, d.member_id), (d.enrollment_type, ZERO))
+        _, amount = by_member.get((d.contract_id, d.member_id), (d.enrollment_type, ZERO))
         by_member[(d.contract_id, d.member_id)] = (d.enrollment_type, amount + d.amount)
         total, lines = by_month[(d.contract_id, d.service_month)]
         by_month[(d.contract_id, d.service_month)] = (total + d.amount, lines + 1)
@@ -95,7 +94,7 @@ async def apply_spend(conn: asyncpg.Connection, deltas: list[SpendDelta]) -> set
     return set(activity)
 
 
-async def recompute(conn: asyncpg.Connection, contract_ids: set[str]) -> Outgoing:
+async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
     """Recompute and store the position of each contract whose terms are known; one event each."""
     out: Outgoing = []
     for contract_id in sorted(contract_ids):
@@ -116,20 +115,21 @@ async def recompute(conn: asyncpg.Connection, contract_ids: set[str]) -> Outgoin
     return out
 
 
-async def _position(conn: asyncpg.Connection, state: ContractState) -> SettlementPosition:
+async def _position(conn: Conn, state: ContractState) -> SettlementPosition:
     terms = state.terms
     cid = state.contract_id
     months = await conn.fetch(
         f"SELECT service_month, amount FROM {SCHEMA}.month_spend WHERE contract_id = $1 ORDER BY service_month", cid
     )
     thresholds = {k: str(v) for k, v in (terms.truncation_threshold or {}).items()}
-    agg = await conn.fetchrow(
+    agg = await conn.fetchrow(  # an aggregate always returns one row
         f"SELECT count(*) AS n, coalesce(sum(amount), 0) AS total, coalesce(sum(amount * amount), 0) AS sq,"
         " coalesce(sum(least(amount, coalesce(($2::jsonb ->> enrollment_type)::numeric, amount))), 0) AS truncated"
         f" FROM {SCHEMA}.member_spend WHERE contract_id = $1",
         cid,
         thresholds,
     )
+    assert agg is not None  # an aggregate always returns one row
     activity = await conn.fetchrow(f"SELECT lines, as_of FROM {SCHEMA}.activity WHERE contract_id = $1", cid)
     quality = await conn.fetchrow(
         f"SELECT quality_score, quality_standard FROM {SCHEMA}.quality WHERE contract_id = $1 AND performance_year = $2",
@@ -192,7 +192,7 @@ async def _position(conn: asyncpg.Connection, state: ContractState) -> Settlemen
     )
 
 
-async def positions(conn: asyncpg.Connection, contract_id: str | None = None) -> list[dict[str, Any]]:
+async def positions(conn: Conn, contract_id: str | None = None) -> list[dict[str, Any]]:
     if contract_id is None:
         rows = await conn.fetch(f"SELECT position FROM {SCHEMA}.positions ORDER BY contract_id")
     else:

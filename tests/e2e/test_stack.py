@@ -9,7 +9,7 @@ import time
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import psutil
@@ -24,9 +24,9 @@ pytestmark = pytest.mark.e2e
 
 
 class Receiver(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
+    received: ClassVar[list[dict[str, Any]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"]))
         Receiver.received.append(
             {"body": json.loads(body), "signature": self.headers["x-acoflow-signature"], "key": self.headers["idempotency-key"]}

@@ -62,8 +62,8 @@ def spend(n: int, amount: str) -> bytes:
     return new_envelope(SPEND_APPLIED, delta, "test", event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"L{n}")).to_bytes()
 
 
-async def wait_for(runtime: ServiceRuntime, expected: Decimal, timeout: float = 30) -> Decimal:
-    deadline = time.monotonic() + timeout
+async def wait_for(runtime: ServiceRuntime, expected: Decimal, seconds: float = 30) -> Decimal:
+    deadline = time.monotonic() + seconds
     total = Decimal(-1)
     while time.monotonic() < deadline:
         total = await runtime.pool.fetchval(

@@ -12,18 +12,25 @@ from services.settlement.domain.stats import normal_cdf
 from shared.events import AttributionPeriod
 from shared.terms import ContractTerms
 
-TERMS = ContractTerms(program="MSSP", track="BE", performance_year=2025, period_start=date(2025, 1, 1),
-                      period_end=date(2025, 12, 31), benchmark_per_capita={"aged_nondual": D("12000")},
-                      msr=D("0.02"), completion_factors=(D("0.5"), D("0.8")))
+TERMS = ContractTerms(
+    program="MSSP",
+    track="BE",
+    performance_year=2025,
+    period_start=date(2025, 1, 1),
+    period_end=date(2025, 12, 31),
+    benchmark_per_capita={"aged_nondual": D("12000")},
+    msr=D("0.02"),
+    completion_factors=(D("0.5"), D("0.8")),
+)
 
 
 def inputs(**kw: object) -> PositionInputs:
     base: dict[str, object] = {
-        "terms": TERMS, "members": {"aged_nondual": 100},
+        "terms": TERMS,
+        "members": {"aged_nondual": 100},
         "member_months": {f"2025-{m:02d}": {"aged_nondual": 100} for m in range(1, 13)},
         "paid_by_month": {"2025-01": D("80000"), "2025-02": D("80000"), "2025-03": D("50000")},
-        "member_stats": MemberStats(members=100, total=D("210000"), sum_of_squares=D("900000000"),
-                                    truncated_total=D("210000")),
+        "member_stats": MemberStats(members=100, total=D("210000"), sum_of_squares=D("900000000"), truncated_total=D("210000")),
         "as_of": date(2025, 3, 20),
     }
     base.update(kw)
