@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.db import apply_migrations, create_pool
-from shared.kafka import OutboxRelay, ensure_topics, make_broker, make_producer
+from shared.kafka import BatchConsumer, OutboxRelay, ensure_topics, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
 from shared.metrics import REGISTRY
 from shared.settings import Settings, get_settings
@@ -43,6 +43,19 @@ class ServiceRuntime:
         if self._pool is None:
             raise RuntimeError(f"{self.name}: the database pool is not open yet")
         return self._pool
+
+    def consumer(self, spec: Any, topic: Any, apply: Any, reject: Any = None) -> BatchConsumer[Any]:
+        """A BatchConsumer on this service's schema and pool that wakes the outbox relay after each commit."""
+        return BatchConsumer(
+            service=self.name,
+            schema=self.schema,
+            spec=spec,
+            topic=topic,
+            pool=lambda: self.pool,
+            apply=apply,
+            on_committed=self.wake_relay,
+            reject=reject,
+        )
 
     def wake_relay(self) -> None:
         if self.relay is not None:

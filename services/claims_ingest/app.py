@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.claims_ingest.handlers import SCHEMA, apply_attribution, apply_claims, reject_claim
+from services.claims_ingest.handlers import apply_attribution, apply_claims, reject_claim
 from shared.events import ATTRIBUTION_CHANGED, CLAIM_SUBMITTED
-from shared.kafka import BatchConsumer, batch_options
+from shared.kafka import batch_options
 from shared.service import ServiceRuntime, serve
 from shared.topics import ATTRIBUTION, CLAIMS_SUBMITTED
 
@@ -18,25 +18,8 @@ GROUP = "claims_ingest"
 
 
 def build(runtime: ServiceRuntime) -> FastAPI:
-    claims = BatchConsumer(
-        service=runtime.name,
-        schema=SCHEMA,
-        spec=CLAIM_SUBMITTED,
-        topic=CLAIMS_SUBMITTED,
-        pool=lambda: runtime.pool,
-        apply=apply_claims,
-        on_committed=runtime.wake_relay,
-        reject=reject_claim,
-    )
-    attribution = BatchConsumer(
-        service=runtime.name,
-        schema=SCHEMA,
-        spec=ATTRIBUTION_CHANGED,
-        topic=ATTRIBUTION,
-        pool=lambda: runtime.pool,
-        apply=apply_attribution,
-        on_committed=runtime.wake_relay,
-    )
+    claims = runtime.consumer(CLAIM_SUBMITTED, CLAIMS_SUBMITTED, apply_claims, reject=reject_claim)
+    attribution = runtime.consumer(ATTRIBUTION_CHANGED, ATTRIBUTION, apply_attribution)
 
     @runtime.broker.subscriber(CLAIMS_SUBMITTED.name, **batch_options(runtime.settings, GROUP))
     async def on_claims(records: list[Any]) -> None:

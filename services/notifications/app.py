@@ -14,7 +14,7 @@ from services.notifications.domain.rules import default_rules
 from services.notifications.handlers import SCHEMA, deliver_due, evaluate, loss_threshold, retry_failed
 from shared.db import Conn
 from shared.events import POSITION_UPDATED, SettlementPosition
-from shared.kafka import BatchConsumer, Parsed, batch_options
+from shared.kafka import Parsed, batch_options
 from shared.logging import get_logger
 from shared.service import ServiceRuntime, serve
 from shared.topics import SETTLEMENT
@@ -34,15 +34,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         wake.set()
         return out
 
-    positions = BatchConsumer(
-        service=runtime.name,
-        schema=SCHEMA,
-        spec=POSITION_UPDATED,
-        topic=SETTLEMENT,
-        pool=lambda: runtime.pool,
-        apply=apply,
-        on_committed=runtime.wake_relay,
-    )
+    positions = runtime.consumer(POSITION_UPDATED, SETTLEMENT, apply)
 
     @runtime.broker.subscriber(SETTLEMENT.name, **batch_options(settings, GROUP))
     async def on_position(records: list[Any]) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 
 from services.settlement import repository
-from services.settlement.repository import SCHEMA, Outgoing
+from services.settlement.repository import Outgoing
 from shared.db import Conn
 from shared.events import CONTRACT_CHANGED, QUALITY_RECORDED, SPEND_APPLIED, ContractState, QualityResult, SpendDelta
-from shared.kafka import BatchConsumer, Parsed, batch_options
+from shared.kafka import Parsed, batch_options
 from shared.service import ServiceRuntime, serve
 from shared.topics import CONTRACTS, QUALITY, SPEND
 
@@ -36,20 +36,9 @@ async def apply_quality(conn: Conn, batch: list[Parsed[QualityResult]]) -> Outgo
 
 
 def build(runtime: ServiceRuntime) -> FastAPI:
-    def consumer(spec: Any, topic: Any, apply: Any) -> BatchConsumer[Any]:
-        return BatchConsumer(
-            service=runtime.name,
-            schema=SCHEMA,
-            spec=spec,
-            topic=topic,
-            pool=lambda: runtime.pool,
-            apply=apply,
-            on_committed=runtime.wake_relay,
-        )
-
-    spend = consumer(SPEND_APPLIED, SPEND, apply_spend)
-    contracts = consumer(CONTRACT_CHANGED, CONTRACTS, apply_contracts)
-    quality = consumer(QUALITY_RECORDED, QUALITY, apply_quality)
+    spend = runtime.consumer(SPEND_APPLIED, SPEND, apply_spend)
+    contracts = runtime.consumer(CONTRACT_CHANGED, CONTRACTS, apply_contracts)
+    quality = runtime.consumer(QUALITY_RECORDED, QUALITY, apply_quality)
 
     @runtime.broker.subscriber(SPEND.name, **batch_options(runtime.settings, GROUP))
     async def on_spend(records: list[Any]) -> None:
