@@ -14,7 +14,6 @@ from typing import Any
 import click
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from shared.settings import Settings, get_settings
@@ -111,51 +110,109 @@ def status(as_json: bool) -> None:
         _print_endpoints(data)
 
 
-async def _publish(paths: list[Path], fmt: str | None, bootstrap: str) -> tuple[int, int]:
-    from services.claims_ingest.loaders.base import submission
-    from services.claims_ingest.loaders.registry import loader_for
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["cclf", "fhir", "tuva", "jsonl"]), default=None,
+              help="detected from file name and content when omitted")  # fmt: skip
+@click.option("--payer", default="CMS", show_default=True, help="payer of CCLF and FHIR claims (Tuva rows carry their own)")
+@click.option("--dry-run", is_flag=True, help="parse and validate only; publish nothing")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
+@click.option("--roster-out", type=click.Path(dir_okay=False, path_type=Path), help="write CCLF8 members as a roster CSV")
+def load(paths: tuple[Path, ...], fmt: str | None, payer: str, dry_run: bool, as_json: bool, roster_out: Path | None) -> None:
+    """Read claim files (CCLF, FHIR EOB, Tuva CSV, canonical JSONL) and publish them to claims.submitted.v1."""
+    from acoflow import load as loading
+    from services.claims_ingest.loaders.base import LoadError
+
+    settings = get_settings()
+    err = Console(stderr=True)
+    try:
+        if dry_run:
+            report = loading.dry_run(list(paths), fmt, payer, err, quiet=as_json)
+        else:
+            report = asyncio.run(loading.publish(list(paths), fmt, payer, _bootstrap(settings), err, quiet=as_json))
+    except (ValueError, LoadError) as exc:
+        raise click.UsageError(str(exc)) from exc
+    if roster_out is not None:
+        err.print(f"wrote {loading.write_roster(roster_out, report.members)} members to {roster_out}")
+    if as_json:
+        click.echo(loading.summary_json(report))
+        return
+    for note in report.notes:
+        err.print(f"note: {note}")
+    ledger = report.ledger
+    console.print(
+        f"{report.lines} claim lines, {report.rejected} rejected, {ledger.duplicates} re-delivered, {ledger.denied} denied, "
+        f"{ledger.superseded} superseded, {report.id_changes} member id changes; paid total {ledger.total}"
+    )
+    if not dry_run:
+        console.print(f"published {report.published} events")
+
+
+@main.group()
+def rejects() -> None:
+    """Claim lines that were refused: list them, replay them after a fix."""
+
+
+@rejects.command("list")
+@click.option("--status", type=click.Choice(["open", "replayed", "all"]), default="open", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print JSON, originals included")
+def rejects_list(status: str, as_json: bool) -> None:
+    """Rejected lines with their reasons, oldest first."""
+    from acoflow.rejects import fetch, reasons_text
+
+    rows = fetch(_service_url(get_settings(), "claims_ingest"), status)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(title=f"rejects ({status}): {len(rows)}")
+    for column in ("event id", "received", "source", "reasons", "status"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(str(r["event_id"]), str(r["received_at"])[:19], r["source"], reasons_text(r["reasons"]), r["status"])
+    console.print(table)
+
+
+@rejects.command("replay")
+@click.argument("event_ids", nargs=-1)
+@click.option("--all", "replay_all", is_flag=True, help="every open reject")
+@click.option("--payload", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="a corrected claim line (JSON) to submit in place of the one reject given")  # fmt: skip
+def rejects_replay(event_ids: tuple[str, ...], replay_all: bool, payload: Path | None) -> None:
+    """Re-submit rejects to claims.submitted.v1; those that fail again come back as new rejects."""
+    from acoflow.rejects import fetch, mark, plan_replay
     from shared.kafka import make_producer, publish_all
     from shared.topics import CLAIMS_SUBMITTED
 
-    producer = make_producer(bootstrap, "acoflow-load")
-    await producer.start()
-    sent = 0
-    try:
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-        ) as progress:
-            for path in paths:
-                loader = loader_for(path, fmt)
-                task = progress.add_task(f"{path.name} ({loader.name})", total=None)
-                chunk: list[tuple[str, str, bytes]] = []
-                for line in loader.lines(path):
-                    key, value = submission(line)
-                    chunk.append((CLAIMS_SUBMITTED.name, key, value))
-                    if len(chunk) >= 5000:
-                        await publish_all(producer, chunk)
-                        sent += len(chunk)
-                        progress.advance(task, len(chunk))
-                        chunk = []
-                await publish_all(producer, chunk)
-                sent += len(chunk)
-                progress.advance(task, len(chunk))
-                progress.update(task, total=progress.tasks[task].completed)
-    finally:
-        await producer.stop()
-    return sent, len(paths)
-
-
-@main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", default=None, help="jsonl (detected from name and content when omitted)")
-def load(paths: tuple[Path, ...], fmt: str | None) -> None:
-    """Publish claim lines from files to claims.submitted.v1."""
+    if not event_ids and not replay_all:
+        raise click.UsageError("give reject event ids, or --all")
+    if payload is not None and len(event_ids) != 1:
+        raise click.UsageError("--payload replaces exactly one reject: give its event id")
     settings = get_settings()
-    try:
-        sent, files = asyncio.run(_publish(list(paths), fmt, _bootstrap(settings)))
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
-    console.print(f"published {sent} claim lines from {files} file(s)")
+    base = _service_url(settings, "claims_ingest")
+    open_rows = {str(r["event_id"]): r for r in fetch(base, "open")}
+    unknown = [e for e in event_ids if e not in open_rows]
+    if unknown:
+        raise click.UsageError(f"not open rejects: {', '.join(unknown)}")
+    chosen = [open_rows[e] for e in event_ids] if event_ids else list(open_rows.values())
+    corrected = json.loads(payload.read_text()) if payload else None
+    plans = [plan_replay(r, corrected) for r in chosen]
+    ready = [p for p in plans if p.value is not None]
+
+    async def send() -> None:
+        producer = make_producer(_bootstrap(settings), "acoflow-rejects-replay")
+        await producer.start()
+        try:
+            await publish_all(producer, [(CLAIMS_SUBMITTED.name, p.key or "unknown", p.value) for p in ready if p.value])
+        finally:
+            await producer.stop()
+
+    if ready:
+        asyncio.run(send())
+        mark(base, [p.event_id for p in ready])
+    for p in plans:
+        if p.skipped:
+            console.print(f"[yellow]skipped[/] {p.event_id}: {p.skipped}")
+    console.print(f"replayed {len(ready)} of {len(plans)} rejects")
 
 
 def _positions(settings: Settings, contract: str | None) -> list[dict[str, Any]]:
@@ -261,6 +318,7 @@ def settle_puf(input_path: Path, output: Path) -> None:
 def demo(lines: int, members: int, timeout: int) -> None:
     """Start the stack, apply a demo MSSP contract, load a generated feed, print positions, stop."""
     from acoflow.demo import DEMO_CONTRACT_ID, demo_contract, generate_feed
+    from acoflow.load import publish
     from acoflow.stack import Stack
 
     settings = get_settings()
@@ -283,7 +341,7 @@ def demo(lines: int, members: int, timeout: int) -> None:
         expected = generate_feed(feed, lines, members)
         console.print(f"generated {lines} claim lines, total {_money(expected)}")
         started = time.perf_counter()
-        asyncio.run(_publish([feed], "jsonl", stack.bootstrap))
+        asyncio.run(publish([feed], "jsonl", "CMS", stack.bootstrap, console, quiet=False))
         deadline = time.monotonic() + timeout
         rows: list[dict[str, Any]] = []
         while time.monotonic() < deadline:

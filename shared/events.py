@@ -17,7 +17,7 @@ _ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
 ClaimType = Literal["inpatient", "outpatient", "snf", "hha", "hospice", "professional", "dme", "pharmacy", "other"]
 AdjustmentType = Literal["original", "cancellation", "adjustment"]
 MAX_LINE_AMOUNT = Decimal("10000000")
-EARLIEST_SERVICE = date(2000, 1, 1)
+EARLIEST_SERVICE = date(1990, 1, 1)
 
 
 class Payload(BaseModel):
@@ -41,6 +41,9 @@ class ClaimLine(Payload):
     effective_date: date | None = None
     paid_amount: Money = Field(ge=-MAX_LINE_AMOUNT, le=MAX_LINE_AMOUNT)
     denied: bool = False
+    # Lines sharing a version group are versions of one final-action claim (CCLF7 Part D): only the latest
+    # by (effective_date, paid_date, claim_id) counts; the others are superseded.
+    version_group: str | None = Field(default=None, max_length=300)
 
     @model_validator(mode="after")
     def _dates(self) -> Self:
@@ -59,6 +62,12 @@ class ClaimLine(Payload):
         return -abs(self.paid_amount) if self.adjustment_type == "cancellation" else self.paid_amount
 
     @property
+    def version_rank(self) -> str:
+        """Sorts the versions of one group: the greatest is the final action."""
+        effective = (self.effective_date or self.paid_date).isoformat()
+        return f"{effective}|{self.paid_date.isoformat()}|{self.claim_id}|{self.line_number:05d}"
+
+    @property
     def line_key(self) -> str:
         """Identity of this row across re-deliveries: source, claim, line, adjustment type and effective date."""
         effective = (self.effective_date or self.paid_date).isoformat()
@@ -72,14 +81,35 @@ class RejectReason(Payload):
 
 
 class ClaimRejected(Payload):
-    """claims.rejected.v1: what was refused, why, and the original bytes (text, or base64 when not UTF-8)."""
+    """claims.rejected.v1: what was refused, why, and the original bytes (text, or base64 when not UTF-8).
+    Refused by claims_ingest: source_topic, partition and offset say where it was read. Refused by a file
+    loader before publishing: source_topic is "file", with the file, line and format."""
 
     source_topic: str
-    partition: int
-    offset: int
+    partition: int | None = None
+    offset: int | None = None
+    source_file: str | None = None
+    source_line: int | None = None
+    source_format: str | None = None
     reasons: tuple[RejectReason, ...]
     original: str
     original_encoding: Literal["utf-8", "base64"] = "utf-8"
+
+
+class MemberIdChanged(Payload):
+    """members.v1: a payer re-keyed a member (CCLF9: a new MBI); claims under previous_id belong to current_id."""
+
+    payer: Identifier = _ID
+    previous_id: Identifier = _ID
+    current_id: Identifier = _ID
+    effective_date: date | None = None
+    source: str = Field(min_length=1, max_length=40)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        if self.previous_id == self.current_id:
+            raise ValueError("current_id: equals previous_id")
+        return self
 
 
 class RosterSummary(Payload):
@@ -197,6 +227,7 @@ class DeadLetter(Payload):
 
 CLAIM_SUBMITTED = EventSpec("claim_line.submitted", ClaimLine)
 CLAIM_REJECTED = EventSpec("claim_line.rejected", ClaimRejected)
+MEMBER_ID_CHANGED = EventSpec("member.id_changed", MemberIdChanged)
 CONTRACT_CHANGED = EventSpec("contract.changed", ContractState)
 ATTRIBUTION_CHANGED = EventSpec("attribution.changed", Attribution)
 QUALITY_RECORDED = EventSpec("quality.recorded", QualityResult)

@@ -14,6 +14,7 @@ class TopicSpec:
 
 CLAIMS_SUBMITTED = TopicSpec("claims.submitted.v1", 8)
 CLAIMS_REJECTED = TopicSpec("claims.rejected.v1", 4)
+MEMBERS = TopicSpec("members.v1", 8)
 CONTRACTS = TopicSpec("contracts.v1", 4, compacted=True)
 ATTRIBUTION = TopicSpec("attribution.v1", 8)
 QUALITY = TopicSpec("quality.v1", 4)
@@ -26,6 +27,7 @@ DEADLETTER = TopicSpec("deadletter.v1", 2)
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     CLAIMS_SUBMITTED,
     CLAIMS_REJECTED,
+    MEMBERS,
     CONTRACTS,
     ATTRIBUTION,
     QUALITY,

@@ -1,25 +1,40 @@
-"""The claims_ingest service: validates and attributes claim lines, emits spend events and rejects."""
+"""The claims_ingest service: validates and attributes claim lines, re-keys members, emits spend and rejects."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, Field
 
-from services.claims_ingest.handlers import apply_attribution, apply_claims, reject_claim
-from shared.events import ATTRIBUTION_CHANGED, CLAIM_SUBMITTED
+from services.claims_ingest.handlers import (
+    SCHEMA,
+    apply_attribution,
+    apply_claims,
+    apply_id_changes,
+    reject_claim,
+    store_rejects,
+)
+from shared.events import ATTRIBUTION_CHANGED, CLAIM_REJECTED, CLAIM_SUBMITTED, MEMBER_ID_CHANGED
 from shared.kafka import batch_options
 from shared.service import ServiceRuntime, serve
-from shared.topics import ATTRIBUTION, CLAIMS_SUBMITTED
+from shared.topics import ATTRIBUTION, CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 GROUP = "claims_ingest"
 
 
+class Replayed(BaseModel):
+    event_ids: list[uuid.UUID] = Field(min_length=1, max_length=100_000)
+
+
 def build(runtime: ServiceRuntime) -> FastAPI:
     claims = runtime.consumer(CLAIM_SUBMITTED, CLAIMS_SUBMITTED, apply_claims, reject=reject_claim)
     attribution = runtime.consumer(ATTRIBUTION_CHANGED, ATTRIBUTION, apply_attribution)
+    members = runtime.consumer(MEMBER_ID_CHANGED, MEMBERS, apply_id_changes)
+    rejects = runtime.consumer(CLAIM_REJECTED, CLAIMS_REJECTED, store_rejects)
 
     @runtime.broker.subscriber(CLAIMS_SUBMITTED.name, **batch_options(runtime.settings, GROUP))
     async def on_claims(records: list[Any]) -> None:
@@ -29,7 +44,40 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     async def on_attribution(records: list[Any]) -> None:
         await attribution.handle(records)
 
-    return runtime.app("acoflow claims_ingest")
+    @runtime.broker.subscriber(MEMBERS.name, **batch_options(runtime.settings, GROUP + ".members"))
+    async def on_members(records: list[Any]) -> None:
+        await members.handle(records)
+
+    @runtime.broker.subscriber(CLAIMS_REJECTED.name, **batch_options(runtime.settings, GROUP + ".rejects"))
+    async def on_rejects(records: list[Any]) -> None:
+        await rejects.handle(records)
+
+    app = runtime.app("acoflow claims_ingest")
+
+    @app.get("/rejects", tags=["rejects"])
+    async def list_rejects(status: Literal["open", "replayed", "all"] = "open", limit: int = 1000) -> list[dict[str, Any]]:
+        """Rejected claim lines with their reasons and original payload, oldest first."""
+        if not 1 <= limit <= 100_000:
+            raise HTTPException(422, "limit: between 1 and 100000")
+        query = (
+            "SELECT event_id, received_at, source_topic, source, reasons, original, original_encoding, status, replayed_at"
+            f" FROM {SCHEMA}.rejects WHERE ($1 = 'all' OR status = $1) ORDER BY received_at, event_id LIMIT $2"
+        )
+        async with runtime.pool.acquire() as conn:
+            return [dict(r) for r in await conn.fetch(query, status, limit)]
+
+    @app.post("/rejects/replayed", tags=["rejects"])
+    async def mark_replayed(body: Replayed) -> dict[str, int]:
+        """Mark rejects as replayed once `acoflow rejects replay` has re-submitted them."""
+        async with runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"UPDATE {SCHEMA}.rejects SET status = 'replayed', replayed_at = now()"
+                " WHERE event_id = ANY($1::uuid[]) AND status = 'open' RETURNING event_id",
+                body.event_ids,
+            )
+        return {"replayed": len(rows)}
+
+    return app
 
 
 def main() -> None:

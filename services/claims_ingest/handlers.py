@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import structlog
 from aiokafka import ConsumerRecord
 from prometheus_client import Counter
 
@@ -18,6 +19,7 @@ from services.claims_ingest.domain.attribution import (
     service_month,
     spend_event_id,
 )
+from services.claims_ingest.domain.versions import final_action_amount
 from shared.db import Conn
 from shared.envelope import Envelope, Reason, new_envelope
 from shared.events import (
@@ -26,6 +28,7 @@ from shared.events import (
     AttributionPeriod,
     ClaimLine,
     ClaimRejected,
+    MemberIdChanged,
     RejectReason,
     SpendDelta,
 )
@@ -38,6 +41,8 @@ SCHEMA = "claims_ingest"
 PRODUCER = "claims_ingest"
 MEMBER_LOCK_STRIPES = 256
 Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
+
+log = structlog.get_logger()
 
 DENIED = Counter("acoflow_claims_denied_total", "Denied claim lines excluded from spend", registry=REGISTRY)
 UNATTRIBUTED = Counter("acoflow_claims_unattributed_total", "Claim lines kept with no contract (yet)", registry=REGISTRY)
@@ -87,6 +92,80 @@ async def lock_members(conn: Conn, member_ids: set[str]) -> None:
     )
 
 
+async def current_ids(conn: Conn, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(payer, member id) -> the newest id, for the retired ids among `keys`."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT x.payer, x.previous_id, x.current_id FROM {SCHEMA}.member_xref x"
+        " JOIN unnest($1::text[], $2::text[]) AS k(payer, member_id) ON x.payer = k.payer AND x.previous_id = k.member_id",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["payer"], r["previous_id"]): r["current_id"] for r in rows}
+
+
+async def _store(conn: Conn, values: list[ClaimLine]) -> list[ClaimLine]:
+    """Insert lines not seen before; return those (a row re-delivered in a later file is stored, and counted, once)."""
+    inserted = await conn.fetch(
+        f"INSERT INTO {SCHEMA}.claim_lines (line_key, member_id, payer, claim_type, service_date, paid_date, amount,"
+        " version_group, version_rank)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::date[],"
+        " $7::numeric[], $8::text[], $9::text[]) ON CONFLICT DO NOTHING RETURNING line_key",
+        [v.line_key for v in values],
+        [v.member_id for v in values],
+        [v.payer for v in values],
+        [v.claim_type for v in values],
+        [v.from_date for v in values],
+        [v.paid_date for v in values],
+        [final_action_amount(v) if v.version_group else v.signed_amount for v in values],
+        [v.version_group for v in values],
+        [v.version_rank if v.version_group else None for v in values],
+    )
+    keys = {r["line_key"] for r in inserted}
+    return [v for v in values if v.line_key in keys]
+
+
+async def _supersede(conn: Conn, new: list[ClaimLine]) -> tuple[set[str], Outgoing]:
+    """Final action for versioned groups: mark every version but the greatest superseded, and reverse the
+    spend of a version that had counted until now. Returns the new lines that do not count."""
+    grouped = [v for v in new if v.version_group]
+    if not grouped:
+        return set(), []
+    rows = await conn.fetch(
+        f"SELECT l.line_key, l.member_id, l.version_group, l.version_rank, l.superseded FROM {SCHEMA}.claim_lines l"
+        " JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS g(member_id, version_group)"
+        " ON l.member_id = g.member_id AND l.version_group = g.version_group",
+        [v.member_id for v in grouped],
+        [v.version_group for v in grouped],
+    )
+    best: dict[tuple[str, str], str] = {}
+    for r in rows:
+        key = (r["member_id"], r["version_group"])
+        best[key] = max(best.get(key, ""), r["version_rank"])
+    losers = [r for r in rows if r["version_rank"] != best[(r["member_id"], r["version_group"])] and not r["superseded"]]
+    if not losers:
+        return set(), []
+    loser_keys = [r["line_key"] for r in losers]
+    await conn.execute(f"UPDATE {SCHEMA}.claim_lines SET superseded = true WHERE line_key = ANY($1::text[])", loser_keys)
+    return set(loser_keys), await _reverse(conn, loser_keys)
+
+
+async def _reverse(conn: Conn, line_keys: list[str]) -> Outgoing:
+    """Take back the spend these lines contribute to every contract they are active in."""
+    rows = await conn.fetch(
+        f"UPDATE {SCHEMA}.emitted e SET active = false FROM {SCHEMA}.claim_lines l"
+        " WHERE e.line_key = ANY($1::text[]) AND e.active AND l.line_key = e.line_key"
+        " RETURNING e.line_key, e.contract_id, e.member_id, e.generation, e.amount, l.claim_type, l.service_date, l.paid_date",
+        line_keys,
+    )
+    out: Outgoing = []
+    for r in rows:
+        c = Correction(r["line_key"], r["generation"], "-", -r["amount"], None)
+        out.append((SPEND, r["contract_id"], _spend(r["contract_id"], r["member_id"], c, dict(r), "aged_nondual")))
+    return out
+
+
 async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
     lines: dict[str, ClaimLine] = {}
     for p in batch:
@@ -97,24 +176,19 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
         lines.setdefault(line.line_key, line)
     if not lines:
         return []
-    values = list(lines.values())
-    await lock_members(conn, {v.member_id for v in values})
-    # A row re-delivered in a later file (new event id, same line key) is stored, and counted, once.
-    inserted = await conn.fetch(
-        f"INSERT INTO {SCHEMA}.claim_lines (line_key, member_id, payer, claim_type, service_date, paid_date, amount)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::date[],"
-        " $7::numeric[]) ON CONFLICT DO NOTHING RETURNING line_key",
-        [v.line_key for v in values],
-        [v.member_id for v in values],
-        [v.payer for v in values],
-        [v.claim_type for v in values],
-        [v.from_date for v in values],
-        [v.paid_date for v in values],
-        [v.signed_amount for v in values],
-    )
-    new = [lines[r["line_key"]] for r in inserted]
+    await lock_members(conn, {v.member_id for v in lines.values()})
+    renamed = await current_ids(conn, {(v.payer, v.member_id) for v in lines.values()})
+    if renamed:
+        await lock_members(conn, set(renamed.values()))
+    values = [
+        v.model_copy(update={"member_id": renamed[(v.payer, v.member_id)]}) if (v.payer, v.member_id) in renamed else v
+        for v in lines.values()
+    ]
+    new = await _store(conn, values)
     if not new:
         return []
+    not_counted, out = await _supersede(conn, new)
+    new = [v for v in new if v.line_key not in not_counted]
     rows = await conn.fetch(
         f"SELECT member_id, contract_id, payer, periods FROM {SCHEMA}.assignments WHERE member_id = ANY($1::text[])",
         list({v.member_id for v in new}),
@@ -122,9 +196,9 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
     by_member: dict[str, list[asyncpg.Record]] = defaultdict(list)
     for r in rows:
         by_member[r["member_id"]].append(r)
-    out: Outgoing = []
     emitted_rows: list[tuple[str, str, str, int, bool, Decimal]] = []
     for line in new:
+        amount = final_action_amount(line) if line.version_group else line.signed_amount
         matched = False
         for a in by_member.get(line.member_id, ()):
             if a["payer"] != line.payer:
@@ -133,10 +207,10 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
             if period is None:
                 continue
             matched = True
-            c = Correction(line.line_key, 1, "+", line.signed_amount, period)
+            c = Correction(line.line_key, 1, "+", amount, period)
             info = {"claim_type": line.claim_type, "service_date": line.from_date, "paid_date": line.paid_date}
             out.append((SPEND, a["contract_id"], _spend(a["contract_id"], line.member_id, c, info, period.enrollment_type)))
-            emitted_rows.append((line.line_key, a["contract_id"], line.member_id, 1, True, line.signed_amount))
+            emitted_rows.append((line.line_key, a["contract_id"], line.member_id, 1, True, amount))
         if not matched:
             UNATTRIBUTED.inc()
     if emitted_rows:
@@ -148,14 +222,55 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
     return out
 
 
+async def reconcile(conn: Conn, member_id: str, contract_id: str, payer: str, periods: tuple[AttributionPeriod, ...]) -> Outgoing:
+    """Emit what makes the member's spend in the contract equal the signed sum of the lines its periods cover."""
+    line_rows = await conn.fetch(
+        f"SELECT line_key, payer, claim_type, service_date, paid_date, amount, superseded FROM {SCHEMA}.claim_lines"
+        " WHERE member_id = $1",
+        member_id,
+    )
+    emitted_rows = await conn.fetch(
+        f"SELECT line_key, generation, active, amount FROM {SCHEMA}.emitted WHERE member_id = $1 AND contract_id = $2",
+        member_id,
+        contract_id,
+    )
+    info = {r["line_key"]: dict(r) for r in line_rows}
+    emitted = {r["line_key"]: Emitted(r["generation"], r["active"], r["amount"]) for r in emitted_rows}
+    counted = {k: (v["service_date"], v["amount"]) for k, v in info.items() if v["payer"] == payer and not v["superseded"]}
+    # Lines of another payer (the contract's payer changed) or superseded versions are covered by no period.
+    other = {k: (v["service_date"], v["amount"]) for k, v in info.items() if k not in counted}
+    out: Outgoing = []
+    for c in corrections(counted, emitted, periods) + corrections(other, emitted, ()):
+        line = info[c.line_key]
+        etype = c.period.enrollment_type if c.period else (periods[0].enrollment_type if periods else "aged_nondual")
+        out.append((SPEND, contract_id, _spend(contract_id, member_id, c, line, etype)))
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.emitted (line_key, contract_id, member_id, generation, active, amount)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (line_key, contract_id) DO UPDATE"
+            " SET member_id = excluded.member_id, generation = excluded.generation, active = excluded.active,"
+            " amount = excluded.amount",
+            c.line_key,
+            contract_id,
+            member_id,
+            c.generation,
+            c.sign == "+",
+            c.amount if c.sign == "+" else emitted[c.line_key].amount,
+        )
+    return out
+
+
 async def apply_attribution(conn: Conn, batch: list[Parsed[AttributionEvent]]) -> Outgoing:
     out: Outgoing = []
     await lock_members(conn, {p.envelope.payload.member_id for p in batch})
+    renamed = await current_ids(conn, {(p.envelope.payload.payer, p.envelope.payload.member_id) for p in batch})
+    if renamed:
+        await lock_members(conn, set(renamed.values()))
     for p in batch:
         a = p.envelope.payload
+        member = renamed.get((a.payer, a.member_id), a.member_id)
         current = await conn.fetchval(
             f"SELECT contract_version FROM {SCHEMA}.assignments WHERE member_id = $1 AND contract_id = $2 FOR UPDATE",
-            a.member_id,
+            member,
             a.contract_id,
         )
         if current is not None and current >= a.contract_version:
@@ -164,40 +279,85 @@ async def apply_attribution(conn: Conn, batch: list[Parsed[AttributionEvent]]) -
             f"INSERT INTO {SCHEMA}.assignments (member_id, contract_id, payer, contract_version, periods)"
             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (member_id, contract_id) DO UPDATE"
             " SET payer = excluded.payer, contract_version = excluded.contract_version, periods = excluded.periods",
-            a.member_id,
+            member,
             a.contract_id,
             a.payer,
             a.contract_version,
             [period.model_dump(mode="json") for period in a.periods],
         )
-        line_rows = await conn.fetch(
-            f"SELECT line_key, payer, claim_type, service_date, paid_date, amount FROM {SCHEMA}.claim_lines WHERE member_id = $1",
-            a.member_id,
-        )
-        emitted_rows = await conn.fetch(
-            f"SELECT line_key, generation, active, amount FROM {SCHEMA}.emitted WHERE member_id = $1 AND contract_id = $2",
-            a.member_id,
-            a.contract_id,
-        )
-        info = {r["line_key"]: dict(r) for r in line_rows}
-        emitted = {r["line_key"]: Emitted(r["generation"], r["active"], r["amount"]) for r in emitted_rows}
-        same_payer = {k: (v["service_date"], v["amount"]) for k, v in info.items() if v["payer"] == a.payer}
-        # Lines of another payer (the contract's payer changed) are covered by no period of this contract.
-        other_payer = {k: (v["service_date"], v["amount"]) for k, v in info.items() if v["payer"] != a.payer}
-        fixes = corrections(same_payer, emitted, a.periods) + corrections(other_payer, emitted, ())
-        for c in fixes:
-            line = info[c.line_key]
-            etype = c.period.enrollment_type if c.period else (a.periods[0].enrollment_type if a.periods else "aged_nondual")
-            out.append((SPEND, a.contract_id, _spend(a.contract_id, a.member_id, c, line, etype)))
-            await conn.execute(
-                f"INSERT INTO {SCHEMA}.emitted (line_key, contract_id, member_id, generation, active, amount)"
-                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (line_key, contract_id) DO UPDATE"
-                " SET generation = excluded.generation, active = excluded.active, amount = excluded.amount",
-                c.line_key,
-                a.contract_id,
-                a.member_id,
-                c.generation,
-                c.sign == "+",
-                c.amount if c.sign == "+" else emitted[c.line_key].amount,
-            )
+        out += await reconcile(conn, member, a.contract_id, a.payer, a.periods)
     return out
+
+
+async def apply_id_changes(conn: Conn, batch: list[Parsed[MemberIdChanged]]) -> Outgoing:
+    """Re-key a retired member id: its claims (earlier ones too) move to the newest id, with reversing spend
+    under the old id and new spend under the new one, and later claims under the old id are mapped on arrival."""
+    out: Outgoing = []
+    for p in batch:
+        change = p.envelope.payload
+        payer = change.payer
+        await lock_members(conn, {change.previous_id, change.current_id})
+        newest = (await current_ids(conn, {(payer, change.current_id)})).get((payer, change.current_id), change.current_id)
+        if newest == change.previous_id:
+            log.warning("member_id_cycle_ignored", source=change.source)
+            continue
+        await lock_members(conn, {newest})
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.member_xref (payer, previous_id, current_id, effective_date) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (payer, previous_id) DO UPDATE SET current_id = excluded.current_id,"
+            " effective_date = excluded.effective_date",
+            payer,
+            change.previous_id,
+            newest,
+            change.effective_date,
+        )
+        # Ids that led to the retired one now lead to the newest: the table never holds a chain.
+        await conn.execute(
+            f"UPDATE {SCHEMA}.member_xref SET current_id = $3 WHERE payer = $1 AND current_id = $2",
+            payer,
+            change.previous_id,
+            newest,
+        )
+        moved = await conn.fetch(
+            f"UPDATE {SCHEMA}.claim_lines SET member_id = $3 WHERE payer = $1 AND member_id = $2 RETURNING line_key",
+            payer,
+            change.previous_id,
+            newest,
+        )
+        keys = [r["line_key"] for r in moved]
+        if keys:
+            out += await _reverse(conn, keys)
+            await conn.execute(f"UPDATE {SCHEMA}.emitted SET member_id = $2 WHERE line_key = ANY($1::text[])", keys, newest)
+        # The retired id's assignments become the newest id's where it has none of its own for that contract.
+        await conn.execute(
+            f"UPDATE {SCHEMA}.assignments a SET member_id = $3 WHERE a.member_id = $2 AND a.payer = $1 AND NOT EXISTS"
+            f" (SELECT 1 FROM {SCHEMA}.assignments b WHERE b.member_id = $3 AND b.contract_id = a.contract_id)",
+            payer,
+            change.previous_id,
+            newest,
+        )
+        for a in await conn.fetch(
+            f"SELECT contract_id, payer, periods FROM {SCHEMA}.assignments WHERE member_id = $1 AND payer = $2", newest, payer
+        ):
+            periods = tuple(AttributionPeriod.model_validate(x) for x in a["periods"])
+            out += await reconcile(conn, newest, a["contract_id"], a["payer"], periods)
+    return out
+
+
+async def store_rejects(conn: Conn, batch: list[Parsed[ClaimRejected]]) -> Outgoing:
+    """Keep every reject for listing and replay (claims_ingest's own and the file loaders')."""
+    rows = []
+    for p in batch:
+        r = p.envelope.payload
+        if r.source_topic == "file":
+            source = f"{r.source_file} line {r.source_line} ({r.source_format})"
+        else:
+            source = f"{r.source_topic} partition {r.partition} offset {r.offset}"
+        reasons = [x.model_dump() for x in r.reasons]
+        rows.append((p.envelope.event_id, r.source_topic, source, reasons, r.original, r.original_encoding))
+    await conn.executemany(
+        f"INSERT INTO {SCHEMA}.rejects (event_id, source_topic, source, reasons, original, original_encoding)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        rows,
+    )
+    return []

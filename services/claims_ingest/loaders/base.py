@@ -1,18 +1,64 @@
-"""The loader interface and the envelope every loaded line is published in."""
+"""The loader interface: what a loader yields for a set of files, and the envelope a loaded line is published in."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from services.claims_ingest.domain.attribution import NAMESPACE, submission_event_id
+from shared.envelope import Reason
 from shared.events import CLAIM_SUBMITTED, ClaimLine
+
+
+class LoadError(Exception):
+    """A file set that cannot be loaded at all (e.g. CCLF0 counts disagree): nothing is published."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record the loader could not turn into a claim line; it goes to claims.rejected.v1 as it was."""
+
+    file: str
+    line: int
+    fmt: str
+    original: str
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True)
+class IdChange:
+    """An old member id and the id that replaces it (CCLF9), already resolved through chains."""
+
+    previous_id: str
+    current_id: str
+    effective_date: date | None
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """A member the payer lists (CCLF8), with what a roster needs and nothing identifying beyond the id."""
+
+    member_id: str
+    enrollment_type: str
+    start: date | None
+    end: date | None
+    death_date: date | None
+
+
+@dataclass
+class LoadOptions:
+    payer: str = "CMS"
+    notes: list[str] = field(default_factory=list)
+
+
+Item = dict[str, Any] | Rejected | IdChange | MemberRecord
 
 
 class Loader(Protocol):
@@ -20,8 +66,8 @@ class Loader(Protocol):
 
     def detect(self, path: Path, head: bytes) -> bool: ...
 
-    def lines(self, path: Path) -> Iterator[dict[str, Any]]:
-        """Canonical claim lines as dicts, in file order (validation is claims_ingest's job)."""
+    def read(self, paths: Sequence[Path], options: LoadOptions) -> Iterator[Item]:
+        """Canonical claim lines as dicts (validation is claims_ingest's job), and whatever else the files hold."""
         ...
 
 

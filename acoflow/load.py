@@ -1,0 +1,167 @@
+"""`acoflow load`: read payer files with their loaders, then publish them or, with --dry-run, only count."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from services.claims_ingest.domain.attribution import NAMESPACE
+from services.claims_ingest.domain.versions import Ledger
+from services.claims_ingest.loaders.base import IdChange, Item, LoadOptions, MemberRecord, Rejected, submission
+from services.claims_ingest.loaders.registry import plan
+from shared.envelope import Envelope, new_envelope
+from shared.events import CLAIM_REJECTED, MEMBER_ID_CHANGED, ClaimLine, ClaimRejected, MemberIdChanged, RejectReason
+from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS
+
+PRODUCER = "acoflow-load"
+CHUNK = 5000
+MAX_ORIGINAL = 200_000
+
+
+@dataclass
+class LoadReport:
+    lines: int = 0
+    rejected: int = 0
+    id_changes: int = 0
+    ledger: Ledger = field(default_factory=Ledger)
+    members: dict[str, MemberRecord] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    published: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"lines": self.lines, "rejected": self.rejected, "paid_total": str(self.ledger.total)}
+
+
+def items(paths: list[Path], fmt: str | None, options: LoadOptions) -> Iterator[tuple[str, Item]]:
+    for loader, group in plan(paths, fmt):
+        for item in loader.read(group, options):
+            yield loader.name, item
+
+
+def _stable_id(*parts: str) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, "|".join(parts))
+
+
+def rejected_event(r: Rejected) -> tuple[str, bytes]:
+    payload = ClaimRejected(
+        source_topic="file",
+        source_file=r.file,
+        source_line=r.line,
+        source_format=r.fmt,
+        reasons=tuple(RejectReason(**x.as_dict()) for x in r.reasons),
+        original=r.original[:MAX_ORIGINAL],
+    )
+    digest = hashlib.sha256(r.original.encode(errors="replace")).hexdigest()
+    env = new_envelope(CLAIM_REJECTED, payload, PRODUCER, event_id=_stable_id("rejected", r.file, str(r.line), digest))
+    return "file:" + r.file, env.to_bytes()
+
+
+def id_change_event(change: IdChange, payer: str) -> tuple[str, bytes]:
+    payload = MemberIdChanged(
+        payer=payer,
+        previous_id=change.previous_id,
+        current_id=change.current_id,
+        effective_date=change.effective_date,
+        source="cclf9",
+    )
+    env: Envelope[MemberIdChanged] = new_envelope(
+        MEMBER_ID_CHANGED, payload, PRODUCER, event_id=_stable_id("id_changed", payer, change.previous_id, change.current_id)
+    )
+    return change.previous_id, env.to_bytes()
+
+
+def account(report: LoadReport, item: Item) -> None:
+    """Count an item the way claims_ingest will treat it."""
+    if isinstance(item, Rejected):
+        report.rejected += 1
+    elif isinstance(item, IdChange):
+        report.id_changes += 1
+    elif isinstance(item, MemberRecord):
+        report.members[item.member_id] = item
+    else:
+        try:
+            line = ClaimLine.model_validate(item)
+        except ValidationError:
+            report.rejected += 1
+            return
+        report.lines += 1
+        report.ledger.add(line)
+
+
+def _progress(console: Console, quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    )
+
+
+def dry_run(paths: list[Path], fmt: str | None, payer: str, console: Console, quiet: bool) -> LoadReport:
+    report = LoadReport()
+    options = LoadOptions(payer=payer, notes=report.notes)
+    with _progress(console, quiet) as progress:
+        task = progress.add_task("parsing", total=None)
+        for n, (_, item) in enumerate(items(paths, fmt, options), start=1):
+            account(report, item)
+            if n % CHUNK == 0:
+                progress.update(task, completed=n)
+    return report
+
+
+async def publish(paths: list[Path], fmt: str | None, payer: str, bootstrap: str, console: Console, quiet: bool) -> LoadReport:
+    from shared.kafka import make_producer, publish_all
+
+    report = LoadReport()
+    options = LoadOptions(payer=payer, notes=report.notes)
+    producer = make_producer(bootstrap, PRODUCER)
+    await producer.start()
+    try:
+        with _progress(console, quiet) as progress:
+            task = progress.add_task("publishing", total=None)
+            chunk: list[tuple[str, str, bytes]] = []
+            for _, item in items(paths, fmt, options):
+                account(report, item)
+                if isinstance(item, Rejected):
+                    chunk.append((CLAIMS_REJECTED.name, *rejected_event(item)))
+                elif isinstance(item, IdChange):
+                    chunk.append((MEMBERS.name, *id_change_event(item, payer)))
+                elif isinstance(item, dict):
+                    chunk.append((CLAIMS_SUBMITTED.name, *submission(item, PRODUCER)))
+                if len(chunk) >= CHUNK:
+                    await publish_all(producer, chunk)
+                    report.published += len(chunk)
+                    progress.update(task, completed=report.published)
+                    chunk = []
+            await publish_all(producer, chunk)
+            report.published += len(chunk)
+            progress.update(task, completed=report.published, total=report.published)
+    finally:
+        await producer.stop()
+    return report
+
+
+def write_roster(path: Path, members: dict[str, MemberRecord]) -> int:
+    """The members a CCLF8 lists, as the roster CSV the contracts API takes (no names, no addresses)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["member_id", "enrollment_type", "start", "end"])
+        for m in members.values():
+            writer.writerow([m.member_id, m.enrollment_type, "", m.death_date.isoformat() if m.death_date else ""])
+    return len(members)
+
+
+def summary_json(report: LoadReport) -> str:
+    return json.dumps(report.summary())

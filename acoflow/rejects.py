@@ -1,0 +1,64 @@
+"""`acoflow rejects list|replay`: see what was refused and why, and re-submit it after a fix."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from services.claims_ingest.loaders.base import submission
+from shared.topics import CLAIMS_SUBMITTED
+
+
+@dataclass(frozen=True)
+class Replay:
+    event_id: str
+    key: str | None = None
+    value: bytes | None = None
+    skipped: str | None = None
+
+
+def fetch(base: str, status: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{base}/rejects", params={"status": status, "limit": 100_000}, timeout=30)
+    response.raise_for_status()
+    return list(response.json())
+
+
+def plan_replay(reject: dict[str, Any], payload: dict[str, Any] | None) -> Replay:
+    """What to publish for one reject: a corrected payload when given; else the original message as it was
+    (the fix is in the system: a new schema version understood, a contract now known); a record a file
+    loader could not read needs a corrected payload."""
+    event_id = str(reject["event_id"])
+    if payload is not None:
+        key, value = submission(payload, "acoflow-rejects-replay")
+        return Replay(event_id, key, value)
+    original: str = reject["original"]
+    raw = base64.b64decode(original) if reject["original_encoding"] == "base64" else original.encode()
+    if reject["source_topic"] == CLAIMS_SUBMITTED.name:
+        try:
+            member = json.loads(raw).get("payload", {}).get("member_id")
+        except (ValueError, AttributeError):
+            member = None
+        return Replay(event_id, str(member or "unknown"), raw)
+    if reject["source_topic"] == "file" and "(jsonl)" in reject["source"]:
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            line = None
+        if isinstance(line, dict):
+            key, value = submission(line, "acoflow-rejects-replay")
+            return Replay(event_id, key, value)
+    return Replay(event_id, skipped=f"{reject['source']}: not a claim line as it stands; pass --payload with the corrected line")
+
+
+def mark(base: str, event_ids: list[str]) -> int:
+    response = httpx.post(f"{base}/rejects/replayed", json={"event_ids": event_ids}, timeout=30)
+    response.raise_for_status()
+    return int(response.json()["replayed"])
+
+
+def reasons_text(reasons: list[dict[str, str]]) -> str:
+    return "; ".join(f"{r['field']}: {r['message']}" for r in reasons)

@@ -1,0 +1,389 @@
+"""CMS Claim and Claim Line Feed (CCLF) files: fixed-width, single files or the monthly zip.
+
+Layouts come from CMS's published layouts (cclf_layouts.csv, a copy of ../shared/data/cclf/layouts.csv);
+the rules from the CCLF Information Packet v38: sign by CLM_ADJSMT_TYPE_CD (section 5.3), denied claims
+and lines (section 3.2), Part D final action (section 3.3), MBI cross-reference (sections 3.1, 5.1.1),
+Part A spend from the header file only (section 3.5: revenue-center amounts would count it twice)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from services.claims_ingest.domain.versions import resolve_chains
+from services.claims_ingest.loaders.base import IdChange, Item, LoadError, LoadOptions, MemberRecord, Rejected
+from shared.envelope import Reason
+
+LAYOUTS = Path(__file__).with_name("cclf_layouts.csv")
+NAME = re.compile(r"ZC([0-9AB])[YR]\d\d|CCLF([0-9AB])(?![0-9A-Z])", re.IGNORECASE)
+AMOUNT = re.compile(r"^-?\d{1,15}(\.\d{1,6})?$")
+DATE = re.compile(rb"\d{4}-\d{2}-\d{2}")
+DELIVERY = re.compile(r"\.D\d{6}\.")
+CLAIM_TYPES = {
+    "10": "hha", "20": "snf", "30": "snf", "40": "outpatient", "50": "hospice", "60": "inpatient", "61": "inpatient",
+    "71": "professional", "72": "professional", "81": "dme", "82": "dme",
+}  # fmt: skip
+ADJUSTMENT = {"0": "original", "1": "cancellation", "2": "adjustment"}
+# CLM_CARR_PMT_DNL_CD: 1-9, A and B say whom the carrier paid; 0 is a denial and the letters beyond are
+# MSP cost-avoided codes (nothing paid). CLM_PRCSG_IND_CD: A allowed, R reprocessed, S secondary payer.
+CARRIER_PAID = frozenset("123456789AB")
+LINE_ALLOWED = frozenset({"A", "R", "S"})
+CLAIM_FILES = ("1", "5", "6", "7")
+
+
+@dataclass(frozen=True)
+class Field:
+    label: str
+    start: int
+    end: int
+
+
+@cache
+def layout(file_no: str) -> dict[str, Field]:
+    """Field label -> 0-based slice bounds for CCLF file `file_no` ("1".."9", "A", "B")."""
+    out: dict[str, Field] = {}
+    with LAYOUTS.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["cclf_file"] == f"CCLF{file_no}":
+                label = re.sub(r"[^A-Z0-9_].*$", "", row["field_label"].strip())
+                out[label] = Field(label, int(row["start"]) - 1, int(row["end"]))
+    return out
+
+
+def file_number(name: str) -> str | None:
+    match = NAME.search(name)
+    return (match.group(1) or match.group(2)).upper() if match else None
+
+
+class BadField(Exception):
+    def __init__(self, field: str, code: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = Reason(field, code, message)
+
+
+class Record:
+    """Typed access to one fixed-width record; every failure names the CCLF field."""
+
+    __slots__ = ("fields", "text")
+
+    def __init__(self, text: str, fields: dict[str, Field]) -> None:
+        self.text = text
+        self.fields = fields
+
+    def text_of(self, label: str) -> str:
+        f = self.fields[label]
+        if len(self.text) < f.end and len(self.text) <= f.start:
+            raise BadField(label, "truncated", f"record ends at {len(self.text)}, before {label} ({f.start + 1}-{f.end})")
+        return self.text[f.start : f.end].strip()
+
+    def required(self, label: str) -> str:
+        value = self.text_of(label)
+        if not value:
+            raise BadField(label, "missing", f"{label} is blank")
+        return value
+
+    def date(self, label: str) -> date | None:
+        value = self.text_of(label)
+        if not value or value in ("1000-01-01", "0001-01-01", "9999-12-31"):
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise BadField(label, "date_parsing", f"{label} {value!r} is not a YYYY-MM-DD date") from None
+
+    def amount(self, label: str) -> Decimal:
+        value = self.text_of(label)
+        if not AMOUNT.match(value):
+            raise BadField(label, "decimal_parsing", f"{label} {value!r} is not an amount")
+        return Decimal(value)
+
+
+def _dates(r: Record, from_label: str, thru_label: str | None) -> tuple[date, date, date | None, date]:
+    start = r.date(from_label)
+    if start is None:
+        raise BadField(from_label, "missing", f"{from_label} is blank")
+    thru = (r.date(thru_label) if thru_label else None) or start
+    effective = r.date("CLM_EFCTV_DT")
+    paid = r.date("CLM_IDR_LD_DT") or effective or thru
+    return start, thru, effective, paid
+
+
+def _adjustment(r: Record) -> str:
+    code = r.text_of("CLM_ADJSMT_TYPE_CD") or "0"
+    if code not in ADJUSTMENT:
+        raise BadField("CLM_ADJSMT_TYPE_CD", "enum", f"CLM_ADJSMT_TYPE_CD {code!r} is not 0, 1 or 2")
+    return ADJUSTMENT[code]
+
+
+def part_a(r: Record, payer: str) -> dict[str, Any]:
+    start, thru, effective, paid = _dates(r, "CLM_FROM_DT", "CLM_THRU_DT")
+    return {
+        "source": "cclf1",
+        "claim_id": r.required("CUR_CLM_UNIQ_ID"),
+        "line_number": 0,
+        "member_id": r.required("BENE_MBI_ID"),
+        "payer": payer,
+        "claim_type": CLAIM_TYPES.get(r.text_of("CLM_TYPE_CD"), "other"),
+        "adjustment_type": _adjustment(r),
+        "from_date": start,
+        "thru_date": thru,
+        "paid_date": paid,
+        "effective_date": effective,
+        "paid_amount": r.amount("CLM_PMT_AMT"),
+        # Part A claims are accepted or denied whole; a non-payment reason code denies it (packet 3.2).
+        "denied": bool(r.text_of("CLM_MDCR_NPMT_RSN_CD")),
+    }
+
+
+def part_b(source: str) -> Callable[[Record, str], dict[str, Any]]:
+    def parse(r: Record, payer: str) -> dict[str, Any]:
+        start, thru, effective, paid = _dates(r, "CLM_LINE_FROM_DT", "CLM_LINE_THRU_DT")
+        line_no = r.required("CLM_LINE_NUM")
+        if not line_no.isdigit():
+            raise BadField("CLM_LINE_NUM", "int_parsing", f"CLM_LINE_NUM {line_no!r} is not a number")
+        carrier = r.text_of("CLM_CARR_PMT_DNL_CD")
+        processing = r.text_of("CLM_PRCSG_IND_CD")
+        return {
+            "source": source,
+            "claim_id": r.required("CUR_CLM_UNIQ_ID"),
+            "line_number": int(line_no),
+            "member_id": r.required("BENE_MBI_ID"),
+            "payer": payer,
+            "claim_type": CLAIM_TYPES.get(r.text_of("CLM_TYPE_CD"), "dme" if source == "cclf6" else "professional"),
+            "adjustment_type": _adjustment(r),
+            "from_date": start,
+            "thru_date": thru,
+            "paid_date": paid,
+            "effective_date": effective,
+            "paid_amount": r.amount("CLM_LINE_CVRD_PD_AMT"),
+            # Claims are denied by the carrier payment denial code, single lines by the processing indicator.
+            "denied": (bool(carrier) and carrier not in CARRIER_PAID) or (bool(processing) and processing not in LINE_ALLOWED),
+        }
+
+    return parse
+
+
+def part_d(r: Record, payer: str) -> dict[str, Any]:
+    start, thru, effective, paid = _dates(r, "CLM_LINE_FROM_DT", None)
+    # Part D rows are final-action claims: the latest row of a natural key replaces the earlier ones (3.3, 5.1.2).
+    natural = "|".join(
+        r.text_of(x)
+        for x in (
+            "CLM_LINE_FROM_DT",
+            "PRVDR_SRVC_ID_QLFYR_CD",
+            "CLM_SRVC_PRVDR_GNRC_ID_NUM",
+            "CLM_DSPNSNG_STUS_CD",
+            "CLM_LINE_RX_SRVC_RFRNC_NUM",
+            "CLM_LINE_RX_FILL_NUM",
+        )
+    )
+    return {
+        "source": "cclf7",
+        "claim_id": r.required("CUR_CLM_UNIQ_ID"),
+        "line_number": 0,
+        "member_id": r.required("BENE_MBI_ID"),
+        "payer": payer,
+        "claim_type": "pharmacy",
+        "adjustment_type": _adjustment(r),
+        "from_date": start,
+        "thru_date": thru,
+        "paid_date": paid,
+        "effective_date": effective,
+        "paid_amount": r.amount("CLM_LINE_BENE_PMT_AMT"),
+        "version_group": "cclf7|" + natural,
+    }
+
+
+PARSERS: dict[str, Callable[[Record, str], dict[str, Any]]] = {
+    "1": part_a,
+    "5": part_b("cclf5"),
+    "6": part_b("cclf6"),
+    "7": part_d,
+}
+
+
+def enrollment_type(status: str, dual: str) -> str:
+    """CCLF8 Medicare status and dual status -> the MSSP enrollment type (ESRD first, then disabled)."""
+    if status in ("11", "21", "31"):
+        return "esrd"
+    if status == "20":
+        return "disabled"
+    return "aged_dual" if dual in ("02", "04", "08", "01", "03", "05", "06") else "aged_nondual"
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    number: str
+    opener: Callable[[], io.BufferedIOBase | io.BytesIO]
+
+
+def _members(paths: Sequence[Path]) -> list[Member]:
+    """Every CCLF file in the given paths, zips opened."""
+    out: list[Member] = []
+    for path in paths:
+        if zipfile.is_zipfile(path):
+            archive = zipfile.ZipFile(path)
+            for info in archive.infolist():
+                number = file_number(info.filename)
+                if number is not None and not info.is_dir():
+                    out.append(Member(f"{path.name}:{info.filename}", number, lambda a=archive, i=info: a.open(i)))  # type: ignore[misc]
+            continue
+        number = file_number(path.name)
+        if number is None:
+            raise LoadError(f"{path}: not a CCLF file name (expected ...ZC<n>Y<yy>... or CCLF<n>)")
+        out.append(Member(path.name, number, lambda p=path: p.open("rb")))  # type: ignore[misc]
+    return out
+
+
+def _records(member: Member) -> Iterator[tuple[int, bytes]]:
+    with member.opener() as handle:
+        for number, raw in enumerate(handle, start=1):
+            raw = raw.rstrip(b"\r\n")
+            if raw.strip():
+                yield number, raw
+
+
+def _summary(member: Member) -> dict[str, tuple[int, int]]:
+    """CCLF0: file number -> (record count, record length)."""
+    out: dict[str, tuple[int, int]] = {}
+    for _, raw in _records(member):
+        parts = [p.strip() for p in raw.decode("ascii", errors="replace").split("|")]
+        if len(parts) >= 4 and parts[0].upper().startswith("CCLF") and parts[2].isdigit():
+            out[parts[0][4:].upper()] = (int(parts[2]), int(parts[3]) if parts[3].isdigit() else 0)
+    return out
+
+
+def delivery(member: Member) -> str:
+    """The monthly delivery a file belongs to: its zip, else the D<yymmdd> token of its name."""
+    if ":" in member.name:
+        return member.name.split(":", 1)[0]
+    match = DELIVERY.search(member.name)
+    return match.group(0) if match else ""
+
+
+def check_counts(members: list[Member], notes: list[str]) -> None:
+    by_delivery: dict[str, list[Member]] = {}
+    for m in members:
+        by_delivery.setdefault(delivery(m), []).append(m)
+    for group in by_delivery.values():
+        _check_delivery(group, notes)
+
+
+def _check_delivery(members: list[Member], notes: list[str]) -> None:
+    summaries = [m for m in members if m.number == "0"]
+    if not summaries:
+        notes.append(f"no CCLF0 beside {members[0].name}: record counts not checked")
+        return
+    expected: dict[str, tuple[int, int]] = {}
+    for s in summaries:
+        expected.update(_summary(s))
+    present = {m.number for m in members if m.number != "0"}
+    for m in members:
+        if m.number == "0" or m.number not in expected:
+            continue
+        count = sum(1 for _ in _records(m))
+        if count != expected[m.number][0]:
+            raise LoadError(f"{m.name}: {count} records, but CCLF0 says CCLF{m.number} has {expected[m.number][0]}")
+    missing = sorted(set(expected) - present)
+    if missing:
+        notes.append("listed in CCLF0 but not delivered: " + ", ".join(f"CCLF{n}" for n in missing))
+
+
+class CclfLoader:
+    name = "cclf"
+
+    def detect(self, path: Path, head: bytes) -> bool:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return any(file_number(n) for n in archive.namelist())
+        if file_number(path.name) is not None:
+            return True
+        first = head.split(b"\n", 1)[0]
+        if first.startswith((b"File Number", b"CCLF")) and b"|" in first:
+            return True
+        # A claim record: the from-date of some CCLF claim layout sits where that layout puts it.
+        for number in CLAIM_FILES:
+            f = layout(number).get("CLM_FROM_DT") or layout(number)["CLM_LINE_FROM_DT"]
+            if DATE.fullmatch(first[f.start : f.end]) and len(first.rstrip()) <= max(x.end for x in layout(number).values()):
+                return True
+        return False
+
+    def read(self, paths: Sequence[Path], options: LoadOptions) -> Iterator[Item]:
+        members = _members(paths)
+        check_counts(members, options.notes)
+        # CCLF9 first: claims in every file of the set are re-keyed to the newest MBI (packet 3.1, 5.1.1).
+        pairs: list[tuple[str, str]] = []
+        effective: dict[str, date | None] = {}
+        for m in (m for m in members if m.number == "9"):
+            yield from self._xref(m, pairs, effective)
+        newest = resolve_chains(pairs)
+        for previous, current in newest.items():
+            yield IdChange(previous, current, effective.get(previous))
+        for m in members:
+            if m.number == "8":
+                yield from self._demographics(m, newest)
+            elif m.number in PARSERS:
+                yield from self._claims(m, PARSERS[m.number], newest, options.payer)
+            elif m.number not in ("0", "9"):
+                options.notes.append(f"{m.name}: CCLF{m.number} carries no spend of its own; read for counts only")
+
+    def _xref(self, m: Member, pairs: list[tuple[str, str]], effective: dict[str, date | None]) -> Iterator[Item]:
+        fields = layout("9")
+        for number, raw in _records(m):
+            try:
+                r = Record(raw.decode("ascii"), fields)
+                if r.text_of("HICN_MBI_XREF_IND") != "M":
+                    continue  # H rows cross-reference retired HICNs, which claims no longer carry
+                previous, current = r.required("PRVS_NUM"), r.required("CRNT_NUM")
+                if previous != current:
+                    pairs.append((previous, current))
+                    effective[previous] = r.date("PRVS_ID_OBSLT_DT")
+            except (BadField, UnicodeDecodeError) as exc:
+                yield _rejected(m, number, raw, exc)
+
+    def _demographics(self, m: Member, newest: dict[str, str]) -> Iterator[Item]:
+        fields = layout("8")
+        for number, raw in _records(m):
+            try:
+                r = Record(raw.decode("ascii"), fields)
+                mbi = r.required("BENE_MBI_ID")
+                yield MemberRecord(
+                    member_id=newest.get(mbi, mbi),
+                    enrollment_type=enrollment_type(r.text_of("BENE_MDCR_STUS_CD"), r.text_of("BENE_DUAL_STUS_CD")),
+                    start=r.date("BENE_RNG_BGN_DT"),
+                    end=r.date("BENE_RNG_END_DT"),
+                    death_date=r.date("BENE_DEATH_DT"),
+                )
+            except (BadField, UnicodeDecodeError) as exc:
+                yield _rejected(m, number, raw, exc)
+
+    def _claims(
+        self, m: Member, parse: Callable[[Record, str], dict[str, Any]], newest: dict[str, str], payer: str
+    ) -> Iterator[Item]:
+        fields = layout(m.number)
+        for number, raw in _records(m):
+            try:
+                line = parse(Record(raw.decode("ascii"), fields), payer)
+            except (BadField, UnicodeDecodeError) as exc:
+                yield _rejected(m, number, raw, exc)
+                continue
+            line["member_id"] = newest.get(line["member_id"], line["member_id"])
+            yield line
+
+
+def _rejected(m: Member, number: int, raw: bytes, exc: Exception) -> Rejected:
+    if isinstance(exc, BadField):
+        reason = exc.reason
+    else:
+        reason = Reason("$", "encoding", "record is not ASCII text")
+    return Rejected(m.name, number, f"cclf{m.number.lower()}", raw.decode("latin-1"), (reason,))

@@ -1,0 +1,234 @@
+"""FHIR R4 ExplanationOfBenefit: a Bundle (JSON) or bulk NDJSON, as CARIN Blue Button / BCDA / BFD and
+other conformant producers write them. One EOB becomes one claim line (line 0) carrying the claim's
+paid amount; Patient resources in the same load map patient references to MBIs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from services.claims_ingest.loaders.base import IdChange, Item, LoadOptions, Rejected
+from shared.envelope import Reason
+
+MBI_SYSTEMS = ("http://hl7.org/fhir/sid/us-mbi", "https://bluebutton.cms.gov/resources/identifier/mbi-hash")
+EOB_TYPES = {
+    "INPATIENT": "inpatient", "OUTPATIENT": "outpatient", "SNF": "snf", "HHA": "hha", "HOSPICE": "hospice",
+    "CARRIER": "professional", "DME": "dme", "PDE": "pharmacy",
+}  # fmt: skip
+CLAIM_TYPE_CODES = {"10": "hha", "20": "snf", "30": "snf", "40": "outpatient", "50": "hospice", "60": "inpatient",
+                    "61": "inpatient", "71": "professional", "72": "professional", "81": "dme", "82": "dme"}  # fmt: skip
+C4BB_TYPES = {"pharmacy": "pharmacy", "professional": "professional", "institutional": "outpatient", "oral": "other",
+              "vision": "other"}  # fmt: skip
+# Adjudication categories that carry what the plan paid, CMS and CARIN names, tried in this order.
+PAID_CATEGORIES = ("benefit", "paidtoprovider", "line_nch_pmt_amt", "CLM_LINE_CVRD_PD_AMT", "cvrd_d_plan_pd_amt")
+
+
+class NotClaim(Exception):
+    def __init__(self, field: str, code: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = Reason(field, code, message)
+
+
+def _codes(concept: dict[str, Any] | None) -> list[tuple[str, str]]:
+    return [(c.get("system", ""), str(c.get("code", ""))) for c in (concept or {}).get("coding", []) if isinstance(c, dict)]
+
+
+def _category(entry: dict[str, Any]) -> str:
+    """The last path segment of an adjudication category code (BFD puts a URL in the code)."""
+    for _, code in _codes(entry.get("category")):
+        return code.rsplit("/", 1)[-1]
+    return ""
+
+
+def _money(value: Any, field: str) -> Decimal:
+    # json.loads gives Decimal for numbers (parse_float), so 12.345 stays exact.
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise NotClaim(field, "decimal_type", f"{field} is not a number")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise NotClaim(field, "decimal_parsing", f"{field} {value!r} is not a number") from None
+    if not amount.is_finite():
+        raise NotClaim(field, "finite_number", f"{field} is not finite")
+    return amount
+
+
+def paid_amount(eob: dict[str, Any]) -> Decimal:
+    """payment.amount when present; else a total, else the sum over items, of the category that carries
+    the paid amount (PDE EOBs have no payment.amount)."""
+    amount = (eob.get("payment") or {}).get("amount")
+    if isinstance(amount, dict) and "value" in amount:
+        return _money(amount["value"], "payment.amount.value")
+    for wanted in PAID_CATEGORIES:
+        totals = [t for t in eob.get("total", []) if _category(t) == wanted and "amount" in t]
+        if totals:
+            return sum((_money(t["amount"].get("value"), "total.amount.value") for t in totals), Decimal(0))
+        found = False
+        total = Decimal(0)
+        for i, item in enumerate(eob.get("item", [])):
+            for adj in item.get("adjudication", []):
+                if _category(adj) == wanted and "amount" in adj:
+                    found = True
+                    total += _money(adj["amount"].get("value"), f"item[{i}].adjudication.amount.value")
+        if found:
+            return total
+    raise NotClaim("payment.amount", "missing", "no payment.amount and no adjudication carrying the paid amount")
+
+
+def claim_type(eob: dict[str, Any]) -> str:
+    codes = _codes(eob.get("type"))
+    for system, code in codes:
+        if "eob-type" in system.lower() or system.endswith("EOB-TYPE"):
+            return EOB_TYPES.get(code.upper(), "other")
+    for system, code in codes:
+        if system.lower().endswith(("clm-type-cd", "nch_clm_type_cd")) and code in CLAIM_TYPE_CODES:
+            return CLAIM_TYPE_CODES[code]
+    for _, code in codes:
+        if code in C4BB_TYPES:
+            return C4BB_TYPES[code]
+    return "other"
+
+
+def _date(value: Any, field: str) -> date:
+    if not isinstance(value, str):
+        raise NotClaim(field, "missing", f"{field} is missing")
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        raise NotClaim(field, "date_parsing", f"{field} {value!r} is not a date") from None
+
+
+def _maybe_date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(value[:10]) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def claim_id(eob: dict[str, Any]) -> str:
+    for ident in eob.get("identifier", []):
+        if any(code == "uc" for _, code in _codes(ident.get("type"))) and ident.get("value"):
+            return str(ident["value"])
+    if eob.get("id"):
+        return str(eob["id"])
+    raise NotClaim("identifier", "missing", "no id and no unique-claim identifier")
+
+
+def member_of(eob: dict[str, Any], mbis: dict[str, str]) -> str:
+    patient = eob.get("patient") or {}
+    ident = patient.get("identifier") or {}
+    if ident.get("system") in MBI_SYSTEMS and ident.get("value"):
+        return str(ident["value"])
+    reference = str(patient.get("reference") or "")
+    if not reference:
+        raise NotClaim("patient.reference", "missing", "no patient reference")
+    return mbis.get(reference, reference.rsplit("/", 1)[-1])
+
+
+def to_line(eob: dict[str, Any], mbis: dict[str, str], payer: str) -> dict[str, Any] | None:
+    status = eob.get("status")
+    if status == "draft" or eob.get("use") in ("preauthorization", "predetermination"):
+        return None  # not adjudicated, or not a claim for services rendered: no spend
+    period = eob.get("billablePeriod") or {}
+    start = _date(period.get("start") or eob.get("created"), "billablePeriod.start")
+    thru = _maybe_date(period.get("end")) or start
+    paid = _maybe_date((eob.get("payment") or {}).get("date")) or _maybe_date(eob.get("created"))
+    if paid is None or paid < start:
+        paid = thru
+    kind = claim_type(eob)
+    return {
+        # Producers' claim ids are unique per claim family, not across them.
+        "source": f"fhir:{kind}",
+        "claim_id": claim_id(eob),
+        "line_number": 0,
+        "member_id": member_of(eob, mbis),
+        "payer": payer,
+        "claim_type": kind,
+        # A cancelled EOB takes its claim's spend back; one entered in error never stood for any.
+        "adjustment_type": "cancellation" if status == "cancelled" else "original",
+        "from_date": start,
+        "thru_date": thru,
+        "paid_date": paid,
+        "paid_amount": paid_amount(eob),
+        "denied": status == "entered-in-error" or eob.get("outcome") == "error",
+    }
+
+
+def _resources(path: Path) -> Iterator[tuple[int, str, dict[str, Any] | None]]:
+    """(line, raw text, resource or None when unparseable) for a Bundle, a single resource, or NDJSON."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            doc = json.loads(text, parse_float=Decimal)
+        except json.JSONDecodeError:
+            doc = None
+        if isinstance(doc, dict):
+            if doc.get("resourceType") == "Bundle":
+                for i, entry in enumerate(doc.get("entry", []), start=1):
+                    resource = entry.get("resource") if isinstance(entry, dict) else None
+                    yield i, json.dumps(entry, default=str), resource if isinstance(resource, dict) else None
+            else:
+                yield 1, text, doc
+            return
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw, parse_float=Decimal)
+        except json.JSONDecodeError:
+            value = None
+        yield number, raw, value if isinstance(value, dict) else None
+
+
+def patient_mbis(paths: Iterable[Path]) -> tuple[dict[str, str], list[IdChange]]:
+    """Patient reference -> current MBI, and the retired MBIs a Patient lists (they re-key older claims).
+    The current MBI is the one whose period has not ended (else the latest to start)."""
+    out: dict[str, str] = {}
+    changes: list[IdChange] = []
+    for path in paths:
+        for _, _, resource in _resources(path):
+            if not resource or resource.get("resourceType") != "Patient" or not resource.get("id"):
+                continue
+            mbis = [i for i in resource.get("identifier", []) if i.get("system") == MBI_SYSTEMS[0] and i.get("value")]
+            if not mbis:
+                continue
+            ranked = sorted(
+                mbis, key=lambda i: (not (i.get("period") or {}).get("end"), (i.get("period") or {}).get("start", ""))
+            )
+            current = str(ranked[-1]["value"])
+            out[f"Patient/{resource['id']}"] = current
+            for old in ranked[:-1]:
+                if str(old["value"]) != current:
+                    changes.append(IdChange(str(old["value"]), current, _maybe_date((old.get("period") or {}).get("end"))))
+    return out, changes
+
+
+class FhirLoader:
+    name = "fhir"
+
+    def detect(self, path: Path, head: bytes) -> bool:
+        return path.suffix.lower() in (".json", ".ndjson", ".jsonl") and b'"resourceType"' in head
+
+    def read(self, paths: Sequence[Path], options: LoadOptions) -> Iterator[Item]:
+        mbis, changes = patient_mbis(paths)
+        yield from changes
+        for path in paths:
+            for number, raw, resource in _resources(path):
+                if resource is None:
+                    yield Rejected(path.name, number, "fhir", raw, (Reason("$", "json_invalid", "not a JSON object"),))
+                    continue
+                kind = resource.get("resourceType")
+                if kind != "ExplanationOfBenefit":
+                    continue  # Patient, Coverage and the like carry no spend
+                try:
+                    line = to_line(resource, mbis, options.payer)
+                except NotClaim as exc:
+                    yield Rejected(path.name, number, "fhir", raw, (exc.reason,))
+                    continue
+                if line is not None:
+                    yield line
