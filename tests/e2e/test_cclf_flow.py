@@ -1,0 +1,151 @@
+"""CCLF deliveries through the whole stack: MBI re-keying of earlier claims, re-delivery, rejects and replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from rich.console import Console
+
+from acoflow.load import publish
+from acoflow.stack import Stack, free_port
+from shared.settings import Settings
+
+pytestmark = pytest.mark.e2e
+CCLF = Path(__file__).parents[1] / "fixtures" / "cclf"
+NEWEST_MBI = "8ZZ9YY8XX76"
+
+
+def wait_until(check: Callable[[], Any], seconds: float = 60) -> Any:
+    deadline = time.monotonic() + seconds
+    value = None
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    return value
+
+
+def spend(stack: Stack) -> Decimal:
+    r = httpx.get(stack.url("settlement") + "/positions/CCLF-1", timeout=10)
+    return Decimal(r.json()["paid_to_date"]) if r.status_code == 200 else Decimal(-1)
+
+
+async def count_lines(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM claims_ingest.claim_lines"))
+    finally:
+        await conn.close()
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ACOFLOW_STATE_DIR": str(settings.state_dir)}
+    return subprocess.run([sys.executable, "-m", "acoflow.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cclf_months_rekey_redeliver_reject_and_replay(tmp_path: Path, database: str) -> None:
+    settings = Settings(
+        database_url=database,
+        state_dir=tmp_path / "state",
+        contracts_port=free_port(),
+        claims_ingest_port=free_port(),
+        settlement_port=free_port(),
+        notifications_port=free_port(),
+    )
+    stack = Stack(settings, settings.state_dir)
+    stack.start()
+    quiet = Console(quiet=True)
+
+    def load(folder: str) -> None:
+        asyncio.run(publish(sorted((CCLF / folder).iterdir()), None, "CMS", stack.bootstrap, quiet, quiet=True))
+
+    try:
+        contract = {
+            "contract_id": "CCLF-1",
+            "name": "CCLF ACO",
+            "payer": "CMS",
+            "terms": {
+                "program": "MSSP",
+                "track": "T1",
+                "performance_year": 2012,
+                "period_start": "2012-01-01",
+                "period_end": "2012-12-31",
+                "benchmark_per_capita": {"aged_nondual": "12000.00"},
+                "msr": "0.02",
+            },
+            "roster": [{"member_id": NEWEST_MBI}],
+        }
+        assert httpx.post(stack.url("contracts") + "/contracts", json=contract, timeout=30).status_code == 201
+
+        # November: every claim carries the MBI of the time, which the roster no longer lists.
+        load("packet")
+        assert wait_until(lambda: asyncio.run(count_lines(database)) == 16), "the packet's 16 lines were not stored"
+        assert spend(stack) in (Decimal(-1), Decimal(0))
+
+        # December: CCLF9 says 6U50TE7GG18 became 8ZZ9YY8XX76 (through 7AB1CD2EF34): November's claims move.
+        load("month2")
+        expected = Decimal("967.00") + Decimal("1389.667") - Decimal("50.00")
+        assert wait_until(lambda: spend(stack) == expected), f"spend {spend(stack)} != {expected}"
+
+        # The whole December delivery again: nothing counts twice.
+        load("month2")
+        time.sleep(3)
+        assert spend(stack) == expected
+
+        # A file with four unreadable records: the good line counts, the four are kept with reasons.
+        load("bad")
+        expected += Decimal("10.00")
+        assert wait_until(lambda: spend(stack) == expected)
+        listed = wait_until(lambda: (r := json.loads(cli(settings, "rejects", "list", "--json").stdout)) and len(r) == 4 and r)
+        assert listed and len(listed) == 4, listed
+        fields = sorted(r["reasons"][0]["field"] for r in listed)
+        assert fields == ["$", "CLM_EFCTV_DT", "CLM_LINE_CVRD_PD_AMT", "CLM_LINE_FROM_DT"]
+        table = cli(settings, "rejects", "list")
+        assert table.returncode == 0 and "CLM_LINE_CVRD_PD_AMT" in table.stdout
+
+        # Replaying a raw CCLF record as it stands cannot work: it is skipped with the reason.
+        amount_reject = next(r for r in listed if r["reasons"][0]["field"] == "CLM_LINE_CVRD_PD_AMT")
+        skipped = cli(settings, "rejects", "replay", str(amount_reject["event_id"]))
+        assert skipped.returncode == 0 and "skipped" in skipped.stdout and "replayed 0 of 1" in skipped.stdout
+        # With the corrected line it is submitted, counted, and the reject is closed.
+        fixed = tmp_path / "fixed.json"
+        fixed.write_text(
+            json.dumps(
+                {
+                    "source": "cclf5",
+                    "claim_id": "0000000000031",
+                    "line_number": 1,
+                    "member_id": NEWEST_MBI,
+                    "payer": "CMS",
+                    "claim_type": "professional",
+                    "from_date": "2012-08-01",
+                    "thru_date": "2012-08-01",
+                    "paid_date": "2012-10-15",
+                    "effective_date": "2012-10-15",
+                    "paid_amount": "12.34",
+                }
+            )
+        )
+        replayed = cli(settings, "rejects", "replay", str(amount_reject["event_id"]), "--payload", str(fixed))
+        assert replayed.returncode == 0 and "replayed 1 of 1" in replayed.stdout, replayed.stdout + replayed.stderr
+        expected += Decimal("12.34")
+        assert wait_until(lambda: spend(stack) == expected), f"spend {spend(stack)} != {expected}"
+        still_open = json.loads(cli(settings, "rejects", "list", "--json").stdout)
+        assert len(still_open) == 3
+        closed = json.loads(cli(settings, "rejects", "list", "--status", "replayed", "--json").stdout)
+        assert [str(r["event_id"]) for r in closed] == [str(amount_reject["event_id"])]
+    finally:
+        stack.stop()
