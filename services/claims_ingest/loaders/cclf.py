@@ -59,6 +59,20 @@ def layout(file_no: str) -> dict[str, Field]:
     return out
 
 
+def format_record(file_no: str, **values: str) -> str:
+    """The inverse of parsing: a fixed-width record with the given fields (fixtures, benchmarks, demo feeds).
+    Amounts are right-aligned, everything else left-aligned, as CMS writes them."""
+    fields = layout(file_no)
+    chars = [" "] * max(f.end for f in fields.values())
+    for label, value in values.items():
+        f = fields[label]
+        width = f.end - f.start
+        if len(value) > width:
+            raise ValueError(f"{label}: {value!r} is wider than {width}")
+        chars[f.start : f.end] = value.rjust(width) if label.endswith("_AMT") else value.ljust(width)
+    return "".join(chars)
+
+
 def file_number(name: str) -> str | None:
     match = NAME.search(name)
     return (match.group(1) or match.group(2)).upper() if match else None
