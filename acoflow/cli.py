@@ -148,6 +148,147 @@ def load(paths: tuple[Path, ...], fmt: str | None, payer: str, dry_run: bool, as
         console.print(f"published {report.published} events")
 
 
+def _api(settings: Settings) -> Any:
+    from acoflow.contracts_client import client
+
+    key = settings.api_key.get_secret_value()
+    path = settings.state_dir / "api_key"
+    if not key and path.exists():
+        key = path.read_text().strip()
+    if not key:
+        raise click.UsageError("no API key: set ACOFLOW_API_KEY (or run `acoflow up`, which writes state_dir/api_key)")
+    return client(_service_url(settings, "contracts"), key)
+
+
+def _fail_on_api_error(fn: Any) -> Any:
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from acoflow.contracts_client import ApiError, ContractFileError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ApiError, ContractFileError) as exc:
+            console.print(f"[red]{exc}[/]")
+            sys.exit(1)
+        except httpx.HTTPError as exc:
+            console.print(f"[red]cannot reach the service: {exc}[/]")
+            sys.exit(1)
+
+    return wrapper
+
+
+@main.group()
+def contracts() -> None:
+    """Contracts: apply from YAML, list, history."""
+
+
+@contracts.command("apply")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_fail_on_api_error
+def contracts_apply(files: tuple[Path, ...]) -> None:
+    """Create or update contracts from YAML files (a new version only when something changed)."""
+    from acoflow.contracts_client import apply, read_contract_file
+
+    with _api(get_settings()) as api:
+        for path in files:
+            action, state = apply(api, read_contract_file(path))
+            console.print(f"{state['contract_id']}: {action} (version {state['version']})")
+
+
+@contracts.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@_fail_on_api_error
+def contracts_list(as_json: bool) -> None:
+    """Every contract at its latest version."""
+    from acoflow.contracts_client import checked
+
+    with _api(get_settings()) as api:
+        rows = checked(api.get("/contracts"))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"contracts: {len(rows)}")
+    for column in ("contract", "name", "payer", "program", "track", "year", "members", "version", "changed by", "changed at"):
+        table.add_column(column)
+    for c in rows:
+        t = c["terms"]
+        members = sum(c["roster"]["members"].values())
+        table.add_row(c["contract_id"], c["name"], c["payer"], t["program"], t["track"], str(t["performance_year"]),
+                      str(members), str(c["version"]), c["changed_by"], c["changed_at"][:19])  # fmt: skip
+    console.print(table)
+
+
+@contracts.command("history")
+@click.argument("contract_id")
+@click.option("--json", "as_json", is_flag=True)
+@_fail_on_api_error
+def contracts_history(contract_id: str, as_json: bool) -> None:
+    """Every change to a contract: version, who, when, what."""
+    from acoflow.contracts_client import checked
+
+    with _api(get_settings()) as api:
+        rows = checked(api.get(f"/contracts/{contract_id}/history"))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(title=f"{contract_id}: {len(rows)} changes")
+    for column in ("version", "action", "actor", "at", "changes"):
+        table.add_column(column)
+    for h in rows:
+        table.add_row(
+            str(h.get("version")), h["action"], h["actor"], str(h["at"])[:19], json.dumps(h["changes"], default=str)[:200]
+        )
+    console.print(table)
+
+
+@main.group()
+def keys() -> None:
+    """API keys for the contracts API (admin)."""
+
+
+@keys.command("create")
+@click.option("--role", type=click.Choice(["viewer", "editor", "admin"]), required=True)
+@click.option("--name", required=True, help="who or what uses the key (shown in audit records)")
+@_fail_on_api_error
+def keys_create(role: str, name: str) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    from acoflow.contracts_client import checked
+
+    with _api(get_settings()) as api:
+        created = checked(api.post("/keys", json={"name": name, "role": role}))
+    click.echo(created["key"])
+    console.print(f"key {created['key_id']} ({role}) for {name}: keep it now, it is not shown again", style="dim")
+
+
+@keys.command("list")
+@_fail_on_api_error
+def keys_list() -> None:
+    from acoflow.contracts_client import checked
+
+    with _api(get_settings()) as api:
+        rows = checked(api.get("/keys"))
+    table = Table(title="API keys")
+    for column in ("key id", "name", "role", "created by", "created", "last used", "revoked"):
+        table.add_column(column)
+    for k in rows:
+        table.add_row(k["key_id"], k["name"], k["role"], k["created_by"], str(k["created_at"])[:19],
+                      str(k["last_used_at"] or "")[:19], str(k["revoked_at"] or "")[:19])  # fmt: skip
+    console.print(table)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@_fail_on_api_error
+def keys_revoke(key_id: str) -> None:
+    from acoflow.contracts_client import checked
+
+    with _api(get_settings()) as api:
+        checked(api.delete(f"/keys/{key_id}"))
+    console.print(f"revoked {key_id}")
+
+
 @main.group()
 def rejects() -> None:
     """Claim lines that were refused: list them, replay them after a fix."""
@@ -317,7 +458,8 @@ def settle_puf(input_path: Path, output: Path) -> None:
 @click.option("--timeout", default=600, show_default=True, help="seconds to wait for settlement to catch up")
 def demo(lines: int, members: int, timeout: int) -> None:
     """Start the stack, apply a demo MSSP contract, load a generated feed, print positions, stop."""
-    from acoflow.demo import DEMO_CONTRACT_ID, demo_contract, generate_feed
+    from acoflow.contracts_client import apply, client, read_contract_file
+    from acoflow.demo import DEMO_CONTRACT_ID, generate_feed, write_demo_contract
     from acoflow.load import publish
     from acoflow.stack import Stack
 
@@ -328,15 +470,9 @@ def demo(lines: int, members: int, timeout: int) -> None:
     ok = False
     try:
         _print_endpoints(stack.status())
-        response = httpx.post(stack.url("contracts") + "/contracts", json=demo_contract(members), timeout=60)
-        if response.status_code == 409:
-            response = httpx.put(
-                stack.url("contracts") + f"/contracts/{DEMO_CONTRACT_ID}",
-                json={k: v for k, v in demo_contract(members).items() if k != "contract_id"},
-                timeout=60,
-            )
-        response.raise_for_status()
-        console.print(f"contract {DEMO_CONTRACT_ID} version {response.json()['version']} with {members} members")
+        with client(stack.url("contracts"), stack.api_key) as api:
+            action, state = apply(api, read_contract_file(write_demo_contract(settings.state_dir, members)))
+        console.print(f"contract {DEMO_CONTRACT_ID}: {action}, version {state['version']}, {members} members")
         feed = settings.state_dir / "demo_feed.jsonl"
         expected = generate_feed(feed, lines, members)
         console.print(f"generated {lines} claim lines, total {_money(expected)}")

@@ -10,14 +10,29 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 DEMO_CONTRACT_ID = "DEMO-MSSP-BE-2025"
 PAYER = "CMS"
 TYPES = ("aged_nondual", "aged_nondual", "aged_nondual", "aged_dual", "disabled", "esrd")
 CLAIM_TYPES = ("professional", "professional", "professional", "outpatient", "inpatient", "dme", "snf", "hha")
 
 
-def demo_contract(members: int) -> dict[str, Any]:
-    roster = [{"member_id": f"M{i:06d}", "enrollment_type": TYPES[i % len(TYPES)]} for i in range(members)]
+def write_demo_contract(folder: Path, members: int) -> Path:
+    """The demo contract as `acoflow contracts apply` reads it: a YAML file and the roster CSV beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    roster = folder / "demo-roster.csv"
+    with roster.open("w", encoding="utf-8") as out:
+        out.write("member_id,enrollment_type\n")
+        out.writelines(f"M{i:06d},{TYPES[i % len(TYPES)]}\n" for i in range(members))
+    doc = {k: v for k, v in demo_contract().items() if k != "roster"}
+    doc["roster_file"] = roster.name
+    path = folder / "demo-contract.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def demo_contract() -> dict[str, Any]:
     return {
         "contract_id": DEMO_CONTRACT_ID,
         "name": "Demo ACO, MSSP BASIC Level E, PY2025",
@@ -44,7 +59,6 @@ def demo_contract(members: int) -> dict[str, Any]:
                 "esrd": "400000",
             },
         },
-        "roster": roster,
     }
 
 

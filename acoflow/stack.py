@@ -123,16 +123,31 @@ class Stack:
             env[f"ACOFLOW_{name.upper()}_PORT"] = str(port)
         return env
 
+    @property
+    def api_key(self) -> str:
+        """The install's admin key: from settings, else made once and kept in state_dir (mode 0600)."""
+        configured = self.settings.bootstrap_api_key.get_secret_value()
+        if configured:
+            return configured
+        path = self.state_dir / "api_key"
+        if not path.exists():
+            from services.contracts.domain.keys import new_key
+
+            path.touch(mode=0o600)
+            path.write_text(new_key()[1])
+        return path.read_text().strip()
+
     def start_services(self) -> None:
         for name in SERVICES:
             configured = self.settings.port_of(name)
             self.ports[name] = configured if _port_free(configured) else free_port()
         env = self.service_env()
         for name in SERVICES:
+            service_env = {**env, "ACOFLOW_BOOTSTRAP_API_KEY": self.api_key} if name == "contracts" else env
             log = (self.state_dir / f"{name}.log").open("ab")
             self.services[name] = subprocess.Popen(
                 [sys.executable, "-m", f"services.{name}"],
-                env=env,
+                env=service_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,

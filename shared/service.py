@@ -16,7 +16,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared.db import apply_migrations, create_pool
+from shared.db import Conn, apply_migrations, create_pool
 from shared.kafka import BatchConsumer, OutboxRelay, ensure_topics, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
 from shared.metrics import REGISTRY
@@ -36,6 +36,8 @@ class ServiceRuntime:
         self._pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        # Run once after the migrations, before consuming or serving (e.g. registering a bootstrap key).
+        self.on_start: list[Callable[[Conn], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -68,6 +70,8 @@ class ServiceRuntime:
         self._pool = await create_pool(dsn, self.settings.db_pool_size)
         async with self._pool.acquire() as conn:
             applied = await apply_migrations(conn, self.schema, self.migrations)
+            for hook in self.on_start:
+                await hook(conn)
         await ensure_topics(self.settings.kafka_bootstrap)
         self._producer = make_producer(self.settings.kafka_bootstrap, f"acoflow-{self.name}-outbox")
         await self._producer.start()

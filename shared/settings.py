@@ -39,7 +39,11 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 10
     webhook_backoff_base_s: float = 0.5
     webhook_backoff_max_s: float = 300.0
-    alert_projected_loss_above: str = "0"  # a Decimal amount; alerts when the projected shared loss exceeds it
+    alert_projected_loss_above: str = "0"
+    # Contracts API: an admin key the service registers (hashed) at start, so a new install can create the
+    # rest with `acoflow keys create`; and the key the CLI sends (else the one `acoflow up` wrote to state_dir).
+    bootstrap_api_key: SecretStr = SecretStr("")
+    api_key: SecretStr = SecretStr("")  # a Decimal amount; alerts when the projected shared loss exceeds it
 
     def port_of(self, service: str) -> int:
         port: int = getattr(self, f"{service}_port")

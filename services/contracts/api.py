@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.contracts import repository
+from services.contracts.auth import Principal, requires
 from services.contracts.domain.roster import RosterMember, parse_roster_csv
 from shared.db import Conn
 from shared.events import ContractState, QualityResult
@@ -16,6 +17,8 @@ from shared.runtime_types import Pooled
 from shared.terms import ContractTerms, QualityStandard
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+Viewer = Annotated[Principal, Depends(requires("viewer"))]
+Editor = Annotated[Principal, Depends(requires("editor"))]
 
 
 class ContractIn(BaseModel):
@@ -52,7 +55,7 @@ def build_router(pooled: Pooled) -> APIRouter:
         return state
 
     @router.post("", status_code=201)
-    async def create(body: ContractIn, x_acoflow_actor: Annotated[str, Header()] = "api") -> ContractState:
+    async def create(body: ContractIn, who: Editor) -> ContractState:
         async with pooled.pool.acquire() as conn, conn.transaction():
             try:
                 state = await repository.save_version(
@@ -62,7 +65,7 @@ def build_router(pooled: Pooled) -> APIRouter:
                     payer=body.payer,
                     terms=body.terms,
                     members=body.roster or [],
-                    actor=x_acoflow_actor,
+                    actor=who.actor,
                     action="create",
                     expect_new=True,
                 )
@@ -72,7 +75,7 @@ def build_router(pooled: Pooled) -> APIRouter:
         return state
 
     @router.put("/{contract_id}")
-    async def update(contract_id: str, body: ContractUpdate, x_acoflow_actor: Annotated[str, Header()] = "api") -> ContractState:
+    async def update(contract_id: str, body: ContractUpdate, who: Editor) -> ContractState:
         async with pooled.pool.acquire() as conn, conn.transaction():
             prev = await _existing(conn, contract_id)
             state = await repository.save_version(
@@ -82,14 +85,14 @@ def build_router(pooled: Pooled) -> APIRouter:
                 payer=body.payer or prev.payer,
                 terms=body.terms or prev.terms,
                 members=body.roster,
-                actor=x_acoflow_actor,
+                actor=who.actor,
                 action="update",
             )
         pooled.wake_relay()
         return state
 
     @router.put("/{contract_id}/roster")
-    async def put_roster(contract_id: str, request: Request, x_acoflow_actor: Annotated[str, Header()] = "api") -> ContractState:
+    async def put_roster(contract_id: str, request: Request, who: Editor) -> ContractState:
         raw = await request.body()
         try:
             if request.headers.get("content-type", "").startswith("text/csv"):
@@ -109,29 +112,29 @@ def build_router(pooled: Pooled) -> APIRouter:
                 payer=prev.payer,
                 terms=prev.terms,
                 members=members,
-                actor=x_acoflow_actor,
+                actor=who.actor,
                 action="roster",
             )
         pooled.wake_relay()
         return state
 
     @router.post("/{contract_id}/quality", status_code=201)
-    async def post_quality(contract_id: str, body: QualityIn, x_acoflow_actor: Annotated[str, Header()] = "api") -> QualityResult:
+    async def post_quality(contract_id: str, body: QualityIn, who: Editor) -> QualityResult:
         async with pooled.pool.acquire() as conn, conn.transaction():
             await _existing(conn, contract_id)
             result = await repository.record_quality(
-                conn, contract_id, body.performance_year, body.quality_score, body.quality_standard, x_acoflow_actor
+                conn, contract_id, body.performance_year, body.quality_score, body.quality_standard, who.actor
             )
         pooled.wake_relay()
         return result
 
     @router.get("")
-    async def list_contracts() -> list[ContractState]:
+    async def list_contracts(_: Viewer) -> list[ContractState]:
         async with pooled.pool.acquire() as conn:
             return await repository.list_latest(conn)
 
     @router.get("/{contract_id}")
-    async def get(contract_id: str) -> ContractState:
+    async def get(contract_id: str, _: Viewer) -> ContractState:
         async with pooled.pool.acquire() as conn:
             state = await repository.latest(conn, contract_id)
         if state is None:
@@ -139,7 +142,7 @@ def build_router(pooled: Pooled) -> APIRouter:
         return state
 
     @router.get("/{contract_id}/history")
-    async def get_history(contract_id: str) -> list[dict[str, Any]]:
+    async def get_history(contract_id: str, _: Viewer) -> list[dict[str, Any]]:
         async with pooled.pool.acquire() as conn:
             rows = await repository.history(conn, contract_id)
         if not rows:

@@ -82,6 +82,10 @@ def _terms_changes(before: ContractTerms | None, after: ContractTerms) -> dict[s
     return {k: {"from": old.get(k), "to": v} for k, v in new.items() if old.get(k) != v}
 
 
+def _same(a: list[RosterMember], b: list[RosterMember]) -> bool:
+    return {m.model_dump_json() for m in a} == {m.model_dump_json() for m in b}
+
+
 async def save_version(
     conn: Conn,
     *,
@@ -99,6 +103,8 @@ async def save_version(
         raise VersionConflict(f"contract_id: {contract_id!r} already exists (version {prev.version})")
     before_members = [] if prev is None else await roster(conn, contract_id, prev.version)
     after_members = before_members if members is None else members
+    if prev is not None and (prev.name, prev.payer, prev.terms) == (name, payer, terms) and _same(before_members, after_members):
+        return prev  # nothing changed: no new version, no events (so `contracts apply` can be re-run safely)
     before = {} if prev is None else periods_of(before_members, prev.terms)
     after = periods_of(after_members, terms)
     version = 1 if prev is None else prev.version + 1

@@ -67,6 +67,7 @@ def test_cclf_months_rekey_redeliver_reject_and_replay(tmp_path: Path, database:
     )
     stack = Stack(settings, settings.state_dir)
     stack.start()
+    auth = {"Authorization": f"Bearer {stack.api_key}"}
     quiet = Console(quiet=True)
 
     def load(folder: str) -> None:
@@ -88,7 +89,7 @@ def test_cclf_months_rekey_redeliver_reject_and_replay(tmp_path: Path, database:
             },
             "roster": [{"member_id": NEWEST_MBI}],
         }
-        assert httpx.post(stack.url("contracts") + "/contracts", json=contract, timeout=30).status_code == 201
+        assert httpx.post(stack.url("contracts") + "/contracts", json=contract, headers=auth, timeout=30).status_code == 201
 
         # November: every claim carries the MBI of the time, which the roster no longer lists.
         load("packet")

@@ -94,6 +94,7 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
     os.environ["ACOFLOW_WEBHOOK_SECRET"] = "e2e-secret"
     stack = Stack(settings, settings.state_dir)
     stack.start()
+    auth = {"Authorization": f"Bearer {stack.api_key}"}
     pids = [p.pid for p in stack.services.values()] + [stack.broker.pid if stack.broker else 0]
     try:
         contract = {
@@ -116,10 +117,13 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
             ],  # A3's March claim is not attributed
         }
         bad = httpx.post(
-            stack.url("contracts") + "/contracts", json={**contract, "terms": {**contract["terms"], "track": "XX"}}, timeout=30
+            stack.url("contracts") + "/contracts",
+            json={**contract, "terms": {**contract["terms"], "track": "XX"}},
+            headers=auth,
+            timeout=30,
         )
         assert bad.status_code == 422 and "track" in bad.text
-        assert httpx.post(stack.url("contracts") + "/contracts", json=contract, timeout=30).status_code == 201
+        assert httpx.post(stack.url("contracts") + "/contracts", json=contract, headers=auth, timeout=30).status_code == 201
         feed = tmp_path / "feed.jsonl"
         lines = [
             line(1, "A1", "100.10"),
@@ -154,7 +158,10 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
 
         # A retroactive roster change: A3 covered from January now, A2 removed.
         roster = [{"member_id": "A1"}, {"member_id": "A3", "start": "2025-01-01"}]
-        assert httpx.put(stack.url("contracts") + "/contracts/E2E-1/roster", json=roster, timeout=30).status_code == 200
+        assert (
+            httpx.put(stack.url("contracts") + "/contracts/E2E-1/roster", json=roster, headers=auth, timeout=30).status_code
+            == 200
+        )
         expected_after = Decimal("100.10") + Decimal("12.345678") + Decimal("999.99")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -163,7 +170,7 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
                 break
             time.sleep(0.5)
         assert Decimal(r.json()["paid_to_date"]) == expected_after
-        history = httpx.get(stack.url("contracts") + "/contracts/E2E-1/history", timeout=10).json()
+        history = httpx.get(stack.url("contracts") + "/contracts/E2E-1/history", headers=auth, timeout=10).json()
         assert [h["action"] for h in history] == ["create", "roster"]
 
         # Spend far below the benchmark early on projects savings; the default rule alerts when the

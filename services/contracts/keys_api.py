@@ -1,0 +1,62 @@
+"""API key management (admin only): create (the key is shown once), list, revoke."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.contracts.auth import SCHEMA, Principal, requires
+from services.contracts.domain.keys import Role, key_hash, new_key
+from shared.runtime_types import Pooled
+
+Admin = Annotated[Principal, Depends(requires("admin"))]
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100)
+    role: Role
+
+
+def build_keys_router(pooled: Pooled) -> APIRouter:
+    router = APIRouter(prefix="/keys", tags=["keys"])
+
+    @router.post("", status_code=201)
+    async def create_key(body: KeyIn, who: Admin) -> dict[str, str]:
+        key_id, key = new_key()
+        async with pooled.pool.acquire() as conn:
+            await conn.execute(
+                f"INSERT INTO {SCHEMA}.api_keys (key_id, name, role, key_hash, created_by) VALUES ($1, $2, $3, $4, $5)",
+                key_id,
+                body.name,
+                body.role,
+                key_hash(key),
+                who.actor,
+            )
+        return {"key_id": key_id, "name": body.name, "role": body.role, "key": key}
+
+    @router.get("")
+    async def list_keys(_: Admin) -> list[dict[str, Any]]:
+        async with pooled.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT key_id, name, role, created_by, created_at, last_used_at, revoked_at, revoked_by"
+                f" FROM {SCHEMA}.api_keys ORDER BY created_at"
+            )
+        return [dict(r) for r in rows]
+
+    @router.delete("/{key_id}")
+    async def revoke_key(key_id: str, who: Admin) -> dict[str, str]:
+        async with pooled.pool.acquire() as conn:
+            done = await conn.fetchval(
+                f"UPDATE {SCHEMA}.api_keys SET revoked_at = now(), revoked_by = $2 WHERE key_id = $1 AND revoked_at IS NULL"
+                " RETURNING key_id",
+                key_id,
+                who.actor,
+            )
+        if done is None:
+            raise HTTPException(404, detail=[{"loc": ["path", "key_id"], "msg": "no such active key"}])
+        return {"key_id": key_id, "revoked_by": who.actor}
+
+    return router
