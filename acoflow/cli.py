@@ -418,6 +418,68 @@ def position(contract: str | None, as_json: bool) -> None:
         print_positions(rows)
 
 
+WHAT_IF_ROWS = (
+    ("track", "track"),
+    ("MSR", "msr"),
+    ("MLR", "mlr"),
+    ("gate", "gate"),
+    ("projected savings rate", "projected_savings_rate"),
+    ("final sharing rate", "final_sharing_rate"),
+    ("projected shared savings/losses", "projected_shared_savings_losses"),
+    ("downside exposure now", "downside_exposure_now"),
+    ("downside exposure at cap", "downside_exposure_at_cap"),
+    ("P(clears MSR)", "probability_clears_msr"),
+    ("P(crosses MLR)", "probability_crosses_mlr"),
+)
+
+
+@main.command("what-if")
+@click.argument("contract_id")
+@click.option("--track", "tracks", multiple=True, help="settle under this track instead (repeat for several)")
+@click.option("--msr", help="another MSR election (applies to every scenario)")
+@click.option("--mlr", help="another MLR election (applies to every scenario)")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="any other term, e.g. reach_option=GLOBAL")
+@click.option("--json", "as_json", is_flag=True)
+def what_if(
+    contract_id: str, tracks: tuple[str, ...], msr: str | None, mlr: str | None, sets: tuple[str, ...], as_json: bool
+) -> None:
+    """Settle a contract's current position under other terms, side by side with the current terms."""
+    common: dict[str, Any] = {}
+    for item in sets:
+        field, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"--set {item!r}: expected FIELD=VALUE")
+        common[field.strip()] = json.loads(value) if value[:1] in "[{" else value
+    if msr is not None:
+        common["msr"] = msr
+    if mlr is not None:
+        common["mlr"] = mlr
+    scenarios = [{"terms": {**common, "track": t}} for t in tracks] or [{"terms": common}]
+    url = _service_url(get_settings(), "settlement") + f"/positions/{contract_id}/what-if"
+    response = httpx.post(url, json={"scenarios": scenarios}, timeout=60)
+    if response.status_code >= 400:
+        from acoflow.contracts_client import ApiError
+
+        console.print(f"[red]{ApiError(response)}[/]")
+        sys.exit(1)
+    result = response.json()
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"what-if: {contract_id}")
+    table.add_column("")
+    for s in result["scenarios"]:
+        table.add_column(s["label"], justify="right")
+    for title, key in WHAT_IF_ROWS:
+        cells = []
+        for s in result["scenarios"]:
+            value = s["position"].get(key, s["terms"].get(key))
+            is_money = key.startswith(("projected_shared", "downside"))
+            cells.append(_money(value) if is_money else str(value))
+        table.add_row(title, *cells)
+    console.print(table)
+
+
 @main.command("settle-puf")
 @click.argument("input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "output", required=True, type=click.Path(dir_okay=False, path_type=Path))

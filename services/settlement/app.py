@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.settlement import repository
 from services.settlement.repository import Outgoing
@@ -14,6 +15,7 @@ from shared.db import Conn
 from shared.events import CONTRACT_CHANGED, QUALITY_RECORDED, SPEND_APPLIED, ContractState, QualityResult, SpendDelta
 from shared.kafka import Parsed, batch_options
 from shared.service import ServiceRuntime, serve
+from shared.terms import ContractTerms
 from shared.topics import CONTRACTS, QUALITY, SPEND
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -67,7 +69,51 @@ def build(runtime: ServiceRuntime) -> FastAPI:
             raise HTTPException(404, detail=[{"loc": ["path", "contract_id"], "msg": "no position for this contract"}])
         return rows[0]
 
+    @app.post("/positions/{contract_id}/what-if", tags=["settlement"])
+    async def what_if(contract_id: str, body: WhatIf) -> dict[str, Any]:
+        """The current position beside the same spend settled under other terms (track, MSR/MLR election,
+        REACH option, rates...): each scenario overrides some fields of the contract's current terms."""
+        async with runtime.pool.acquire() as conn:
+            terms = await repository.current_terms(conn, contract_id)
+            if terms is None:
+                raise HTTPException(404, detail=[{"loc": ["path", "contract_id"], "msg": "no such contract here yet"}])
+            alternatives = []
+            errors: list[dict[str, Any]] = []
+            for i, scenario in enumerate(body.scenarios):
+                try:
+                    alternatives.append(ContractTerms.model_validate({**terms.model_dump(mode="json"), **scenario.terms}))
+                except ValidationError as exc:
+                    for e in exc.errors(include_url=False, include_context=False, include_input=False):
+                        errors.append({**e, "loc": ["body", "scenarios", i, "terms", *e["loc"]]})
+            if errors:
+                raise HTTPException(422, detail=errors)
+            positions = await repository.what_if(conn, contract_id, alternatives)
+        assert positions is not None  # the contract was found above, in the same connection
+        labels = ["current", *(s.label or _label(s.terms) for s in body.scenarios)]
+        return {
+            "contract_id": contract_id,
+            "scenarios": [
+                {"label": label, "terms": p_terms.model_dump(mode="json"), "position": p.model_dump(mode="json")}
+                for label, p_terms, p in zip(labels, [terms, *alternatives], positions, strict=True)
+            ],
+        }
+
     return app
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str | None = Field(default=None, max_length=100)
+    terms: dict[str, Any] = Field(description='fields of the contract\'s terms to replace, e.g. {"track": "EN"}')
+
+
+class WhatIf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scenarios: list[Scenario] = Field(min_length=1, max_length=20)
+
+
+def _label(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "same terms"
 
 
 def main() -> None:

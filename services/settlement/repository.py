@@ -13,6 +13,7 @@ from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
 from shared.events import POSITION_UPDATED, ContractState, QualityResult, SettlementPosition, SpendDelta
 from shared.money import ZERO
+from shared.terms import ContractTerms
 from shared.topics import SETTLEMENT, TopicSpec
 
 SCHEMA = "settlement"
@@ -115,8 +116,22 @@ async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
     return out
 
 
-async def _position(conn: Conn, state: ContractState) -> SettlementPosition:
-    terms = state.terms
+async def what_if(conn: Conn, contract_id: str, alternatives: list[ContractTerms]) -> list[SettlementPosition] | None:
+    """The contract's position now, then under each alternative set of terms; nothing is stored or published."""
+    row = await conn.fetchrow(f"SELECT state FROM {SCHEMA}.contracts WHERE contract_id = $1", contract_id)
+    if row is None:
+        return None
+    state = ContractState.model_validate(row["state"])
+    return [await _position(conn, state, terms) for terms in [state.terms, *alternatives]]
+
+
+async def current_terms(conn: Conn, contract_id: str) -> ContractTerms | None:
+    row = await conn.fetchrow(f"SELECT state FROM {SCHEMA}.contracts WHERE contract_id = $1", contract_id)
+    return None if row is None else ContractState.model_validate(row["state"]).terms
+
+
+async def _position(conn: Conn, state: ContractState, terms: ContractTerms | None = None) -> SettlementPosition:
+    terms = terms or state.terms
     cid = state.contract_id
     months = await conn.fetch(
         f"SELECT service_month, amount FROM {SCHEMA}.month_spend WHERE contract_id = $1 ORDER BY service_month", cid

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 from decimal import Decimal
@@ -170,6 +172,23 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
                 break
             time.sleep(0.5)
         assert Decimal(r.json()["paid_to_date"]) == expected_after
+        # What-if: the same spend under ENHANCED and BASIC A, beside the current BASIC E; nothing changes.
+        env = {**os.environ, "ACOFLOW_STATE_DIR": str(settings.state_dir)}
+        cmd = [sys.executable, "-m", "acoflow.cli", "what-if", "E2E-1", "--track", "EN", "--track", "BA", "--mlr", "0.02"]
+        out = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        scenarios = json.loads(out.stdout)["scenarios"]
+        assert scenarios[0]["label"] == "current"
+        assert [s["position"]["track"] for s in scenarios] == ["BE", "EN", "BA"]
+        assert {Decimal(s["position"]["paid_to_date"]) for s in scenarios} == {expected_after}
+        table = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert "downside exposure at cap" in table.stdout
+        bad = httpx.post(
+            stack.url("settlement") + "/positions/E2E-1/what-if", json={"scenarios": [{"terms": {"track": "XX"}}]}, timeout=30
+        )
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][:4] == ["body", "scenarios", 0, "terms"]
+        still = httpx.get(stack.url("settlement") + "/positions/E2E-1", timeout=10).json()
+        assert still["track"] == "BE" and still["contract_version"] == 2
         history = httpx.get(stack.url("contracts") + "/contracts/E2E-1/history", headers=auth, timeout=10).json()
         assert [h["action"] for h in history] == ["create", "roster"]
 
