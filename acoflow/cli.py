@@ -480,6 +480,66 @@ def what_if(
     console.print(table)
 
 
+@main.group()
+def notifications() -> None:
+    """Alert deliveries: the dead letters, retries, and per-contract rules."""
+
+
+def _notifications_url() -> str:
+    return _service_url(get_settings(), "notifications")
+
+
+@notifications.command("failed")
+@click.option("--json", "as_json", is_flag=True)
+def notifications_failed(as_json: bool) -> None:
+    """Deliveries that used up their attempts (the dead-letter state)."""
+    rows = httpx.get(_notifications_url() + "/deliveries", params={"status": "failed"}, timeout=30).json()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(title=f"failed deliveries: {len(rows)}")
+    for column in ("id", "contract", "rule", "kind", "attempts", "last error", "created"):
+        table.add_column(column)
+    for d in rows:
+        table.add_row(str(d["id"]), d["contract_id"], d["rule"], d["kind"], str(d["attempts"]), str(d["last_error"]),
+                      str(d["created_at"])[:19])  # fmt: skip
+    console.print(table)
+
+
+@notifications.command("retry")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="every failed delivery")
+def notifications_retry(ids: tuple[str, ...], retry_all: bool) -> None:
+    """Send failed deliveries again, with a fresh budget of attempts."""
+    if not ids and not retry_all:
+        raise click.UsageError("give delivery ids, or --all")
+    body = {"ids": list(ids)} if ids else {}
+    response = httpx.post(_notifications_url() + "/deliveries/retry", json=body, timeout=30)
+    response.raise_for_status()
+    console.print(f"retrying {response.json()['retried']} deliveries")
+
+
+@notifications.command("rules")
+@click.argument("contract_id")
+@click.option("--set", "rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML list of rules for this contract (replaces the ones set before)")  # fmt: skip
+def notifications_rules(contract_id: str, rules_file: Path | None) -> None:
+    """Show (or set) the alert rules in force for a contract."""
+    import yaml
+
+    url = _notifications_url() + f"/rules/{contract_id}"
+    if rules_file is not None:
+        response = httpx.put(url, json=yaml.safe_load(rules_file.read_text()) or [], timeout=30)
+    else:
+        response = httpx.get(url, timeout=30)
+    if response.status_code >= 400:
+        from acoflow.contracts_client import ApiError
+
+        console.print(f"[red]{ApiError(response)}[/]")
+        sys.exit(1)
+    click.echo(yaml.safe_dump(response.json(), sort_keys=False))
+
+
 @main.command("settle-puf")
 @click.argument("input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "output", required=True, type=click.Path(dir_okay=False, path_type=Path))

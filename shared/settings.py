@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     webhook_backoff_base_s: float = 0.5
     webhook_backoff_max_s: float = 300.0
     alert_projected_loss_above: str = "0"
+    # Alert rules: a YAML file of defaults and per-contract rules (docs in services/notifications/rules.py).
+    alert_rules_file: Path | None = None
+    alert_check_interval_s: float = 60.0
     # Contracts API: an admin key the service registers (hashed) at start, so a new install can create the
     # rest with `acoflow keys create`; and the key the CLI sends (else the one `acoflow up` wrote to state_dir).
     bootstrap_api_key: SecretStr = SecretStr("")

@@ -1,36 +1,64 @@
-"""The notifications service: rules on settlement.v1, alerts on notifications.v1, webhook delivery."""
+"""The notifications service: rules on settlement.v1 (and on claim counts and the clock), alerts on
+notifications.v1, webhook delivery with retries and a dead-letter state."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import httpx
-from fastapi import FastAPI
+import yaml
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.notifications.domain.rules import default_rules
-from services.notifications.handlers import SCHEMA, deliver_due, evaluate, loss_threshold, retry_failed
-from shared.db import Conn
+from services.notifications.domain.rules import RuleSet, RuleSpec, default_rules
+from services.notifications.handlers import (
+    SCHEMA,
+    Outgoing,
+    check_quiet_contracts,
+    count_claims,
+    deliver_due,
+    evaluate,
+    loss_threshold,
+    retry_failed,
+)
+from shared.db import Conn, enqueue
 from shared.events import POSITION_UPDATED, SettlementPosition
 from shared.kafka import Parsed, batch_options
 from shared.logging import get_logger
 from shared.service import ServiceRuntime, serve
-from shared.topics import SETTLEMENT
+from shared.settings import Settings
+from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, SETTLEMENT
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 GROUP = "notifications"
 log = get_logger(__name__)
 
 
+def load_rules(settings: Settings) -> RuleSet:
+    """The rules file when configured (defaults and per-contract rules), else the built-in defaults."""
+    if settings.alert_rules_file is None:
+        return default_rules(loss_threshold(settings))
+    data = yaml.safe_load(settings.alert_rules_file.read_text(encoding="utf-8")) or {}
+    return RuleSet.model_validate(data)
+
+
+class RetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[uuid.UUID] | None = Field(default=None, description="the failed deliveries to retry; all when omitted")
+
+
 def build(runtime: ServiceRuntime) -> FastAPI:
     settings = runtime.settings
-    rules = default_rules(loss_threshold(settings))
+    ruleset = load_rules(settings)
+    webhook = settings.webhook_url
     wake = asyncio.Event()
 
     async def apply(conn: Conn, batch: list[Parsed[SettlementPosition]]) -> Any:
-        out = await evaluate(conn, batch, rules, settings.webhook_url)
+        out = await evaluate(conn, batch, ruleset, webhook)
         wake.set()
         return out
 
@@ -39,6 +67,22 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     @runtime.broker.subscriber(SETTLEMENT.name, **batch_options(settings, GROUP))
     async def on_position(records: list[Any]) -> None:
         await positions.handle(records)
+
+    async def counted(submitted: int, rejected: int) -> None:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            out: Outgoing = await count_claims(conn, submitted, rejected, ruleset, webhook)
+            await enqueue(conn, SCHEMA, out)
+        if out:
+            runtime.wake_relay()
+            wake.set()
+
+    @runtime.broker.subscriber(CLAIMS_SUBMITTED.name, **batch_options(settings, GROUP + ".submitted"))
+    async def on_submitted(records: list[Any]) -> None:
+        await counted(len(records), 0)
+
+    @runtime.broker.subscriber(CLAIMS_REJECTED.name, **batch_options(settings, GROUP + ".rejected"))
+    async def on_rejected(records: list[Any]) -> None:
+        await counted(0, len(records))
 
     async def delivery_loop() -> None:
         async with httpx.AsyncClient(timeout=settings.webhook_timeout_s) as client:
@@ -55,29 +99,66 @@ def build(runtime: ServiceRuntime) -> FastAPI:
                 except TimeoutError:
                     pass
 
-    runtime.background.append(delivery_loop)
+    async def clock_loop() -> None:
+        while True:
+            try:
+                async with runtime.pool.acquire() as conn, conn.transaction():
+                    out = await check_quiet_contracts(conn, ruleset, webhook)
+                    await enqueue(conn, SCHEMA, out)
+                if out:
+                    runtime.wake_relay()
+                    wake.set()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("clock_loop_retry", error=type(exc).__name__)
+            await asyncio.sleep(settings.alert_check_interval_s)
+
+    runtime.background += [delivery_loop, clock_loop]
     app = runtime.app("acoflow notifications")
 
     @app.get("/deliveries", tags=["notifications"])
-    async def deliveries(status: str | None = None) -> list[dict[str, Any]]:
+    async def deliveries(status: Literal["pending", "delivered", "failed"] | None = None) -> list[dict[str, Any]]:
         query = (
-            "SELECT id, alert_id, contract_id, rule, kind, status, attempts, last_error, created_at, delivered_at"
-            f" FROM {SCHEMA}.deliveries"
+            "SELECT id, alert_id, contract_id, rule, kind, status, attempts, last_error, created_at, delivered_at, url"
+            f" FROM {SCHEMA}.deliveries WHERE ($1::text IS NULL OR status = $1) ORDER BY created_at"
         )
         async with runtime.pool.acquire() as conn:
-            rows = await (
-                conn.fetch(query + " WHERE status = $1 ORDER BY created_at", status)
-                if status
-                else conn.fetch(query + " ORDER BY created_at")
-            )
-        return [dict(r) for r in rows]
+            return [dict(r) for r in await conn.fetch(query, status)]
 
     @app.post("/deliveries/retry", tags=["notifications"])
-    async def retry() -> dict[str, int]:
+    async def retry(body: RetryBody | None = None) -> dict[str, int]:
         async with runtime.pool.acquire() as conn:
-            count = await retry_failed(conn)
+            count = await retry_failed(conn, None if body is None else body.ids)
         wake.set()
         return {"retried": count}
+
+    @app.get("/rules/{contract_id}", tags=["notifications"])
+    async def rules_of(contract_id: str) -> list[dict[str, Any]]:
+        """The rules in force for a contract: the file's defaults and its rules, then the ones set here."""
+        async with runtime.pool.acquire() as conn:
+            stored = await conn.fetchval(f"SELECT rules FROM {SCHEMA}.contract_rules WHERE contract_id = $1", contract_id)
+        specs = ruleset.for_contract(contract_id, None if stored is None else [RuleSpec.model_validate(r) for r in stored])
+        return [s.model_dump(mode="json") for s in specs]
+
+    @app.put("/rules/{contract_id}", tags=["notifications"])
+    async def set_rules(contract_id: str, body: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rules for one contract (add to the defaults; the same id replaces one)."""
+        specs: list[RuleSpec] = []
+        errors: list[dict[str, Any]] = []
+        for i, raw in enumerate(body):
+            try:
+                specs.append(RuleSpec.model_validate(raw))
+            except ValidationError as exc:
+                errors += [{**e, "loc": ["body", i, *e["loc"]]} for e in exc.errors(include_url=False, include_context=False)]
+        if errors:
+            raise HTTPException(422, detail=errors)
+        async with runtime.pool.acquire() as conn:
+            await conn.execute(
+                f"INSERT INTO {SCHEMA}.contract_rules (contract_id, rules) VALUES ($1, $2) ON CONFLICT (contract_id)"
+                " DO UPDATE SET rules = excluded.rules, updated_at = now()",
+                contract_id,
+                [s.model_dump(mode="json") for s in specs],
+            )
+        return await rules_of(contract_id)
 
     return app
 

@@ -14,13 +14,15 @@ from typing import Any
 
 import asyncpg
 import httpx
+from prometheus_client import Counter
 
-from services.notifications.domain.rules import Rule, transition
+from services.notifications.domain.rules import PORTFOLIO, POSITION_RULES, RuleSet, RuleSpec, holds, position_value, transition
 from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
 from shared.events import NOTIFICATION, NotificationEvent, SettlementPosition
 from shared.kafka import Parsed
 from shared.logging import get_logger
+from shared.metrics import REGISTRY
 from shared.settings import Settings
 from shared.topics import NOTIFICATIONS, TopicSpec
 
@@ -28,6 +30,7 @@ SCHEMA = "notifications"
 PRODUCER = "notifications"
 Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
 log = get_logger(__name__)
+ALERTS = Counter("acoflow_alerts_total", "Alert transitions", ["rule", "kind"], registry=REGISTRY)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -39,7 +42,64 @@ def _event(alert_id: str, contract_id: str, rule: str, kind: str, detail: dict[s
     return new_envelope(NOTIFICATION, payload, PRODUCER)
 
 
-async def evaluate(conn: Conn, batch: list[Parsed[SettlementPosition]], rules: tuple[Rule, ...], webhook: str | None) -> Outgoing:
+async def _rules_for(conn: Conn, ruleset: RuleSet, contract_id: str) -> tuple[RuleSpec, ...]:
+    stored = await conn.fetchval(f"SELECT rules FROM {SCHEMA}.contract_rules WHERE contract_id = $1", contract_id)
+    return ruleset.for_contract(contract_id, None if stored is None else [RuleSpec.model_validate(r) for r in stored])
+
+
+async def apply_rule(
+    conn: Conn,
+    contract_id: str,
+    spec: RuleSpec,
+    value: Decimal | None,
+    sequence: int | None,
+    detail: dict[str, Any],
+    webhook: str | None,
+) -> Outgoing:
+    """Move one (contract, rule) alert state; on a transition, publish it and queue its webhook delivery."""
+    state = await conn.fetchrow(
+        f"SELECT active, last_sequence, alert_id FROM {SCHEMA}.alert_state WHERE contract_id = $1 AND rule = $2 FOR UPDATE",
+        contract_id,
+        spec.id,
+    )
+    if sequence is not None and state is not None and state["last_sequence"] >= sequence:
+        return []  # an older position arriving late must not flip the state back
+    was_active = state is not None and state["active"]
+    kind = transition(was_active, holds(spec, value, was_active))
+    alert_id = str(uuid.uuid4()) if kind == "raised" else (state["alert_id"] if state is not None else None)
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.alert_state (contract_id, rule, active, last_sequence, alert_id)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contract_id, rule) DO UPDATE"
+        " SET active = excluded.active, last_sequence = excluded.last_sequence, alert_id = excluded.alert_id",
+        contract_id,
+        spec.id,
+        kind == "raised" or (was_active and kind is None),
+        sequence if sequence is not None else (state["last_sequence"] if state is not None else 0),
+        alert_id,
+    )
+    if kind is None or alert_id is None:
+        return []
+    detail = {"description": spec.describe(), "value": None if value is None else str(value), **detail}
+    out: Outgoing = [(NOTIFICATIONS, contract_id, _event(alert_id, contract_id, spec.id, kind, detail))]
+    ALERTS.labels(spec.rule, kind).inc()
+    if webhook:
+        body = json.dumps({"alert_id": alert_id, "contract_id": contract_id, "rule": spec.id, "kind": kind, **detail},
+                          sort_keys=True).encode()  # fmt: skip
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.deliveries (id, alert_id, contract_id, rule, kind, url, body)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            uuid.uuid5(uuid.UUID(alert_id), kind),
+            alert_id,
+            contract_id,
+            spec.id,
+            kind,
+            webhook,
+            body,
+        )
+    return out
+
+
+async def evaluate(conn: Conn, batch: list[Parsed[SettlementPosition]], ruleset: RuleSet, webhook: str | None) -> Outgoing:
     latest: dict[str, SettlementPosition] = {}
     for p in batch:  # only the newest position of each contract in the batch matters
         pos = p.envelope.payload
@@ -47,57 +107,67 @@ async def evaluate(conn: Conn, batch: list[Parsed[SettlementPosition]], rules: t
             latest[pos.contract_id] = pos
     out: Outgoing = []
     for pos in latest.values():
-        for rule in rules:
-            state = await conn.fetchrow(
-                f"SELECT active, last_sequence, alert_id FROM {SCHEMA}.alert_state"
-                " WHERE contract_id = $1 AND rule = $2 FOR UPDATE",
-                pos.contract_id,
-                rule.name,
-            )
-            if state is not None and state["last_sequence"] >= pos.sequence:
-                continue  # an older position arriving late must not flip the state back
-            was_active = state is not None and state["active"]
-            kind = transition(was_active, rule.holds(pos))
-            alert_id = state["alert_id"] if state is not None else None
-            if kind == "raised":
-                alert_id = str(uuid.uuid4())
-            await conn.execute(
-                f"INSERT INTO {SCHEMA}.alert_state (contract_id, rule, active, last_sequence, alert_id)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contract_id, rule) DO UPDATE"
-                " SET active = excluded.active, last_sequence = excluded.last_sequence, alert_id = excluded.alert_id",
-                pos.contract_id,
-                rule.name,
-                kind == "raised" or (was_active and kind is None),
-                pos.sequence,
-                alert_id,
-            )
-            if kind is None or alert_id is None:
-                continue
-            detail = {
-                "description": rule.description,
-                "sequence": pos.sequence,
-                "projected_shared_savings_losses": str(pos.projected_shared_savings_losses),
-                "projected_savings_rate": str(pos.projected_savings_rate),
-                "msr": str(pos.msr),
-                "downside_exposure_now": str(pos.downside_exposure_now),
-            }
-            out.append((NOTIFICATIONS, pos.contract_id, _event(alert_id, pos.contract_id, rule.name, kind, detail)))
-            if webhook:
-                body = json.dumps(
-                    {"alert_id": alert_id, "contract_id": pos.contract_id, "rule": rule.name, "kind": kind, **detail},
-                    sort_keys=True,
-                ).encode()
-                await conn.execute(
-                    f"INSERT INTO {SCHEMA}.deliveries (id, alert_id, contract_id, rule, kind, url, body)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    uuid.uuid5(uuid.UUID(alert_id), kind),
-                    alert_id,
-                    pos.contract_id,
-                    rule.name,
-                    kind,
-                    webhook,
-                    body,
-                )
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.contract_activity (contract_id, lines_applied, last_spend_at, last_sequence)"
+            " VALUES ($1, $2, now(), $3) ON CONFLICT (contract_id) DO UPDATE SET lines_applied = excluded.lines_applied,"
+            " last_sequence = excluded.last_sequence, last_spend_at = CASE WHEN excluded.lines_applied"
+            f" <> {SCHEMA}.contract_activity.lines_applied THEN now() ELSE {SCHEMA}.contract_activity.last_spend_at END"
+            f" WHERE {SCHEMA}.contract_activity.last_sequence < excluded.last_sequence",
+            pos.contract_id,
+            pos.lines_applied,
+            pos.sequence,
+        )
+        detail = {
+            "sequence": pos.sequence,
+            "projected_shared_savings_losses": str(pos.projected_shared_savings_losses),
+            "projected_savings_rate": str(pos.projected_savings_rate),
+            "msr": str(pos.msr),
+            "downside_exposure_now": str(pos.downside_exposure_now),
+            "downside_exposure_at_cap": str(pos.downside_exposure_at_cap),
+        }
+        for spec in await _rules_for(conn, ruleset, pos.contract_id):
+            if spec.rule in POSITION_RULES:
+                out += await apply_rule(conn, pos.contract_id, spec, position_value(spec, pos), pos.sequence, detail, webhook)
+    return out
+
+
+async def check_quiet_contracts(conn: Conn, ruleset: RuleSet, webhook: str | None) -> Outgoing:
+    """ "No claims for N days": by the clock, so it runs on a timer, not on events."""
+    out: Outgoing = []
+    rows = await conn.fetch(
+        f"SELECT contract_id, extract(epoch FROM now() - last_spend_at) / 86400 AS days FROM {SCHEMA}.contract_activity"
+    )
+    for r in rows:
+        for spec in await _rules_for(conn, ruleset, r["contract_id"]):
+            if spec.rule == "no_claims_for_days":
+                detail = {"days_without_claims": str(round(Decimal(r["days"]), 2))}
+                out += await apply_rule(conn, r["contract_id"], spec, Decimal(r["days"]), None, detail, webhook)
+    return out
+
+
+async def count_claims(conn: Conn, submitted: int, rejected: int, ruleset: RuleSet, webhook: str | None) -> Outgoing:
+    """Count claim lines in and refused, then check the portfolio's rejected-claim rate over the last 24 hours.
+    Counting is at-least-once (a redelivered batch counts again): a rate, not money."""
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.claim_counts (hour, submitted, rejected) VALUES (date_trunc('hour', now()), $1, $2)"
+        f" ON CONFLICT (hour) DO UPDATE SET submitted = {SCHEMA}.claim_counts.submitted + excluded.submitted,"
+        f" rejected = {SCHEMA}.claim_counts.rejected + excluded.rejected",
+        submitted,
+        rejected,
+    )
+    specs = [s for s in await _rules_for(conn, ruleset, PORTFOLIO) if s.rule == "rejected_rate_above"]
+    if not specs:
+        return []
+    row = await conn.fetchrow(
+        f"SELECT coalesce(sum(submitted), 0) AS submitted, coalesce(sum(rejected), 0) AS rejected FROM {SCHEMA}.claim_counts"
+        " WHERE hour > now() - interval '24 hours'"
+    )
+    assert row is not None  # an aggregate always returns one row
+    value = Decimal(row["rejected"]) / Decimal(row["submitted"]) if row["submitted"] else None
+    detail = {"submitted_24h": row["submitted"], "rejected_24h": row["rejected"]}
+    out: Outgoing = []
+    for spec in specs:
+        out += await apply_rule(conn, PORTFOLIO, spec, value, None, detail, webhook)
     return out
 
 
@@ -112,7 +182,10 @@ async def deliver_due(pool: asyncpg.Pool, client: httpx.AsyncClient, settings: S
     done = 0
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            f"SELECT * FROM {SCHEMA}.deliveries WHERE status = 'pending' AND next_attempt_at <= now()"
+            f"SELECT * FROM {SCHEMA}.deliveries d WHERE status = 'pending' AND next_attempt_at <= now()"
+            # One (contract, rule) delivers in order: a resolution never overtakes the raise it resolves.
+            f" AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.deliveries e WHERE e.status IN ('pending', 'failed')"
+            " AND e.contract_id = d.contract_id AND e.rule = d.rule AND e.created_at < d.created_at)"
             " ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
             limit,
         )
@@ -170,9 +243,12 @@ async def deliver_due(pool: asyncpg.Pool, client: httpx.AsyncClient, settings: S
     return done
 
 
-async def retry_failed(conn: Conn) -> int:
+async def retry_failed(conn: Conn, ids: list[uuid.UUID] | None = None) -> int:
+    """Back to pending with a fresh budget of attempts: all failed deliveries, or the given ones."""
     result: str = await conn.execute(
-        f"UPDATE {SCHEMA}.deliveries SET status = 'pending', attempts = 0, next_attempt_at = now() WHERE status = 'failed'"
+        f"UPDATE {SCHEMA}.deliveries SET status = 'pending', attempts = 0, next_attempt_at = now()"
+        " WHERE status = 'failed' AND ($1::uuid[] IS NULL OR id = ANY($1::uuid[]))",
+        ids,
     )
     return int(result.split()[-1])
 
