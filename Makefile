@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo up test lint typecheck clean
+.PHONY: install demo up test lint typecheck bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ up: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The benchmark is a script, not a test: CI does not run it.
+bench: $(STAMP)
+	$(BIN)/python -m bench.pipeline
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

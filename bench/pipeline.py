@@ -1,0 +1,307 @@
+"""`make bench`: the whole pipeline against the raw broker, in one run, on the embedded stack.
+
+Prints, each with the machine: raw aiokafka produce and consume rates; end-to-end lines/s from
+claims.submitted.v1 to the last settlement.v1 update (1,000 contracts, 100,000 members); submit-to-settlement
+latency p50/p99 at a steady 1,000 lines/s; CCLF parse rate; settle-puf rows/s; each service's peak RSS;
+and last, `ratio=<end-to-end lines/s / raw produce msgs/s>`.
+
+Run: python -m bench.pipeline [--lines 200000] [--contracts 1000] [--members 100000] [--latency-seconds 20]"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from acoflow.stack import Stack, free_port
+from bench import cclf_parse
+from bench.machine import describe
+from shared.kafka import ensure_topics, make_producer, publish_all
+from shared.settings import Settings
+
+PY_START = date(2025, 1, 1)
+CHUNK = 5000
+
+
+def line_envelope(n: int, member: int, rng: random.Random, tag: str) -> tuple[str, bytes]:
+    served = PY_START + timedelta(days=rng.randrange(300))
+    cents = rng.randrange(2_000, 90_000)
+    payload = {
+        "source": "bench", "claim_id": f"{tag}{n:09d}", "line_number": 1, "member_id": f"B{member:06d}", "payer": "CMS",
+        "claim_type": "professional", "from_date": served.isoformat(), "thru_date": served.isoformat(),
+        "paid_date": (served + timedelta(days=20)).isoformat(), "paid_amount": f"{cents // 100}.{cents % 100:02d}",
+    }  # fmt: skip
+    envelope = {
+        "event_id": str(uuid.uuid4()), "event_type": "claim_line.submitted", "schema_version": 1,
+        "occurred_at": datetime.now(UTC).isoformat(), "producer": "bench", "payload": payload,
+    }  # fmt: skip
+    return str(payload["member_id"]), json.dumps(envelope).encode()
+
+
+async def raw_baseline(bootstrap: str, count: int, sample: bytes) -> tuple[float, float]:
+    topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=8, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = make_producer(bootstrap, "bench-raw")
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        for i in range(0, count, CHUNK):
+            await publish_all(producer, [(topic, f"k{j % 100_000}", sample) for j in range(i, min(count, i + CHUNK))])
+    finally:
+        await producer.stop()
+    produce = count / (time.perf_counter() - started)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"{topic}.g", auto_offset_reset="earliest",
+                                enable_auto_commit=False, max_poll_records=5000)  # fmt: skip
+    await consumer.start()
+    got = 0
+    started = time.perf_counter()
+    try:
+        while got < count:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            got += sum(len(v) for v in batch.values())
+    finally:
+        await consumer.stop()
+    return produce, count / (time.perf_counter() - started)
+
+
+async def create_contracts(stack: Stack, contracts: int, per: int) -> None:
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    async with httpx.AsyncClient(base_url=stack.url("contracts"), headers=headers, timeout=120) as http:
+        gate = asyncio.Semaphore(8)
+
+        async def one(c: int) -> None:
+            body = {
+                "contract_id": f"BENCH-{c:04d}", "name": f"Bench ACO {c}", "payer": "CMS",
+                "terms": {"program": "MSSP", "track": "BE", "performance_year": 2025, "period_start": "2025-01-01",
+                          "period_end": "2025-12-31", "benchmark_per_capita": {"aged_nondual": "12000.00"}, "msr": "0.02",
+                          "mlr": "0.02"},
+                "roster": [{"member_id": f"B{m:06d}"} for m in range(c * per, (c + 1) * per)],
+            }  # fmt: skip
+            async with gate:
+                r = await http.post("/contracts", json=body)
+                if r.status_code not in (201, 409):
+                    raise RuntimeError(f"contract {c}: HTTP {r.status_code} {r.text[:200]}")
+
+        await asyncio.gather(*(one(c) for c in range(contracts)))
+
+
+async def wait_assigned(stack: Stack, members: int, seconds: float = 900) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if await conn.fetchval("SELECT count(*) FROM claims_ingest.assignments") >= members:
+                return
+            await asyncio.sleep(0.5)
+        raise RuntimeError("rosters were not applied in time")
+    finally:
+        await conn.close()
+
+
+class Watcher:
+    """Follows settlement.v1: the highest lines_applied seen per contract, and when each was first seen."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = AIOKafkaConsumer("settlement.v1", bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:6]}",
+                                         auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+        self.applied: dict[str, int] = defaultdict(int)
+        self.listeners: list[Any] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=5000)
+            now = time.perf_counter()
+            for records in batch.values():
+                for r in records:
+                    p = json.loads(r.value)["payload"]
+                    if p["lines_applied"] > self.applied[p["contract_id"]]:
+                        self.applied[p["contract_id"]] = p["lines_applied"]
+                        for listener in self.listeners:
+                            listener(p["contract_id"], p["lines_applied"], now)
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+        await self.consumer.stop()
+
+
+async def until(predicate: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return bool(predicate())
+
+
+async def end_to_end(stack: Stack, watcher: Watcher, lines: int, contracts: int, per: int) -> float:
+    rng = random.Random(7)
+    expected: dict[str, int] = defaultdict(int)
+    items: list[tuple[str, str, bytes]] = []
+    for n in range(lines):
+        member = rng.randrange(contracts * per)
+        expected[f"BENCH-{member // per:04d}"] += 1
+        key, value = line_envelope(n, member, rng, "T")
+        items.append(("claims.submitted.v1", key, value))
+    base = dict(watcher.applied)
+    producer = make_producer(stack.bootstrap, "bench-feed")
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        for i in range(0, lines, CHUNK):
+            await publish_all(producer, items[i : i + CHUNK])
+    finally:
+        await producer.stop()
+    published = time.perf_counter() - started
+    done = await until(lambda: all(watcher.applied[c] - base.get(c, 0) >= k for c, k in expected.items()), 1800)
+    if not done:
+        raise RuntimeError("settlement did not catch up with the feed")
+    elapsed = time.perf_counter() - started
+    print(f"  (published {lines:,} lines in {published:.1f} s; settled in {elapsed:.1f} s)")
+    return lines / elapsed
+
+
+async def latency(stack: Stack, watcher: Watcher, rate: int, seconds: int, contracts: int, per: int) -> tuple[float, float, int]:
+    rng = random.Random(11)
+    pending: dict[str, list[float]] = defaultdict(list)  # per contract: submit times, in order
+    base = dict(watcher.applied)
+    settled: dict[str, int] = defaultdict(int)
+    latencies: list[float] = []
+
+    def on_position(contract: str, applied: int, now: float) -> None:
+        reached = applied - base.get(contract, 0)
+        times = pending.get(contract, [])
+        while settled[contract] < min(reached, len(times)):
+            latencies.append(now - times[settled[contract]])
+            settled[contract] += 1
+
+    watcher.listeners.append(on_position)
+    producer = make_producer(stack.bootstrap, "bench-steady")
+    await producer.start()
+    total = rate * seconds
+    tick = 0.01
+    per_tick = max(1, int(rate * tick))
+    started = time.perf_counter()
+    try:
+        for n in range(0, total, per_tick):
+            batch = []
+            now = time.perf_counter()
+            for j in range(n, min(total, n + per_tick)):
+                member = rng.randrange(contracts * per)
+                pending[f"BENCH-{member // per:04d}"].append(now)
+                key, value = line_envelope(j, member, rng, "L")
+                batch.append(("claims.submitted.v1", key, value))
+            await publish_all(producer, batch)
+            wait = started + (n + per_tick) / rate - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+    finally:
+        await producer.stop()
+    await until(lambda: len(latencies) >= total, 120)
+    watcher.listeners.remove(on_position)
+    latencies.sort()
+    if not latencies:
+        return float("nan"), float("nan"), 0
+    return (
+        latencies[len(latencies) // 2] * 1000,
+        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        len(latencies),
+    )
+
+
+def peak_rss(stack: Stack) -> dict[str, int]:
+    out = {}
+    for name, proc in stack.services.items():
+        for row in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if row.startswith("VmHWM:"):
+                out[name] = int(row.split()[1]) // 1024
+    return out
+
+
+def settle_puf_rate() -> float:
+    from services.settlement.puf import read_rows, settle_rows
+
+    path = Path(__file__).parents[1] / "tests" / "fixtures" / "mssp_puf" / "mssp_puf_2013_2018.csv"
+    rows = read_rows(path)
+    started = time.perf_counter()
+    results = list(settle_rows(rows))
+    return len(results) / (time.perf_counter() - started)
+
+
+async def run(args: argparse.Namespace) -> None:
+    machine = describe()
+    per = args.members // args.contracts
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(state_dir=Path(tmp) / "state", contracts_port=free_port(), claims_ingest_port=free_port(),
+                            settlement_port=free_port(), notifications_port=free_port())  # fmt: skip
+        stack = Stack(settings, settings.state_dir)
+        await asyncio.to_thread(stack.start)
+        try:
+            print(f"machine: {machine}")
+            print(f"stack: Tansu (memory storage), PostgreSQL {'embedded' if stack.pgdata else stack.database_url}")
+            await ensure_topics(stack.bootstrap)
+            _, sample = line_envelope(0, 0, random.Random(1), "S")
+            produce, consume = await raw_baseline(stack.bootstrap, args.lines, sample)
+            print(f"raw_produce_msgs_per_s={produce:,.0f}  raw_consume_msgs_per_s={consume:,.0f}  "
+                  f"({args.lines:,} messages of {len(sample)} bytes, aiokafka, 8 partitions)")  # fmt: skip
+            started = time.perf_counter()
+            await create_contracts(stack, args.contracts, per)
+            await wait_assigned(stack, args.contracts * per)
+            took = time.perf_counter() - started
+            print(f"  ({args.contracts:,} contracts, {args.contracts * per:,} members set up in {took:.1f} s)")
+            watcher = Watcher(stack.bootstrap)
+            await watcher.start()
+            try:
+                e2e = await end_to_end(stack, watcher, args.lines, args.contracts, per)
+                print(f"end_to_end_lines_per_s={e2e:,.0f}  ({args.lines:,} lines, submitted -> last settlement.v1 update)")
+                p50, p99, n = await latency(stack, watcher, args.rate, args.latency_seconds, args.contracts, per)
+                print(f"latency_ms_p50={p50:.0f}  latency_ms_p99={p99:.0f}  ({n:,} lines at a steady {args.rate:,} lines/s)")
+            finally:
+                await watcher.stop()
+            rss = peak_rss(stack)
+            print("peak_rss_mb " + "  ".join(f"{k}={v}" for k, v in rss.items()))
+        finally:
+            await asyncio.to_thread(stack.stop)
+    print(f"cclf_parse_lines_per_s={cclf_parse.measure(500_000):,.0f}  (500,000 records, one core)")
+    print(f"settle_puf_rows_per_s={settle_puf_rate():,.0f}  (2,397 PUF rows)")
+    print(f"ratio={Decimal(e2e / produce).quantize(Decimal('0.001'))}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--contracts", type=int, default=1_000)
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--rate", type=int, default=1_000)
+    parser.add_argument("--latency-seconds", type=int, default=20)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
