@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -13,7 +14,7 @@ from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
 from shared.events import POSITION_UPDATED, ContractState, QualityResult, SettlementPosition, SpendDelta
 from shared.money import ZERO
-from shared.terms import ContractTerms
+from shared.terms import ContractTerms, QualityStandard
 from shared.topics import SETTLEMENT, TopicSpec
 
 SCHEMA = "settlement"
@@ -95,25 +96,118 @@ async def apply_spend(conn: Conn, deltas: list[SpendDelta]) -> set[str]:
     return set(activity)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What settlement holds for one contract, read in one pass for a whole batch of contracts."""
+
+    paid_by_month: dict[str, Decimal]
+    members: int
+    total: Decimal
+    sum_of_squares: Decimal
+    truncated_total: Decimal
+    lines: int
+    as_of: date | None
+    quality_score: Decimal | None
+    quality_standard: QualityStandard | None
+    sequence: int
+
+
+def _thresholds(terms: ContractTerms) -> dict[str, str]:
+    return {k: str(v) for k, v in (terms.truncation_threshold or {}).items()}
+
+
+async def _snapshots(conn: Conn, terms: dict[str, ContractTerms]) -> dict[str, Snapshot]:
+    """Six set-based queries for any number of contracts (a batch touches many: one query each would not scale)."""
+    ids = list(terms)
+    months: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    for r in await conn.fetch(
+        f"SELECT contract_id, service_month, amount FROM {SCHEMA}.month_spend WHERE contract_id = ANY($1::text[])"
+        " ORDER BY contract_id, service_month",
+        ids,
+    ):
+        months[r["contract_id"]][f"{r['service_month']:%Y-%m}"] = r["amount"]
+    aggregates = {
+        r["contract_id"]: r
+        for r in await conn.fetch(
+            "SELECT contract_id, count(*) AS n, sum(amount) AS total, sum(amount * amount) AS sq,"
+            " sum(least(amount, coalesce(($2::jsonb -> contract_id ->> enrollment_type)::numeric, amount))) AS truncated"
+            f" FROM {SCHEMA}.member_spend WHERE contract_id = ANY($1::text[]) GROUP BY contract_id",
+            ids,
+            {cid: _thresholds(t) for cid, t in terms.items()},
+        )
+    }
+    activity = {
+        r["contract_id"]: r
+        for r in await conn.fetch(
+            f"SELECT contract_id, lines, as_of FROM {SCHEMA}.activity WHERE contract_id = ANY($1::text[])", ids
+        )
+    }
+    quality = {
+        r["contract_id"]: r
+        for r in await conn.fetch(
+            f"SELECT q.contract_id, q.quality_score, q.quality_standard FROM {SCHEMA}.quality q"
+            " JOIN unnest($1::text[], $2::int[]) AS k(contract_id, year)"
+            " ON q.contract_id = k.contract_id AND q.performance_year = k.year",
+            ids,
+            [t.performance_year for t in terms.values()],
+        )
+    }
+    sequences = {
+        r["contract_id"]: r["sequence"]
+        for r in await conn.fetch(
+            f"SELECT contract_id, sequence FROM {SCHEMA}.positions WHERE contract_id = ANY($1::text[])", ids
+        )
+    }
+    out: dict[str, Snapshot] = {}
+    for cid in ids:
+        agg, act, q = aggregates.get(cid), activity.get(cid), quality.get(cid)
+        out[cid] = Snapshot(
+            paid_by_month=months.get(cid, {}),
+            members=0 if agg is None else agg["n"],
+            total=ZERO if agg is None else agg["total"],
+            sum_of_squares=ZERO if agg is None else agg["sq"],
+            truncated_total=ZERO if agg is None else agg["truncated"],
+            lines=0 if act is None else act["lines"],
+            as_of=None if act is None else act["as_of"],
+            quality_score=None if q is None else q["quality_score"],
+            quality_standard=None if q is None else q["quality_standard"],
+            sequence=sequences.get(cid, 0),
+        )
+    return out
+
+
 async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
     """Recompute and store the position of each contract whose terms are known; one event each."""
-    out: Outgoing = []
-    for contract_id in sorted(contract_ids):
-        row = await conn.fetchrow(f"SELECT state FROM {SCHEMA}.contracts WHERE contract_id = $1 FOR UPDATE", contract_id)
-        if row is None:
-            continue  # spend arrived before the contract: the position follows when the contract does
-        state = ContractState.model_validate(row["state"])
-        position = await _position(conn, state)
-        await conn.execute(
-            f"INSERT INTO {SCHEMA}.positions (contract_id, sequence, position) VALUES ($1, $2, $3)"
-            " ON CONFLICT (contract_id) DO UPDATE SET sequence = excluded.sequence, position = excluded.position,"
-            " updated_at = now()",
-            contract_id,
-            position.sequence,
-            position.model_dump(mode="json"),
-        )
-        out.append((SETTLEMENT, contract_id, new_envelope(POSITION_UPDATED, position, PRODUCER)))
-    return out
+    rows = await conn.fetch(
+        f"SELECT contract_id, state FROM {SCHEMA}.contracts WHERE contract_id = ANY($1::text[]) ORDER BY contract_id FOR UPDATE",
+        sorted(contract_ids),
+    )  # spend that arrived before its contract gets a position when the contract does
+    states = {r["contract_id"]: _state(r["state"]) for r in rows}
+    if not states:
+        return []
+    snapshots = await _snapshots(conn, {cid: s.terms for cid, s in states.items()})
+    positions = [_position(state, state.terms, snapshots[cid]) for cid, state in states.items()]
+    await conn.executemany(
+        f"INSERT INTO {SCHEMA}.positions (contract_id, sequence, position) VALUES ($1, $2, $3)"
+        " ON CONFLICT (contract_id) DO UPDATE SET sequence = excluded.sequence, position = excluded.position,"
+        " updated_at = now()",
+        [(p.contract_id, p.sequence, p.model_dump(mode="json")) for p in positions],
+    )
+    return [(SETTLEMENT, p.contract_id, new_envelope(POSITION_UPDATED, p, PRODUCER)) for p in positions]
+
+
+_STATES: dict[tuple[str, int], ContractState] = {}
+
+
+def _state(raw: dict[str, Any]) -> ContractState:
+    """Contract states are immutable per version, so each is validated once per process."""
+    key = (raw["contract_id"], raw["version"])
+    state = _STATES.get(key)
+    if state is None:
+        if len(_STATES) > 20_000:
+            _STATES.clear()
+        state = _STATES[key] = ContractState.model_validate(raw)
+    return state
 
 
 async def what_if(conn: Conn, contract_id: str, alternatives: list[ContractTerms]) -> list[SettlementPosition] | None:
@@ -121,61 +215,45 @@ async def what_if(conn: Conn, contract_id: str, alternatives: list[ContractTerms
     row = await conn.fetchrow(f"SELECT state FROM {SCHEMA}.contracts WHERE contract_id = $1", contract_id)
     if row is None:
         return None
-    state = ContractState.model_validate(row["state"])
-    return [await _position(conn, state, terms) for terms in [state.terms, *alternatives]]
+    state = _state(row["state"])
+    out = []
+    for terms in [state.terms, *alternatives]:
+        snapshot = (await _snapshots(conn, {contract_id: terms}))[contract_id]
+        out.append(_position(state, terms, snapshot))
+    return out
 
 
 async def current_terms(conn: Conn, contract_id: str) -> ContractTerms | None:
     row = await conn.fetchrow(f"SELECT state FROM {SCHEMA}.contracts WHERE contract_id = $1", contract_id)
-    return None if row is None else ContractState.model_validate(row["state"]).terms
+    return None if row is None else _state(row["state"]).terms
 
 
-async def _position(conn: Conn, state: ContractState, terms: ContractTerms | None = None) -> SettlementPosition:
-    terms = terms or state.terms
+def _position(state: ContractState, terms: ContractTerms, snap: Snapshot) -> SettlementPosition:
     cid = state.contract_id
-    months = await conn.fetch(
-        f"SELECT service_month, amount FROM {SCHEMA}.month_spend WHERE contract_id = $1 ORDER BY service_month", cid
-    )
-    thresholds = {k: str(v) for k, v in (terms.truncation_threshold or {}).items()}
-    agg = await conn.fetchrow(  # an aggregate always returns one row
-        f"SELECT count(*) AS n, coalesce(sum(amount), 0) AS total, coalesce(sum(amount * amount), 0) AS sq,"
-        " coalesce(sum(least(amount, coalesce(($2::jsonb ->> enrollment_type)::numeric, amount))), 0) AS truncated"
-        f" FROM {SCHEMA}.member_spend WHERE contract_id = $1",
-        cid,
-        thresholds,
-    )
-    assert agg is not None  # an aggregate always returns one row
-    activity = await conn.fetchrow(f"SELECT lines, as_of FROM {SCHEMA}.activity WHERE contract_id = $1", cid)
-    quality = await conn.fetchrow(
-        f"SELECT quality_score, quality_standard FROM {SCHEMA}.quality WHERE contract_id = $1 AND performance_year = $2",
-        cid,
-        terms.performance_year,
-    )
-    sequence = await conn.fetchval(f"SELECT sequence FROM {SCHEMA}.positions WHERE contract_id = $1", cid)
-    paid_by_month = {f"{r['service_month']:%Y-%m}": r["amount"] for r in months}
     roster_members = sum(state.roster.members.values())
     p = project(
         PositionInputs(
             terms=terms,
             members=state.roster.members,
             member_months=state.roster.member_months,
-            paid_by_month=paid_by_month,
+            paid_by_month=snap.paid_by_month,
             member_stats=MemberStats(
-                members=max(roster_members, agg["n"]),
-                total=agg["total"],
-                sum_of_squares=agg["sq"],
-                truncated_total=agg["truncated"],
+                members=max(roster_members, snap.members),
+                total=snap.total,
+                sum_of_squares=snap.sum_of_squares,
+                truncated_total=snap.truncated_total,
             ),
-            as_of=None if activity is None else activity["as_of"],
-            quality_score=None if quality is None else quality["quality_score"],
-            quality_standard=None if quality is None else quality["quality_standard"],
+            as_of=snap.as_of,
+            quality_score=snap.quality_score,
+            quality_standard=snap.quality_standard,
         )
     )
     s = p.settlement
+    paid_by_month = snap.paid_by_month
     return SettlementPosition(
         contract_id=cid,
         contract_version=state.version,
-        sequence=(sequence or 0) + 1,
+        sequence=snap.sequence + 1,
         program=terms.program,
         track=terms.track,
         performance_year=terms.performance_year,
@@ -183,7 +261,7 @@ async def _position(conn: Conn, state: ContractState, terms: ContractTerms | Non
         members=p.members,
         member_months_to_date=p.member_months_to_date,
         member_months_total=p.member_months_total,
-        lines_applied=0 if activity is None else activity["lines"],
+        lines_applied=snap.lines,
         benchmark_to_date=p.benchmark_to_date,
         benchmark_total=p.benchmark_total,
         paid_to_date=p.paid_to_date,
