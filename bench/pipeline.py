@@ -123,8 +123,10 @@ class Watcher:
     """Follows settlement.v1: the highest lines_applied seen per contract, and when each was first seen."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.consumer = AIOKafkaConsumer("settlement.v1", bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:6]}",
-                                         auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+        self.consumer = AIOKafkaConsumer(
+            "settlement.v1", bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:6]}", fetch_max_wait_ms=20,
+            auto_offset_reset="earliest", enable_auto_commit=False,
+        )  # fmt: skip
         self.applied: dict[str, int] = defaultdict(int)
         self.listeners: list[Any] = []
         self.task: asyncio.Task[None] | None = None

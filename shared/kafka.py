@@ -62,6 +62,7 @@ def batch_options(settings: Settings, group_id: str) -> dict[str, Any]:
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
         "max_records": settings.batch_max_records,
         "batch_timeout_ms": settings.batch_timeout_ms,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "decoder": raw_records,
     }
@@ -163,10 +164,11 @@ class OutboxRelay:
     async def _run(self) -> None:
         while True:
             try:
+                # Cleared before the pass, so a commit that wakes us during it is not lost.
+                self._wake.clear()
                 sent = await self.relay_once()
                 if sent < self._batch:
                     OUTBOX_PENDING.labels(self._service).set(await self.pending())
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._idle)
             except asyncio.CancelledError:
