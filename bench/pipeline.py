@@ -237,6 +237,28 @@ async def latency(stack: Stack, watcher: Watcher, rate: int, seconds: int, contr
     )
 
 
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU time used so far by each part of the stack (PostgreSQL summed over its backends)."""
+    import psutil
+
+    out: dict[str, float] = {}
+    for name, proc in stack.services.items():
+        t = psutil.Process(proc.pid).cpu_times()
+        out[name] = t.user + t.system
+    if stack.broker is not None:
+        t = psutil.Process(stack.broker.pid).cpu_times()
+        out["broker"] = t.user + t.system
+    out["postgres"] = 0.0
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] == "postgres":
+            try:
+                t = proc.cpu_times()
+                out["postgres"] += t.user + t.system
+            except psutil.Error:
+                pass
+    return out
+
+
 def peak_rss(stack: Stack) -> dict[str, int]:
     out = {}
     for name, proc in stack.services.items():
@@ -280,8 +302,11 @@ async def run(args: argparse.Namespace) -> None:
             watcher = Watcher(stack.bootstrap)
             await watcher.start()
             try:
+                before = cpu_seconds(stack)
                 e2e = await end_to_end(stack, watcher, args.lines, args.contracts, per)
                 print(f"end_to_end_lines_per_s={e2e:,.0f}  ({args.lines:,} lines, submitted -> last settlement.v1 update)")
+                after = cpu_seconds(stack)
+                print("  cpu_seconds_during_end_to_end " + "  ".join(f"{k}={after[k] - before.get(k, 0):.1f}" for k in after))
                 p50, p99, n = await latency(stack, watcher, args.rate, args.latency_seconds, args.contracts, per)
                 print(f"latency_ms_p50={p50:.0f}  latency_ms_p99={p99:.0f}  ({n:,} lines at a steady {args.rate:,} lines/s)")
             finally:

@@ -78,8 +78,19 @@ class ServiceRuntime:
         self.relay = OutboxRelay(self._pool, self.schema, self._producer, self.name, self.settings)
         self.relay.start()
         await self.broker.start()
-        self._tasks = [asyncio.create_task(job(), name=f"{self.name}-bg") for job in self.background]
+        jobs = [*self.background, self._keep_topics]
+        self._tasks = [asyncio.create_task(job(), name=f"{self.name}-bg") for job in jobs]
         log.info("service_started", migrations_applied=applied)
+
+    async def _keep_topics(self) -> None:
+        """A broker that lost its storage (Tansu's memory engine after a restart) comes back without topics:
+        re-create them, so producers and consumers can carry on where the data is re-sent."""
+        while True:
+            await asyncio.sleep(self.settings.topic_check_interval_s)
+            try:
+                await ensure_topics(self.settings.kafka_bootstrap, timeout_s=1)
+            except Exception as exc:  # the broker is away: try again next round
+                log.warning("topic_check_failed", error=type(exc).__name__)
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     db_pool_size: int = 4
     log_level: str = "INFO"
     shutdown_timeout_s: float = 15.0
+    topic_check_interval_s: float = 5.0
     # Notifications: default webhook for alerts, its signing secret, and delivery policy.
     webhook_url: str | None = None
     webhook_secret: SecretStr = SecretStr("")

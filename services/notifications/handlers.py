@@ -8,6 +8,7 @@ import hmac
 import json
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -42,59 +43,76 @@ def _event(alert_id: str, contract_id: str, rule: str, kind: str, detail: dict[s
     return new_envelope(NOTIFICATION, payload, PRODUCER)
 
 
-async def _rules_for(conn: Conn, ruleset: RuleSet, contract_id: str) -> tuple[RuleSpec, ...]:
-    stored = await conn.fetchval(f"SELECT rules FROM {SCHEMA}.contract_rules WHERE contract_id = $1", contract_id)
-    return ruleset.for_contract(contract_id, None if stored is None else [RuleSpec.model_validate(r) for r in stored])
-
-
-async def apply_rule(
-    conn: Conn,
-    contract_id: str,
-    spec: RuleSpec,
-    value: Decimal | None,
-    sequence: int | None,
-    detail: dict[str, Any],
-    webhook: str | None,
-) -> Outgoing:
-    """Move one (contract, rule) alert state; on a transition, publish it and queue its webhook delivery."""
-    state = await conn.fetchrow(
-        f"SELECT active, last_sequence, alert_id FROM {SCHEMA}.alert_state WHERE contract_id = $1 AND rule = $2 FOR UPDATE",
-        contract_id,
-        spec.id,
+async def _rules_for(conn: Conn, ruleset: RuleSet, contract_ids: list[str]) -> dict[str, tuple[RuleSpec, ...]]:
+    rows = await conn.fetch(
+        f"SELECT contract_id, rules FROM {SCHEMA}.contract_rules WHERE contract_id = ANY($1::text[])", contract_ids
     )
-    if sequence is not None and state is not None and state["last_sequence"] >= sequence:
-        return []  # an older position arriving late must not flip the state back
-    was_active = state is not None and state["active"]
-    kind = transition(was_active, holds(spec, value, was_active))
-    alert_id = str(uuid.uuid4()) if kind == "raised" else (state["alert_id"] if state is not None else None)
+    stored = {r["contract_id"]: [RuleSpec.model_validate(x) for x in r["rules"]] for r in rows}
+    return {cid: ruleset.for_contract(cid, stored.get(cid)) for cid in contract_ids}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule evaluated for one contract. sequence: the position's, so a late older one changes nothing
+    (None for checks by the clock or by counts, which have no order of their own)."""
+
+    contract_id: str
+    spec: RuleSpec
+    value: Decimal | None
+    sequence: int | None
+    detail: dict[str, Any]
+
+
+async def apply_checks(conn: Conn, checks: list[Check], webhook: str | None) -> Outgoing:
+    """Move the alert states of a whole batch of checks with one read and one write; on each transition,
+    publish it and queue its webhook delivery."""
+    if not checks:
+        return []
+    rows = await conn.fetch(
+        f"SELECT s.contract_id, s.rule, s.active, s.last_sequence, s.alert_id FROM {SCHEMA}.alert_state s"
+        " JOIN unnest($1::text[], $2::text[]) AS k(contract_id, rule) ON s.contract_id = k.contract_id AND s.rule = k.rule"
+        " ORDER BY s.contract_id, s.rule FOR UPDATE OF s",
+        [c.contract_id for c in checks],
+        [c.spec.id for c in checks],
+    )
+    states = {(r["contract_id"], r["rule"]): (r["active"], r["last_sequence"], r["alert_id"]) for r in rows}
+    out: Outgoing = []
+    deliveries: list[tuple[Any, ...]] = []
+    for c in checks:
+        key = (c.contract_id, c.spec.id)
+        was_active, last_sequence, alert_id = states.get(key, (False, 0, None))
+        if c.sequence is not None and key in states and last_sequence >= c.sequence:
+            continue  # an older position arriving late must not flip the state back
+        kind = transition(was_active, holds(c.spec, c.value, was_active))
+        if kind == "raised":
+            alert_id = str(uuid.uuid4())
+        states[key] = (kind == "raised" or (was_active and kind is None), c.sequence or last_sequence, alert_id)
+        if kind is None or alert_id is None:
+            continue
+        detail = {"description": c.spec.describe(), "value": None if c.value is None else str(c.value), **c.detail}
+        out.append((NOTIFICATIONS, c.contract_id, _event(alert_id, c.contract_id, c.spec.id, kind, detail)))
+        ALERTS.labels(c.spec.rule, kind).inc()
+        if webhook:
+            body = json.dumps({"alert_id": alert_id, "contract_id": c.contract_id, "rule": c.spec.id, "kind": kind, **detail},
+                              sort_keys=True).encode()  # fmt: skip
+            deliveries.append((uuid.uuid5(uuid.UUID(alert_id), kind), alert_id, c.contract_id, c.spec.id, kind, webhook, body))
     await conn.execute(
         f"INSERT INTO {SCHEMA}.alert_state (contract_id, rule, active, last_sequence, alert_id)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (contract_id, rule) DO UPDATE"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::bigint[], $5::text[])"
+        " ON CONFLICT (contract_id, rule) DO UPDATE"
         " SET active = excluded.active, last_sequence = excluded.last_sequence, alert_id = excluded.alert_id",
-        contract_id,
-        spec.id,
-        kind == "raised" or (was_active and kind is None),
-        sequence if sequence is not None else (state["last_sequence"] if state is not None else 0),
-        alert_id,
+        [k[0] for k in states],
+        [k[1] for k in states],
+        [v[0] for v in states.values()],
+        [v[1] for v in states.values()],
+        [v[2] for v in states.values()],
     )
-    if kind is None or alert_id is None:
-        return []
-    detail = {"description": spec.describe(), "value": None if value is None else str(value), **detail}
-    out: Outgoing = [(NOTIFICATIONS, contract_id, _event(alert_id, contract_id, spec.id, kind, detail))]
-    ALERTS.labels(spec.rule, kind).inc()
-    if webhook:
-        body = json.dumps({"alert_id": alert_id, "contract_id": contract_id, "rule": spec.id, "kind": kind, **detail},
-                          sort_keys=True).encode()  # fmt: skip
-        await conn.execute(
-            f"INSERT INTO {SCHEMA}.deliveries (id, alert_id, contract_id, rule, kind, url, body)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            uuid.uuid5(uuid.UUID(alert_id), kind),
-            alert_id,
-            contract_id,
-            spec.id,
-            kind,
-            webhook,
-            body,
+    if deliveries:
+        # Created in transition order, which is the order they are delivered in.
+        await conn.executemany(
+            f"INSERT INTO {SCHEMA}.deliveries (id, alert_id, contract_id, rule, kind, url, body, created_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())",
+            deliveries,
         )
     return out
 
@@ -105,18 +123,24 @@ async def evaluate(conn: Conn, batch: list[Parsed[SettlementPosition]], ruleset:
         pos = p.envelope.payload
         if pos.contract_id not in latest or latest[pos.contract_id].sequence < pos.sequence:
             latest[pos.contract_id] = pos
-    out: Outgoing = []
-    for pos in latest.values():
-        await conn.execute(
-            f"INSERT INTO {SCHEMA}.contract_activity (contract_id, lines_applied, last_spend_at, last_sequence)"
-            " VALUES ($1, $2, now(), $3) ON CONFLICT (contract_id) DO UPDATE SET lines_applied = excluded.lines_applied,"
-            " last_sequence = excluded.last_sequence, last_spend_at = CASE WHEN excluded.lines_applied"
-            f" <> {SCHEMA}.contract_activity.lines_applied THEN now() ELSE {SCHEMA}.contract_activity.last_spend_at END"
-            f" WHERE {SCHEMA}.contract_activity.last_sequence < excluded.last_sequence",
-            pos.contract_id,
-            pos.lines_applied,
-            pos.sequence,
-        )
+    if not latest:
+        return []
+    ids = sorted(latest)
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.contract_activity (contract_id, lines_applied, last_spend_at, last_sequence)"
+        " SELECT c, l, now(), s FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS x(c, l, s)"
+        " ON CONFLICT (contract_id) DO UPDATE SET lines_applied = excluded.lines_applied,"
+        " last_sequence = excluded.last_sequence, last_spend_at = CASE WHEN excluded.lines_applied"
+        f" <> {SCHEMA}.contract_activity.lines_applied THEN now() ELSE {SCHEMA}.contract_activity.last_spend_at END"
+        f" WHERE {SCHEMA}.contract_activity.last_sequence < excluded.last_sequence",
+        ids,
+        [latest[c].lines_applied for c in ids],
+        [latest[c].sequence for c in ids],
+    )
+    rules = await _rules_for(conn, ruleset, ids)
+    checks: list[Check] = []
+    for cid in ids:
+        pos = latest[cid]
         detail = {
             "sequence": pos.sequence,
             "projected_shared_savings_losses": str(pos.projected_shared_savings_losses),
@@ -125,24 +149,28 @@ async def evaluate(conn: Conn, batch: list[Parsed[SettlementPosition]], ruleset:
             "downside_exposure_now": str(pos.downside_exposure_now),
             "downside_exposure_at_cap": str(pos.downside_exposure_at_cap),
         }
-        for spec in await _rules_for(conn, ruleset, pos.contract_id):
-            if spec.rule in POSITION_RULES:
-                out += await apply_rule(conn, pos.contract_id, spec, position_value(spec, pos), pos.sequence, detail, webhook)
-    return out
+        checks += [
+            Check(cid, spec, position_value(spec, pos), pos.sequence, detail)
+            for spec in rules[cid]
+            if spec.rule in POSITION_RULES
+        ]
+    return await apply_checks(conn, checks, webhook)
 
 
 async def check_quiet_contracts(conn: Conn, ruleset: RuleSet, webhook: str | None) -> Outgoing:
     """ "No claims for N days": by the clock, so it runs on a timer, not on events."""
-    out: Outgoing = []
     rows = await conn.fetch(
         f"SELECT contract_id, extract(epoch FROM now() - last_spend_at) / 86400 AS days FROM {SCHEMA}.contract_activity"
+        " ORDER BY contract_id"
     )
-    for r in rows:
-        for spec in await _rules_for(conn, ruleset, r["contract_id"]):
-            if spec.rule == "no_claims_for_days":
-                detail = {"days_without_claims": str(round(Decimal(r["days"]), 2))}
-                out += await apply_rule(conn, r["contract_id"], spec, Decimal(r["days"]), None, detail, webhook)
-    return out
+    rules = await _rules_for(conn, ruleset, [r["contract_id"] for r in rows])
+    checks = [
+        Check(r["contract_id"], spec, Decimal(r["days"]), None, {"days_without_claims": str(round(Decimal(r["days"]), 2))})
+        for r in rows
+        for spec in rules[r["contract_id"]]
+        if spec.rule == "no_claims_for_days"
+    ]
+    return await apply_checks(conn, checks, webhook)
 
 
 async def count_claims(conn: Conn, submitted: int, rejected: int, ruleset: RuleSet, webhook: str | None) -> Outgoing:
@@ -155,7 +183,7 @@ async def count_claims(conn: Conn, submitted: int, rejected: int, ruleset: RuleS
         submitted,
         rejected,
     )
-    specs = [s for s in await _rules_for(conn, ruleset, PORTFOLIO) if s.rule == "rejected_rate_above"]
+    specs = [s for s in (await _rules_for(conn, ruleset, [PORTFOLIO]))[PORTFOLIO] if s.rule == "rejected_rate_above"]
     if not specs:
         return []
     row = await conn.fetchrow(
@@ -165,10 +193,7 @@ async def count_claims(conn: Conn, submitted: int, rejected: int, ruleset: RuleS
     assert row is not None  # an aggregate always returns one row
     value = Decimal(row["rejected"]) / Decimal(row["submitted"]) if row["submitted"] else None
     detail = {"submitted_24h": row["submitted"], "rejected_24h": row["rejected"]}
-    out: Outgoing = []
-    for spec in specs:
-        out += await apply_rule(conn, PORTFOLIO, spec, value, None, detail, webhook)
-    return out
+    return await apply_checks(conn, [Check(PORTFOLIO, spec, value, None, detail) for spec in specs], webhook)
 
 
 def backoff(attempt: int, settings: Settings) -> float:

@@ -33,8 +33,16 @@ class NotClaim(Exception):
         self.reason = Reason(field, code, message)
 
 
-def _codes(concept: dict[str, Any] | None) -> list[tuple[str, str]]:
-    return [(c.get("system", ""), str(c.get("code", ""))) for c in (concept or {}).get("coding", []) if isinstance(c, dict)]
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _codes(concept: Any) -> list[tuple[str, str]]:
+    return [(str(c.get("system", "")), str(c.get("code", ""))) for c in _list(_obj(concept).get("coding")) if isinstance(c, dict)]
 
 
 def _category(entry: dict[str, Any]) -> str:
@@ -60,20 +68,20 @@ def _money(value: Any, field: str) -> Decimal:
 def paid_amount(eob: dict[str, Any]) -> Decimal:
     """payment.amount when present; else a total, else the sum over items, of the category that carries
     the paid amount (PDE EOBs have no payment.amount)."""
-    amount = (eob.get("payment") or {}).get("amount")
+    amount = _obj(eob.get("payment")).get("amount")
     if isinstance(amount, dict) and "value" in amount:
         return _money(amount["value"], "payment.amount.value")
     for wanted in PAID_CATEGORIES:
-        totals = [t for t in eob.get("total", []) if _category(t) == wanted and "amount" in t]
+        totals = [t for t in _list(eob.get("total")) if isinstance(t, dict) and _category(t) == wanted and "amount" in t]
         if totals:
-            return sum((_money(t["amount"].get("value"), "total.amount.value") for t in totals), Decimal(0))
+            return sum((_money(_obj(t["amount"]).get("value"), "total.amount.value") for t in totals), Decimal(0))
         found = False
         total = Decimal(0)
-        for i, item in enumerate(eob.get("item", [])):
-            for adj in item.get("adjudication", []):
-                if _category(adj) == wanted and "amount" in adj:
+        for i, item in enumerate(_list(eob.get("item"))):
+            for adj in _list(_obj(item).get("adjudication")):
+                if isinstance(adj, dict) and _category(adj) == wanted and "amount" in adj:
                     found = True
-                    total += _money(adj["amount"].get("value"), f"item[{i}].adjudication.amount.value")
+                    total += _money(_obj(adj["amount"]).get("value"), f"item[{i}].adjudication.amount.value")
         if found:
             return total
     raise NotClaim("payment.amount", "missing", "no payment.amount and no adjudication carrying the paid amount")
@@ -110,8 +118,8 @@ def _maybe_date(value: Any) -> date | None:
 
 
 def claim_id(eob: dict[str, Any]) -> str:
-    for ident in eob.get("identifier", []):
-        if any(code == "uc" for _, code in _codes(ident.get("type"))) and ident.get("value"):
+    for ident in _list(eob.get("identifier")):
+        if isinstance(ident, dict) and any(code == "uc" for _, code in _codes(ident.get("type"))) and ident.get("value"):
             return str(ident["value"])
     if eob.get("id"):
         return str(eob["id"])
@@ -119,8 +127,8 @@ def claim_id(eob: dict[str, Any]) -> str:
 
 
 def member_of(eob: dict[str, Any], mbis: dict[str, str]) -> str:
-    patient = eob.get("patient") or {}
-    ident = patient.get("identifier") or {}
+    patient = _obj(eob.get("patient"))
+    ident = _obj(patient.get("identifier"))
     if ident.get("system") in MBI_SYSTEMS and ident.get("value"):
         return str(ident["value"])
     reference = str(patient.get("reference") or "")
@@ -133,10 +141,10 @@ def to_line(eob: dict[str, Any], mbis: dict[str, str], payer: str) -> dict[str, 
     status = eob.get("status")
     if status == "draft" or eob.get("use") in ("preauthorization", "predetermination"):
         return None  # not adjudicated, or not a claim for services rendered: no spend
-    period = eob.get("billablePeriod") or {}
+    period = _obj(eob.get("billablePeriod"))
     start = _date(period.get("start") or eob.get("created"), "billablePeriod.start")
     thru = _maybe_date(period.get("end")) or start
-    paid = _maybe_date((eob.get("payment") or {}).get("date")) or _maybe_date(eob.get("created"))
+    paid = _maybe_date(_obj(eob.get("payment")).get("date")) or _maybe_date(eob.get("created"))
     if paid is None or paid < start:
         paid = thru
     kind = claim_type(eob)
@@ -229,6 +237,11 @@ class FhirLoader:
                     line = to_line(resource, mbis, options.payer)
                 except NotClaim as exc:
                     yield Rejected(path.name, number, "fhir", raw, (exc.reason,))
+                    continue
+                except (AttributeError, TypeError, ValueError) as exc:
+                    # An element of the wrong JSON type (an object where a list belongs, ...): not a conformant EOB.
+                    reason = Reason("$", "structure", f"not a conformant ExplanationOfBenefit: {type(exc).__name__}: {exc}"[:300])
+                    yield Rejected(path.name, number, "fhir", raw, (reason,))
                     continue
                 if line is not None:
                     yield line
