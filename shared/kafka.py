@@ -50,7 +50,7 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
     )
 
 
-def batch_options(settings: Settings, group_id: str) -> dict[str, Any]:
+def batch_options(settings: Settings, group_id: str, max_records: int | None = None) -> dict[str, Any]:
     """Subscriber options shared by every consumer: manual-commit semantics through FastStream's
     NACK_ON_ERROR policy (offsets are committed only after the handler, and so the database, succeeded;
     an exception seeks back and the batch is read again)."""
@@ -60,7 +60,7 @@ def batch_options(settings: Settings, group_id: str) -> dict[str, Any]:
         "auto_offset_reset": "earliest",
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
-        "max_records": settings.batch_max_records,
+        "max_records": max_records or settings.batch_max_records,
         "batch_timeout_ms": settings.batch_timeout_ms,
         "fetch_max_wait_ms": settings.fetch_max_wait_ms,
         "ack_policy": AckPolicy.NACK_ON_ERROR,

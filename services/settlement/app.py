@@ -42,7 +42,9 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     contracts = runtime.consumer(CONTRACT_CHANGED, CONTRACTS, apply_contracts)
     quality = runtime.consumer(QUALITY_RECORDED, QUALITY, apply_quality)
 
-    @runtime.broker.subscriber(SPEND.name, **batch_options(runtime.settings, GROUP))
+    batch = runtime.settings.settlement_batch_max_records
+
+    @runtime.broker.subscriber(SPEND.name, **batch_options(runtime.settings, GROUP, batch))
     async def on_spend(records: list[Any]) -> None:
         await spend.handle(records)
 

@@ -179,14 +179,21 @@ async def _snapshots(conn: Conn, terms: dict[str, ContractTerms]) -> dict[str, S
 async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
     """Recompute and store the position of each contract whose terms are known; one event each."""
     rows = await conn.fetch(
-        f"SELECT contract_id, state FROM {SCHEMA}.contracts WHERE contract_id = ANY($1::text[]) ORDER BY contract_id FOR UPDATE",
+        f"SELECT contract_id, version FROM {SCHEMA}.contracts WHERE contract_id = ANY($1::text[])"
+        " ORDER BY contract_id FOR UPDATE",
         sorted(contract_ids),
     )  # spend that arrived before its contract gets a position when the contract does
-    states = {r["contract_id"]: _state(r["state"]) for r in rows}
+    states = {r["contract_id"]: _STATES.get((r["contract_id"], r["version"])) for r in rows}
+    missing = [cid for cid, state in states.items() if state is None]
+    if missing:  # only states not seen yet in this process are read and decoded
+        for r in await conn.fetch(f"SELECT state FROM {SCHEMA}.contracts WHERE contract_id = ANY($1::text[])", missing):
+            state = _state(r["state"])
+            states[state.contract_id] = state
     if not states:
         return []
-    snapshots = await _snapshots(conn, {cid: s.terms for cid, s in states.items()})
-    positions = [_position(state, state.terms, snapshots[cid]) for cid, state in states.items()]
+    known = {cid: state for cid, state in states.items() if state is not None}
+    snapshots = await _snapshots(conn, {cid: s.terms for cid, s in known.items()})
+    positions = [_position(state, state.terms, snapshots[cid]) for cid, state in known.items()]
     await conn.executemany(
         f"INSERT INTO {SCHEMA}.positions (contract_id, sequence, position) VALUES ($1, $2, $3)"
         " ON CONFLICT (contract_id) DO UPDATE SET sequence = excluded.sequence, position = excluded.position,"
