@@ -141,17 +141,43 @@ class Stack:
         for name in SERVICES:
             configured = self.settings.port_of(name)
             self.ports[name] = configured if _port_free(configured) else free_port()
-        env = self.service_env()
         for name in SERVICES:
-            service_env = {**env, "ACOFLOW_BOOTSTRAP_API_KEY": self.api_key} if name == "contracts" else env
-            log = (self.state_dir / f"{name}.log").open("ab")
-            self.services[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
-                env=service_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
+            self.services[name] = self.spawn(name, self.ports[name])
+
+    def spawn(self, name: str, port: int) -> subprocess.Popen[bytes]:
+        """One process of a service on a port (a second one on another port joins the same consumer groups)."""
+        env = {**self.service_env(), f"ACOFLOW_{name.upper()}_PORT": str(port)}
+        if name == "contracts":
+            env["ACOFLOW_BOOTSTRAP_API_KEY"] = self.api_key
+        log = (self.state_dir / f"{name}.log").open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+    def restart(self, name: str, timeout_s: float = 60) -> None:
+        """Start a service again on its port (after it was killed or stopped) and wait until it is healthy."""
+        self.services[name] = self.spawn(name, self.ports[name])
+        self.write_status()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.services[name].poll() is not None:
+                raise RuntimeError(f"{name} exited with {self.services[name].returncode} on restart")
+            try:
+                if httpx.get(self.url(name) + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} not healthy {timeout_s:.0f} s after restart")
+
+    def restart_broker(self) -> None:
+        """Stop the broker and start a new one on the same port: with memory storage it comes back empty."""
+        if self.broker is not None:
+            self.broker.kill()
+            self.broker.wait()
+        port = int(self.bootstrap.rsplit(":", 1)[1])
+        self.broker = start_tansu(port, self.state_dir / "broker.log")
+        asyncio.run(ensure_topics(self.bootstrap))
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
