@@ -35,6 +35,8 @@ def plan_replay(reject: dict[str, Any], payload: dict[str, Any] | None) -> Repla
     if payload is not None:
         key, value = submission(payload, "acoflow-rejects-replay")
         return Replay(event_id, key, value)
+    if reject.get("original_size"):
+        return Replay(event_id, skipped=f"{reject['source']}: only the head of its {reject['original_size']:,} bytes was kept")
     original: str = reject["original"]
     raw = base64.b64decode(original) if reject["original_encoding"] == "base64" else original.encode()
     if reject["source_topic"] == CLAIMS_SUBMITTED.name:

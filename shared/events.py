@@ -94,6 +94,7 @@ class ClaimRejected(Payload):
     reasons: tuple[RejectReason, ...]
     original: str
     original_encoding: Literal["utf-8", "base64"] = "utf-8"
+    original_size: int | None = None  # set when the original was too big to keep whole: only its head is here
 
 
 class MemberIdChanged(Payload):
@@ -223,6 +224,7 @@ class DeadLetter(Payload):
     reasons: tuple[RejectReason, ...]
     original: str
     original_encoding: Literal["utf-8", "base64"] = "utf-8"
+    original_size: int | None = None
 
 
 CLAIM_SUBMITTED = EventSpec("claim_line.submitted", ClaimLine)

@@ -178,12 +178,20 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
 
 
-def original_text(raw: bytes | None) -> tuple[str, str]:
+# A rejected message is kept whole up to this size; beyond, its head is kept (with its full size), so the
+# rejection itself still fits under the event size limit and lands where operators look.
+MAX_KEPT_ORIGINAL = 256 * 1024
+
+
+def original_text(raw: bytes | None) -> tuple[str, str, int | None]:
+    """(text, encoding, full size when cut) of a message as received."""
     raw = raw or b""
+    size = len(raw) if len(raw) > MAX_KEPT_ORIGINAL else None
+    head = raw[:MAX_KEPT_ORIGINAL]
     try:
-        return raw.decode("utf-8"), "utf-8"
+        return head.decode("utf-8"), "utf-8", size
     except UnicodeDecodeError:
-        return base64.b64encode(raw).decode(), "base64"
+        return base64.b64encode(head).decode(), "base64", size
 
 
 @dataclass(frozen=True)
@@ -224,7 +232,7 @@ class BatchConsumer(Generic[P]):
         self._reject = reject or self._dead_letter
 
     def _dead_letter(self, record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tuple[TopicSpec, str, Envelope[Any]]:
-        text, encoding = original_text(record.value)
+        text, encoding, size = original_text(record.value)
         payload = DeadLetter(
             source_topic=record.topic,
             partition=record.partition,
@@ -233,6 +241,7 @@ class BatchConsumer(Generic[P]):
             reasons=tuple(RejectReason(**r.as_dict()) for r in reasons),
             original=text,
             original_encoding=encoding,
+            original_size=size,
         )
         key = record.key.decode(errors="replace") if record.key else "unknown"
         return DEADLETTER, key, new_envelope(DEAD_LETTER, payload, self.service)

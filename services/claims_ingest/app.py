@@ -60,7 +60,8 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         if not 1 <= limit <= 100_000:
             raise HTTPException(422, "limit: between 1 and 100000")
         query = (
-            "SELECT event_id, received_at, source_topic, source, reasons, original, original_encoding, status, replayed_at"
+            "SELECT event_id, received_at, source_topic, source, reasons, original, original_encoding, original_size, status,"
+            " replayed_at"
             f" FROM {SCHEMA}.rejects WHERE ($1 = 'all' OR status = $1) ORDER BY received_at, event_id LIMIT $2"
         )
         async with runtime.pool.acquire() as conn:

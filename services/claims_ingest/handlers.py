@@ -49,7 +49,7 @@ UNATTRIBUTED = Counter("acoflow_claims_unattributed_total", "Claim lines kept wi
 
 
 def reject_claim(record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tuple[TopicSpec, str, Envelope[Any]]:
-    text, encoding = original_text(record.value)
+    text, encoding, size = original_text(record.value)
     payload = ClaimRejected(
         source_topic=record.topic,
         partition=record.partition,
@@ -57,6 +57,7 @@ def reject_claim(record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tup
         reasons=tuple(RejectReason(**r.as_dict()) for r in reasons),
         original=text,
         original_encoding=encoding,
+        original_size=size,
     )
     key = record.key.decode(errors="replace") if record.key else "unknown"
     return CLAIMS_REJECTED, key, new_envelope(CLAIM_REJECTED, payload, PRODUCER)
@@ -354,10 +355,10 @@ async def store_rejects(conn: Conn, batch: list[Parsed[ClaimRejected]]) -> Outgo
         else:
             source = f"{r.source_topic} partition {r.partition} offset {r.offset}"
         reasons = [x.model_dump() for x in r.reasons]
-        rows.append((p.envelope.event_id, r.source_topic, source, reasons, r.original, r.original_encoding))
+        rows.append((p.envelope.event_id, r.source_topic, source, reasons, r.original, r.original_encoding, r.original_size))
     await conn.executemany(
-        f"INSERT INTO {SCHEMA}.rejects (event_id, source_topic, source, reasons, original, original_encoding)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        f"INSERT INTO {SCHEMA}.rejects (event_id, source_topic, source, reasons, original, original_encoding, original_size)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         rows,
     )
     return []

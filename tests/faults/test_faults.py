@@ -96,20 +96,16 @@ def test_scale_out_and_in_rebalances(stack: Stack) -> None:
     create_contract(stack, feed)
     thread = publish_in_background(stack.bootstrap, feed.items, per_second=800)
     time.sleep(1.0)
-    extra = {name: stack.spawn(name, free_port()) for name in ("claims_ingest", "settlement")}
+    ports = {name: free_port() for name in ("claims_ingest", "settlement")}
+    extra = {name: stack.spawn(name, port) for name, port in ports.items()}
     time.sleep(2.5)  # both groups rebalance to two members mid-stream
     for name in ("claims_ingest", "settlement"):
         stack.services[name].send_signal(signal.SIGTERM)  # the original leaves: another rebalance
         stack.services[name].wait(30)
+        stack.services[name], stack.ports[name] = extra[name], ports[name]  # the newcomer carries on alone
     thread.join(120)
-    try:
-        caught_up = wait_for_total(stack, feed)
-        observed = invariant(stack, feed)
-    finally:
-        for name, proc in extra.items():
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-            stack.restart(name)
+    caught_up = wait_for_total(stack, feed)
+    observed = invariant(stack, feed)
     record(
         "scale-out and scale-in (rebalance)",
         "a second claims_ingest and settlement join their groups mid-stream, then the first of each leaves",
@@ -156,13 +152,17 @@ def test_graceful_shutdown_resumes_exactly_there(stack: Stack) -> None:
     times = []
     for name in ("claims_ingest", "settlement"):
         time.sleep(1.5)
+        log = stack.state_dir / f"{name}.log"
+        stops_before = log.read_text().count('"service_stopped"')
         started = time.monotonic()
         stack.services[name].send_signal(signal.SIGTERM)
         code = stack.services[name].wait(30)
         took = time.monotonic() - started
-        assert code == 0, f"{name} exited with {code}"
+        # uvicorn re-raises the signal it handled once shutdown is done, so the exit status is -15 (or 0).
+        assert code in (0, -signal.SIGTERM), f"{name} exited with {code}"
+        assert log.read_text().count('"service_stopped"') == stops_before + 1, "no orderly stop in the log"
         assert took < stack.settings.shutdown_timeout_s + 10
-        times.append(f"{name} exit 0 in {took:.1f} s")
+        times.append(f"{name} stopped in order in {took:.1f} s")
         stack.restart(name)
     thread.join(120)
     caught_up = wait_for_total(stack, feed)

@@ -21,6 +21,7 @@ CREATE TABLE {schema}.rejects (
     reasons jsonb NOT NULL,
     original text NOT NULL,
     original_encoding text NOT NULL,
+    original_size bigint,
     status text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'replayed')),
     replayed_at timestamptz
 );
