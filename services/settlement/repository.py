@@ -55,7 +55,10 @@ async def apply_spend(conn: Conn, deltas: list[SpendDelta]) -> set[str]:
     by_member: dict[tuple[str, str], tuple[str, Decimal]] = {}
     by_month: dict[tuple[str, date], tuple[Decimal, int]] = defaultdict(lambda: (ZERO, 0))
     activity: dict[str, tuple[int, date]] = {}
+    by_lag: dict[tuple[str, date, int], Decimal] = defaultdict(lambda: ZERO)
     for d in deltas:
+        lag = max(0, (d.paid_date.year - d.service_month.year) * 12 + d.paid_date.month - d.service_month.month)
+        by_lag[(d.contract_id, d.service_month, lag)] += d.amount
         _, amount = by_member.get((d.contract_id, d.member_id), (d.enrollment_type, ZERO))
         by_member[(d.contract_id, d.member_id)] = (d.enrollment_type, amount + d.amount)
         total, lines = by_month[(d.contract_id, d.service_month)]
@@ -84,6 +87,15 @@ async def apply_spend(conn: Conn, deltas: list[SpendDelta]) -> set[str]:
         [v[1] for v in by_month.values()],
     )
     await conn.execute(
+        f"INSERT INTO {SCHEMA}.lag_spend (contract_id, service_month, lag, amount)"
+        " SELECT * FROM unnest($1::text[], $2::date[], $3::int[], $4::numeric[])"
+        f" ON CONFLICT (contract_id, service_month, lag) DO UPDATE SET amount = {SCHEMA}.lag_spend.amount + excluded.amount",
+        [k[0] for k in by_lag],
+        [k[1] for k in by_lag],
+        [k[2] for k in by_lag],
+        list(by_lag.values()),
+    )
+    await conn.execute(
         f"INSERT INTO {SCHEMA}.activity (contract_id, lines, as_of)"
         " SELECT * FROM unnest($1::text[], $2::bigint[], $3::date[])"
         " ON CONFLICT (contract_id) DO UPDATE"
@@ -110,6 +122,7 @@ class Snapshot:
     quality_score: Decimal | None
     quality_standard: QualityStandard | None
     sequence: int
+    paid_by_lag: dict[tuple[str, int], Decimal]
 
 
 def _thresholds(terms: ContractTerms) -> dict[str, str]:
@@ -126,6 +139,11 @@ async def _snapshots(conn: Conn, terms: dict[str, ContractTerms]) -> dict[str, S
         ids,
     ):
         months[r["contract_id"]][f"{r['service_month']:%Y-%m}"] = r["amount"]
+    lags: dict[str, dict[tuple[str, int], Decimal]] = defaultdict(dict)
+    for r in await conn.fetch(
+        f"SELECT contract_id, service_month, lag, amount FROM {SCHEMA}.lag_spend WHERE contract_id = ANY($1::text[])", ids
+    ):
+        lags[r["contract_id"]][(f"{r['service_month']:%Y-%m}", r["lag"])] = r["amount"]
     aggregates = {
         r["contract_id"]: r
         for r in await conn.fetch(
@@ -172,6 +190,7 @@ async def _snapshots(conn: Conn, terms: dict[str, ContractTerms]) -> dict[str, S
             quality_score=None if q is None else q["quality_score"],
             quality_standard=None if q is None else q["quality_standard"],
             sequence=sequences.get(cid, 0),
+            paid_by_lag=lags.get(cid, {}),
         )
     return out
 
@@ -253,6 +272,7 @@ def _position(state: ContractState, terms: ContractTerms, snap: Snapshot) -> Set
             as_of=snap.as_of,
             quality_score=snap.quality_score,
             quality_standard=snap.quality_standard,
+            paid_by_lag=snap.paid_by_lag,
         )
     )
     s = p.settlement

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from services.settlement.domain.completion import estimate_completion
 from services.settlement.domain.settle import Settlement, SettlementError, SettlementInputs, settle, unsettled
 from services.settlement.domain.stats import normal_cdf
 from shared.money import ONE, ZERO, to_cents
@@ -40,6 +41,8 @@ class PositionInputs:
     as_of: date | None  # the latest paid date seen: claims are known up to here
     quality_score: Decimal | None = None
     quality_standard: QualityStandard | None = None
+    # Paid amounts by (service month YYYY-MM, months from service to payment): the contract's own run-out.
+    paid_by_lag: dict[tuple[str, int], Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,16 @@ def project(inputs: PositionInputs) -> Position:
     benchmark_total = _annual_benchmark(terms, mm_total_by_type)
     benchmark_to_date = _annual_benchmark(terms, mm_to_date_by_type)
 
-    factors = terms.completion_factors or DEFAULT_COMPLETION
+    estimated = None if known_through is None else estimate_completion(inputs.paid_by_lag, known_through)
+    if terms.completion_factors:
+        factors = terms.completion_factors
+        notes.append("completion factors: the contract's")
+    elif estimated is not None:
+        factors = estimated
+        notes.append("completion factors: estimated from the contract's paid-date history (chain ladder)")
+    else:
+        factors = DEFAULT_COMPLETION
+        notes.append("completion factors: the default run-out curve (too little paid-date history to estimate)")
     paid = sum(inputs.paid_by_month.values(), ZERO)
     incurred = ZERO
     for key, amount in inputs.paid_by_month.items():

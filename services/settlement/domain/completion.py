@@ -1,0 +1,48 @@
+"""Completion factors estimated from a contract's own paid-date history (METHODOLOGY.md section 4): the
+chain-ladder method on the paid triangle (service month x months of lag until payment). No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+from shared.money import ONE, ZERO
+
+# A lag's development is estimated only from at least this many service months observed past it.
+MIN_MONTHS_PER_LAG = 4
+MAX_LAG = 24
+FLOOR = Decimal("0.01")
+
+
+def month_index(key: str) -> int:
+    return int(key[:4]) * 12 + int(key[5:7]) - 1
+
+
+def estimate_completion(paid: Mapping[tuple[str, int], Decimal], known_through: int) -> tuple[Decimal, ...] | None:
+    """Share of a service month's eventual spend paid by each lag (0, 1, ...), or None when the history
+    is too short to say. `paid` maps (service month YYYY-MM, lag in months) to the amount paid at that lag;
+    `known_through` is the month index (year * 12 + month - 1) up to which payments are known."""
+    months = sorted({m for m, _ in paid}, key=month_index)
+    cumulative: dict[tuple[str, int], Decimal] = {}
+    for m in months:
+        running = ZERO
+        for lag in range(0, min(MAX_LAG, known_through - month_index(m)) + 1):
+            running += paid.get((m, lag), ZERO)
+            cumulative[(m, lag)] = running
+    development: list[Decimal] = []
+    for lag in range(MAX_LAG):
+        # Months observed at lag + 1 (and so at lag): how much their cumulative spend grew.
+        pairs = [(cumulative[(m, lag)], cumulative[(m, lag + 1)]) for m in months if (m, lag + 1) in cumulative]
+        pairs = [(a, b) for a, b in pairs if a > 0]
+        if len(pairs) < MIN_MONTHS_PER_LAG:
+            break
+        development.append(sum((b for _, b in pairs), ZERO) / sum((a for a, _ in pairs), ZERO))
+    if not development:
+        return None
+    factors: list[Decimal] = []
+    for lag in range(len(development)):
+        remaining = ONE
+        for f in development[lag:]:
+            remaining *= f
+        factors.append(min(ONE, max(FLOOR, ONE / remaining)) if remaining > 0 else ONE)
+    return tuple(factors)
