@@ -40,9 +40,14 @@ def test_too_little_history_gives_no_estimate() -> None:
 
 def test_the_position_uses_the_estimate_when_the_contract_gives_no_factors() -> None:
     terms = ContractTerms(
-        program="MSSP", track="BE", performance_year=2024, period_start=date(2024, 1, 1), period_end=date(2024, 12, 31),
-        benchmark_per_capita={"aged_nondual": D("12000")}, msr=D("0.02"),
-    )  # fmt: skip
+        program="MSSP",
+        track="BE",
+        performance_year=2024,
+        period_start=date(2024, 1, 1),
+        period_end=date(2024, 12, 31),
+        benchmark_per_capita={"aged_nondual": D("12000")},
+        msr=D("0.02"),
+    )
     through = month_index("2024-10")
     lags = triangle(10, through)
     paid_by_month: dict[str, D] = {}

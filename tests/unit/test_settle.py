@@ -213,3 +213,52 @@ def test_first_dollar_sharing_past_the_msr(rate: D) -> None:
         mssp(track="BA", performance_year=2022, benchmark_total=bench, expenditure_total=bench * (1 - rate), msr=D("0.02"))
     )
     assert r.earned == (bench * rate * D("0.4") * D("0.98")).quantize(D("0.01"))
+
+
+def test_reach_global_py2026_narrows_the_first_corridor_band() -> None:
+    def earned(year: int) -> D:
+        return settle(
+            SettlementInputs(
+                program="REACH",
+                track="GLOBAL",
+                performance_year=year,
+                assigned_beneficiaries=10000,
+                benchmark_total=D("100000000"),
+                expenditure_total=D("70000000"),
+                quality_score=D("1"),
+            )
+        ).earned
+
+    # 4% discount -> 96M (withhold earned back in full); gross savings 26M = 27.1% of the benchmark.
+    # PY2026: 10% band (9.6M) kept whole, the rest (16.4M) at 50% -> 17.8M. PY2025: 25% band (24M) whole, 2M at 50%.
+    assert earned(2026) == D("17800000.00")
+    assert earned(2025) == D("25000000.00")
+
+
+@pytest.mark.parametrize(
+    ("standard", "expenditure", "rate", "earned"),
+    [
+        ("met", "90000000", D("0.75"), D("7350000.00")),  # 10M * 75% * (1 - 2% sequestration)
+        ("alternative", "90000000", D("0.45"), D("4410000.00")),  # sliding scale: 75% * 0.6
+        ("not_met", "90000000", D("0"), D("0.00")),
+        ("met", "110000000", D("0.75"), D("-5500000.00")),  # loss rate 1 - 0.75 * 0.6 = 55%
+        ("alternative", "110000000", D("0.45"), D("-5500000.00")),
+        ("not_met", "110000000", D("0"), D("-7500000.00")),  # neither standard: 75%
+    ],
+)
+def test_py2023_quality_standards_for_enhanced(standard: str, expenditure: str, rate: D, earned: D) -> None:
+    r = settle(
+        SettlementInputs(
+            program="MSSP",
+            track="EN",
+            performance_year=2024,
+            assigned_beneficiaries=20000,
+            benchmark_total=D("100000000"),
+            expenditure_total=D(expenditure),
+            msr=D("0.02"),
+            mlr=D("0.02"),
+            quality_score=D("0.6"),
+            quality_standard=standard,  # type: ignore[arg-type]
+        )
+    )
+    assert r.final_sharing_rate == rate and r.earned == earned
