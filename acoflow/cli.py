@@ -148,16 +148,24 @@ def load(paths: tuple[Path, ...], fmt: str | None, payer: str, dry_run: bool, as
         console.print(f"published {report.published} events")
 
 
-def _api(settings: Settings) -> Any:
-    from acoflow.contracts_client import client
-
+def _api_key(settings: Settings) -> str:
     key = settings.api_key.get_secret_value()
     path = settings.state_dir / "api_key"
     if not key and path.exists():
         key = path.read_text().strip()
     if not key:
         raise click.UsageError("no API key: set ACOFLOW_API_KEY (or run `acoflow up`, which writes state_dir/api_key)")
-    return client(_service_url(settings, "contracts"), key)
+    return key
+
+
+def _auth(settings: Settings | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {_api_key(settings or get_settings())}"}
+
+
+def _api(settings: Settings) -> Any:
+    from acoflow.contracts_client import client
+
+    return client(_service_url(settings, "contracts"), _api_key(settings))
 
 
 def _fail_on_api_error(fn: Any) -> Any:
@@ -301,7 +309,7 @@ def rejects_list(status: str, as_json: bool) -> None:
     """Rejected lines with their reasons, oldest first."""
     from acoflow.rejects import fetch, reasons_text
 
-    rows = fetch(_service_url(get_settings(), "claims_ingest"), status)
+    rows = fetch(_service_url(get_settings(), "claims_ingest"), status, _auth())
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -330,7 +338,7 @@ def rejects_replay(event_ids: tuple[str, ...], replay_all: bool, payload: Path |
         raise click.UsageError("--payload replaces exactly one reject: give its event id")
     settings = get_settings()
     base = _service_url(settings, "claims_ingest")
-    open_rows = {str(r["event_id"]): r for r in fetch(base, "open")}
+    open_rows = {str(r["event_id"]): r for r in fetch(base, "open", _auth(settings))}
     unknown = [e for e in event_ids if e not in open_rows]
     if unknown:
         raise click.UsageError(f"not open rejects: {', '.join(unknown)}")
@@ -349,7 +357,7 @@ def rejects_replay(event_ids: tuple[str, ...], replay_all: bool, payload: Path |
 
     if ready:
         asyncio.run(send())
-        mark(base, [p.event_id for p in ready])
+        mark(base, [p.event_id for p in ready], _auth(settings))
     for p in plans:
         if p.skipped:
             console.print(f"[yellow]skipped[/] {p.event_id}: {p.skipped}")
@@ -358,7 +366,7 @@ def rejects_replay(event_ids: tuple[str, ...], replay_all: bool, payload: Path |
 
 def _positions(settings: Settings, contract: str | None) -> list[dict[str, Any]]:
     url = _service_url(settings, "settlement") + "/positions" + (f"/{contract}" if contract else "")
-    response = httpx.get(url, timeout=10)
+    response = httpx.get(url, headers=_auth(settings), timeout=10)
     if response.status_code == 404:
         return []
     response.raise_for_status()
@@ -456,7 +464,7 @@ def what_if(
         common["mlr"] = mlr
     scenarios = [{"terms": {**common, "track": t}} for t in tracks] or [{"terms": common}]
     url = _service_url(get_settings(), "settlement") + f"/positions/{contract_id}/what-if"
-    response = httpx.post(url, json={"scenarios": scenarios}, timeout=60)
+    response = httpx.post(url, json={"scenarios": scenarios}, headers=_auth(), timeout=60)
     if response.status_code >= 400:
         from acoflow.contracts_client import ApiError
 
@@ -493,7 +501,9 @@ def _notifications_url() -> str:
 @click.option("--json", "as_json", is_flag=True)
 def notifications_failed(as_json: bool) -> None:
     """Deliveries that used up their attempts (the dead-letter state)."""
-    rows = httpx.get(_notifications_url() + "/deliveries", params={"status": "failed"}, timeout=30).json()
+    response = httpx.get(_notifications_url() + "/deliveries", params={"status": "failed"}, headers=_auth(), timeout=30)
+    response.raise_for_status()
+    rows = response.json()
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -514,7 +524,7 @@ def notifications_retry(ids: tuple[str, ...], retry_all: bool) -> None:
     if not ids and not retry_all:
         raise click.UsageError("give delivery ids, or --all")
     body = {"ids": list(ids)} if ids else {}
-    response = httpx.post(_notifications_url() + "/deliveries/retry", json=body, timeout=30)
+    response = httpx.post(_notifications_url() + "/deliveries/retry", json=body, headers=_auth(), timeout=30)
     response.raise_for_status()
     console.print(f"retrying {response.json()['retried']} deliveries")
 
@@ -529,9 +539,9 @@ def notifications_rules(contract_id: str, rules_file: Path | None) -> None:
 
     url = _notifications_url() + f"/rules/{contract_id}"
     if rules_file is not None:
-        response = httpx.put(url, json=yaml.safe_load(rules_file.read_text()) or [], timeout=30)
+        response = httpx.put(url, json=yaml.safe_load(rules_file.read_text()) or [], headers=_auth(), timeout=30)
     else:
-        response = httpx.get(url, timeout=30)
+        response = httpx.get(url, headers=_auth(), timeout=30)
     if response.status_code >= 400:
         from acoflow.contracts_client import ApiError
 
@@ -603,7 +613,7 @@ def demo(lines: int, members: int, timeout: int) -> None:
         deadline = time.monotonic() + timeout
         rows: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
-            rows = _positions_at(stack.url("settlement"))
+            rows = _positions_at(stack.url("settlement"), stack.api_key)
             if rows and Decimal(rows[0]["paid_to_date"]) == expected:
                 ok = True
                 break
@@ -622,9 +632,9 @@ def demo(lines: int, members: int, timeout: int) -> None:
     sys.exit(0 if ok else 1)
 
 
-def _positions_at(base: str) -> list[dict[str, Any]]:
+def _positions_at(base: str, key: str) -> list[dict[str, Any]]:
     try:
-        response = httpx.get(base + "/positions", timeout=10)
+        response = httpx.get(base + "/positions", headers={"Authorization": f"Bearer {key}"}, timeout=10)
         return list(response.json()) if response.status_code == 200 else []
     except httpx.HTTPError:
         return []

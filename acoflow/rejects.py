@@ -21,8 +21,8 @@ class Replay:
     skipped: str | None = None
 
 
-def fetch(base: str, status: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{base}/rejects", params={"status": status, "limit": 100_000}, timeout=30)
+def fetch(base: str, status: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    response = httpx.get(f"{base}/rejects", params={"status": status, "limit": 100_000}, headers=headers, timeout=30)
     response.raise_for_status()
     return list(response.json())
 
@@ -56,8 +56,8 @@ def plan_replay(reject: dict[str, Any], payload: dict[str, Any] | None) -> Repla
     return Replay(event_id, skipped=f"{reject['source']}: not a claim line as it stands; pass --payload with the corrected line")
 
 
-def mark(base: str, event_ids: list[str]) -> int:
-    response = httpx.post(f"{base}/rejects/replayed", json={"event_ids": event_ids}, timeout=30)
+def mark(base: str, event_ids: list[str], headers: dict[str, str]) -> int:
+    response = httpx.post(f"{base}/rejects/replayed", json={"event_ids": event_ids}, headers=headers, timeout=30)
     response.raise_for_status()
     return int(response.json()["replayed"])
 

@@ -131,7 +131,7 @@ class Stack:
             return configured
         path = self.state_dir / "api_key"
         if not path.exists():
-            from services.contracts.domain.keys import new_key
+            from shared.auth import new_key
 
             path.touch(mode=0o600)
             path.write_text(new_key()[1])
@@ -146,9 +146,8 @@ class Stack:
 
     def spawn(self, name: str, port: int) -> subprocess.Popen[bytes]:
         """One process of a service on a port (a second one on another port joins the same consumer groups)."""
-        env = {**self.service_env(), f"ACOFLOW_{name.upper()}_PORT": str(port)}
-        if name == "contracts":
-            env["ACOFLOW_BOOTSTRAP_API_KEY"] = self.api_key
+        # Every service accepts the install's admin key from the start; later keys reach them over keys.v1.
+        env = {**self.service_env(), f"ACOFLOW_{name.upper()}_PORT": str(port), "ACOFLOW_BOOTSTRAP_API_KEY": self.api_key}
         log = (self.state_dir / f"{name}.log").open("ab")
         return subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT

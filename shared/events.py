@@ -97,6 +97,16 @@ class ClaimRejected(Payload):
     original_size: int | None = None  # set when the original was too big to keep whole: only its head is here
 
 
+class ApiKeyChanged(Payload):
+    """keys.v1: an API key created or revoked by the contracts service; the hash, never the key."""
+
+    key_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=100)
+    role: Literal["viewer", "editor", "admin"]
+    key_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    revoked: bool = False
+
+
 class MemberIdChanged(Payload):
     """members.v1: a payer re-keyed a member (CCLF9: a new MBI); claims under previous_id belong to current_id."""
 
@@ -230,6 +240,7 @@ class DeadLetter(Payload):
 CLAIM_SUBMITTED = EventSpec("claim_line.submitted", ClaimLine)
 CLAIM_REJECTED = EventSpec("claim_line.rejected", ClaimRejected)
 MEMBER_ID_CHANGED = EventSpec("member.id_changed", MemberIdChanged)
+API_KEY_CHANGED = EventSpec("api_key.changed", ApiKeyChanged)
 CONTRACT_CHANGED = EventSpec("contract.changed", ContractState)
 ATTRIBUTION_CHANGED = EventSpec("attribution.changed", Attribution)
 QUALITY_RECORDED = EventSpec("quality.recorded", QualityResult)

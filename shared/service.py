@@ -16,11 +16,14 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash, replica_lookup, replicate
 from shared.db import Conn, apply_migrations, create_pool
-from shared.kafka import BatchConsumer, OutboxRelay, ensure_topics, make_broker, make_producer
+from shared.events import API_KEY_CHANGED, ApiKeyChanged
+from shared.kafka import BatchConsumer, OutboxRelay, Parsed, batch_options, ensure_topics, make_broker, make_producer
 from shared.logging import configure_logging, get_logger
 from shared.metrics import REGISTRY
 from shared.settings import Settings, get_settings
+from shared.topics import KEYS
 
 log = get_logger(__name__)
 
@@ -58,6 +61,36 @@ class ServiceRuntime:
             on_committed=self.wake_relay,
             reject=reject,
         )
+
+    def secure(self, app: FastAPI) -> None:
+        """Require API keys on every route but /health and /metrics: the keys the contracts service publishes
+        on keys.v1 (kept in this schema's api_key_replica), and the install's bootstrap key from settings."""
+
+        async def apply(conn: Conn, batch: list[Parsed[ApiKeyChanged]]) -> list[Any]:
+            for p in batch:
+                k = p.envelope.payload
+                await replicate(conn, self.schema, k.key_id, k.name, k.role, k.key_hash, k.revoked)
+            return []
+
+        keys = self.consumer(API_KEY_CHANGED, KEYS, apply)
+
+        @self.broker.subscriber(KEYS.name, **batch_options(self.settings, f"{self.name}.keys"))
+        async def on_keys(records: list[Any]) -> None:
+            await keys.handle(records)
+
+        bootstrap = self.settings.bootstrap_api_key.get_secret_value()
+        if bootstrap:
+
+            async def register(conn: Conn) -> None:
+                await replicate(conn, self.schema, bootstrap_key_id(bootstrap), "bootstrap", "admin", key_hash(bootstrap), False)
+
+            self.on_start.append(register)
+
+        async def lookup(key: str) -> Principal | None:
+            async with self.pool.acquire() as conn:
+                return await replica_lookup(conn, self.schema, key)
+
+        app.add_middleware(ApiKeyMiddleware, lookup=lookup)
 
     def wake_relay(self) -> None:
         if self.relay is not None:

@@ -21,6 +21,7 @@ QUALITY = TopicSpec("quality.v1", 4)
 SPEND = TopicSpec("spend.v1", 8)
 SETTLEMENT = TopicSpec("settlement.v1", 4)
 NOTIFICATIONS = TopicSpec("notifications.v1", 4)
+KEYS = TopicSpec("keys.v1", 1, compacted=True)
 # Events between our own services that fail to parse (a bug or a version skew) are kept here with reasons.
 DEADLETTER = TopicSpec("deadletter.v1", 2)
 
@@ -34,5 +35,6 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     SPEND,
     SETTLEMENT,
     NOTIFICATIONS,
+    KEYS,
     DEADLETTER,
 )

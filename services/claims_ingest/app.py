@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
 from services.claims_ingest.handlers import (
@@ -17,12 +17,15 @@ from services.claims_ingest.handlers import (
     reject_claim,
     store_rejects,
 )
+from shared.auth import Principal, requires
 from shared.events import ATTRIBUTION_CHANGED, CLAIM_REJECTED, CLAIM_SUBMITTED, MEMBER_ID_CHANGED
 from shared.kafka import batch_options
 from shared.service import ServiceRuntime, serve
 from shared.topics import ATTRIBUTION, CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+Viewer = Annotated[Principal, Depends(requires("viewer"))]
+Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "claims_ingest"
 
 
@@ -53,9 +56,12 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         await rejects.handle(records)
 
     app = runtime.app("acoflow claims_ingest")
+    runtime.secure(app)
 
     @app.get("/rejects", tags=["rejects"])
-    async def list_rejects(status: Literal["open", "replayed", "all"] = "open", limit: int = 1000) -> list[dict[str, Any]]:
+    async def list_rejects(
+        _: Viewer, status: Literal["open", "replayed", "all"] = "open", limit: int = 1000
+    ) -> list[dict[str, Any]]:
         """Rejected claim lines with their reasons and original payload, oldest first."""
         if not 1 <= limit <= 100_000:
             raise HTTPException(422, "limit: between 1 and 100000")
@@ -68,7 +74,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
             return [dict(r) for r in await conn.fetch(query, status, limit)]
 
     @app.post("/rejects/replayed", tags=["rejects"])
-    async def mark_replayed(body: Replayed) -> dict[str, int]:
+    async def mark_replayed(body: Replayed, _: Editor) -> dict[str, int]:
         """Mark rejects as replayed once `acoflow rejects replay` has re-submitted them."""
         async with runtime.pool.acquire() as conn:
             rows = await conn.fetch(

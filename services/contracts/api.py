@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.contracts import repository
-from services.contracts.auth import Principal, requires
 from services.contracts.domain.roster import RosterMember, parse_roster_csv
+from shared.auth import Principal, requires
 from shared.db import Conn
 from shared.events import ContractState, QualityResult
 from shared.money import Rate

@@ -7,8 +7,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.contracts.api import build_router
-from services.contracts.auth import ApiKeyMiddleware, register_bootstrap
-from services.contracts.keys_api import build_keys_router
+from services.contracts.auth import lookup, register_bootstrap
+from services.contracts.keys_api import build_keys_router, publish_key
+from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash
 from shared.db import Conn
 from shared.service import ServiceRuntime, serve
 
@@ -20,11 +21,17 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     if bootstrap:
 
         async def register(conn: Conn) -> None:
-            await register_bootstrap(conn, bootstrap)
+            if await register_bootstrap(conn, bootstrap):
+                await publish_key(conn, bootstrap_key_id(bootstrap), "bootstrap", "admin", key_hash(bootstrap), revoked=False)
 
         runtime.on_start.append(register)
     app = runtime.app("acoflow contracts")
-    app.add_middleware(ApiKeyMiddleware, pooled=runtime)
+
+    async def find(key: str) -> Principal | None:
+        async with runtime.pool.acquire() as conn:
+            return await lookup(conn, key)
+
+    app.add_middleware(ApiKeyMiddleware, lookup=find)
     app.include_router(build_router(runtime))
     app.include_router(build_keys_router(runtime))
     return app

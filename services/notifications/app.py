@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
 import httpx
 import yaml
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.notifications.domain.rules import RuleSet, RuleSpec, default_rules
@@ -25,6 +25,7 @@ from services.notifications.handlers import (
     loss_threshold,
     retry_failed,
 )
+from shared.auth import Principal, requires
 from shared.db import Conn, enqueue
 from shared.events import POSITION_UPDATED, SettlementPosition
 from shared.kafka import Parsed, batch_options
@@ -34,6 +35,8 @@ from shared.settings import Settings
 from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, SETTLEMENT
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+Viewer = Annotated[Principal, Depends(requires("viewer"))]
+Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "notifications"
 log = get_logger(__name__)
 
@@ -114,9 +117,10 @@ def build(runtime: ServiceRuntime) -> FastAPI:
 
     runtime.background += [delivery_loop, clock_loop]
     app = runtime.app("acoflow notifications")
+    runtime.secure(app)
 
     @app.get("/deliveries", tags=["notifications"])
-    async def deliveries(status: Literal["pending", "delivered", "failed"] | None = None) -> list[dict[str, Any]]:
+    async def deliveries(_: Viewer, status: Literal["pending", "delivered", "failed"] | None = None) -> list[dict[str, Any]]:
         query = (
             "SELECT id, alert_id, contract_id, rule, kind, status, attempts, last_error, created_at, delivered_at, url"
             f" FROM {SCHEMA}.deliveries WHERE ($1::text IS NULL OR status = $1) ORDER BY created_at"
@@ -125,14 +129,14 @@ def build(runtime: ServiceRuntime) -> FastAPI:
             return [dict(r) for r in await conn.fetch(query, status)]
 
     @app.post("/deliveries/retry", tags=["notifications"])
-    async def retry(body: RetryBody | None = None) -> dict[str, int]:
+    async def retry(_: Editor, body: RetryBody | None = None) -> dict[str, int]:
         async with runtime.pool.acquire() as conn:
             count = await retry_failed(conn, None if body is None else body.ids)
         wake.set()
         return {"retried": count}
 
     @app.get("/rules/{contract_id}", tags=["notifications"])
-    async def rules_of(contract_id: str) -> list[dict[str, Any]]:
+    async def rules_of(contract_id: str, _: Viewer) -> list[dict[str, Any]]:
         """The rules in force for a contract: the file's defaults and its rules, then the ones set here."""
         async with runtime.pool.acquire() as conn:
             stored = await conn.fetchval(f"SELECT rules FROM {SCHEMA}.contract_rules WHERE contract_id = $1", contract_id)
@@ -140,7 +144,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         return [s.model_dump(mode="json") for s in specs]
 
     @app.put("/rules/{contract_id}", tags=["notifications"])
-    async def set_rules(contract_id: str, body: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def set_rules(contract_id: str, body: list[dict[str, Any]], who: Editor) -> list[dict[str, Any]]:
         """Rules for one contract (add to the defaults; the same id replaces one)."""
         specs: list[RuleSpec] = []
         errors: list[dict[str, Any]] = []
@@ -158,7 +162,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
                 contract_id,
                 [s.model_dump(mode="json") for s in specs],
             )
-        return await rules_of(contract_id)
+        return await rules_of(contract_id, who)
 
     return app
 

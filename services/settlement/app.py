@@ -4,13 +4,14 @@ contract's running position on settlement.v1 after every batch that changed it."
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.settlement import repository
 from services.settlement.repository import Outgoing
+from shared.auth import Principal, requires
 from shared.db import Conn
 from shared.events import CONTRACT_CHANGED, QUALITY_RECORDED, SPEND_APPLIED, ContractState, QualityResult, SpendDelta
 from shared.kafka import Parsed, batch_options
@@ -19,6 +20,8 @@ from shared.terms import ContractTerms
 from shared.topics import CONTRACTS, QUALITY, SPEND
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+Viewer = Annotated[Principal, Depends(requires("viewer"))]
+Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "settlement"
 
 
@@ -57,14 +60,15 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         await quality.handle(records)
 
     app = runtime.app("acoflow settlement")
+    runtime.secure(app)
 
     @app.get("/positions", tags=["settlement"])
-    async def list_positions() -> list[dict[str, Any]]:
+    async def list_positions(_: Viewer) -> list[dict[str, Any]]:
         async with runtime.pool.acquire() as conn:
             return await repository.positions(conn)
 
     @app.get("/positions/{contract_id}", tags=["settlement"])
-    async def get_position(contract_id: str) -> dict[str, Any]:
+    async def get_position(contract_id: str, _: Viewer) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             rows = await repository.positions(conn, contract_id)
         if not rows:
@@ -72,7 +76,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         return rows[0]
 
     @app.post("/positions/{contract_id}/what-if", tags=["settlement"])
-    async def what_if(contract_id: str, body: WhatIf) -> dict[str, Any]:
+    async def what_if(contract_id: str, body: WhatIf, _: Viewer) -> dict[str, Any]:
         """The current position beside the same spend settled under other terms (track, MSR/MLR election,
         REACH option, rates...): each scenario overrides some fields of the contract's current terms."""
         async with runtime.pool.acquire() as conn:

@@ -39,7 +39,7 @@ def wait_until(check: Callable[[], Any], seconds: float = 60) -> Any:
 
 
 def spend(stack: Stack) -> Decimal:
-    r = httpx.get(stack.url("settlement") + "/positions/CCLF-1", timeout=10)
+    r = httpx.get(stack.url("settlement") + "/positions/CCLF-1", headers={"Authorization": f"Bearer {stack.api_key}"}, timeout=10)
     return Decimal(r.json()["paid_to_date"]) if r.status_code == 200 else Decimal(-1)
 
 

@@ -145,7 +145,7 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
         position: dict[str, Any] = {}
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            r = httpx.get(stack.url("settlement") + "/positions/E2E-1", timeout=10)
+            r = httpx.get(stack.url("settlement") + "/positions/E2E-1", headers=auth, timeout=10)
             if r.status_code == 200 and Decimal(r.json()["paid_to_date"]) == expected:
                 position = r.json()
                 break
@@ -167,7 +167,7 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
         expected_after = Decimal("100.10") + Decimal("12.345678") + Decimal("999.99")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            r = httpx.get(stack.url("settlement") + "/positions/E2E-1", timeout=10)
+            r = httpx.get(stack.url("settlement") + "/positions/E2E-1", headers=auth, timeout=10)
             if Decimal(r.json()["paid_to_date"]) == expected_after and r.json()["contract_version"] == 2:
                 break
             time.sleep(0.5)
@@ -184,10 +184,13 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
         table = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         assert "downside exposure at cap" in table.stdout
         bad = httpx.post(
-            stack.url("settlement") + "/positions/E2E-1/what-if", json={"scenarios": [{"terms": {"track": "XX"}}]}, timeout=30
+            stack.url("settlement") + "/positions/E2E-1/what-if",
+            json={"scenarios": [{"terms": {"track": "XX"}}]},
+            headers=auth,
+            timeout=30,
         )
         assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][:4] == ["body", "scenarios", 0, "terms"]
-        still = httpx.get(stack.url("settlement") + "/positions/E2E-1", timeout=10).json()
+        still = httpx.get(stack.url("settlement") + "/positions/E2E-1", headers=auth, timeout=10).json()
         assert still["track"] == "BE" and still["contract_version"] == 2
         history = httpx.get(stack.url("contracts") + "/contracts/E2E-1/history", headers=auth, timeout=10).json()
         assert [h["action"] for h in history] == ["create", "roster"]
@@ -206,6 +209,29 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
         assert first["signature"] == "sha256=" + hmac.new(b"e2e-secret", body, hashlib.sha256).hexdigest()
         keys = [r["key"] for r in Receiver.received]
         assert len(keys) == len(set(keys))
+        # One key for every service: created (and revoked) in contracts, replicated over keys.v1.
+        reads = {"claims_ingest": "/rejects", "settlement": "/positions", "notifications": "/deliveries"}
+        for name, path in reads.items():
+            assert httpx.get(stack.url(name) + path, timeout=10).status_code == 401
+        viewer = httpx.post(
+            stack.url("contracts") + "/keys", json={"name": "analyst", "role": "viewer"}, headers=auth, timeout=10
+        )
+        vh = {"X-API-Key": viewer.json()["key"]}
+
+        def answers(expected: int) -> bool:
+            return all(httpx.get(stack.url(n) + p, headers=vh, timeout=10).status_code == expected for n, p in reads.items())
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not answers(200):
+            time.sleep(0.3)
+        assert answers(200)
+        assert httpx.post(stack.url("notifications") + "/deliveries/retry", headers=vh, timeout=10).status_code == 403
+        revoked = httpx.delete(stack.url("contracts") + f"/keys/{viewer.json()['key_id']}", headers=auth, timeout=10)
+        assert revoked.status_code == 200
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not answers(401):
+            time.sleep(0.3)
+        assert answers(401)
         for name in ("contracts", "claims_ingest", "settlement", "notifications"):
             assert httpx.get(stack.url(name) + "/metrics", timeout=10).status_code == 200
         metrics = httpx.get(stack.url("claims_ingest") + "/metrics", timeout=10).text

@@ -85,9 +85,12 @@ class Feed:
         }  # fmt: skip
 
 
+def auth(stack: Stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.api_key}"}
+
+
 def create_contract(stack: Stack, feed: Feed) -> None:
-    headers = {"Authorization": f"Bearer {stack.api_key}"}
-    r = httpx.post(stack.url("contracts") + "/contracts", json=feed.contract_body(), headers=headers, timeout=60)
+    r = httpx.post(stack.url("contracts") + "/contracts", json=feed.contract_body(), headers=auth(stack), timeout=60)
     assert r.status_code == 201, r.text
 
 
@@ -146,7 +149,7 @@ async def _sums(dsn: str, contract: str) -> tuple[Decimal, Decimal, Decimal]:
 
 def settled_total(stack: Stack, contract: str) -> Decimal | None:
     try:
-        r = httpx.get(stack.url("settlement") + f"/positions/{contract}", timeout=5)
+        r = httpx.get(stack.url("settlement") + f"/positions/{contract}", headers=auth(stack), timeout=5)
     except httpx.HTTPError:
         return None
     return Decimal(r.json()["paid_to_date"]) if r.status_code == 200 else None

@@ -18,6 +18,7 @@ import pytest
 from acoflow.stack import SERVICES, Stack, free_port
 from tests.faults.harness import (
     Feed,
+    auth,
     create_contract,
     invariant,
     publish,
@@ -223,7 +224,7 @@ def test_poison_and_hostile_input_is_rejected_and_the_partition_flows(stack: Sta
     observed = invariant(stack, feed)
 
     def rejects() -> list[dict[str, object]]:
-        r = httpx.get(stack.url("claims_ingest") + "/rejects", params={"limit": 1000}, timeout=10)
+        r = httpx.get(stack.url("claims_ingest") + "/rejects", params={"limit": 1000}, headers=auth(stack), timeout=10)
         return list(r.json())
 
     deadline = time.monotonic() + 30

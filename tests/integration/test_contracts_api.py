@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer
 
 from acoflow.stack import free_port
 from services.contracts.app import MIGRATIONS, build
-from services.contracts.domain.keys import new_key
+from shared.auth import new_key
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 
