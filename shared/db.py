@@ -52,7 +52,7 @@ async def create_pool(dsn: str, size: int = 4) -> asyncpg.Pool:
     return pool
 
 
-async def apply_migrations(conn: Conn, schema: str, directory: Path) -> list[str]:
+async def apply_migrations(conn: Conn, schema: str, directory: Path, prefix: str = "") -> list[str]:
     """Apply the service's SQL files in name order, each once, recorded in public.acoflow_migrations.
     An advisory lock makes concurrent starts of the same service safe."""
     applied: list[str] = []
@@ -63,12 +63,13 @@ async def apply_migrations(conn: Conn, schema: str, directory: Path) -> list[str
         await conn.execute(COMMON_TABLES.format(schema=schema))
         done = {r["name"] for r in await conn.fetch("SELECT name FROM public.acoflow_migrations WHERE schema_name = $1", schema)}
         for path in sorted(directory.glob("*.sql")):  # noqa: ASYNC240 - a handful of small files, once at start
-            if path.name in done:
+            name = prefix + path.name
+            if name in done:
                 continue
             async with conn.transaction():
                 await conn.execute(path.read_text().replace("{schema}", schema))
-                await conn.execute("INSERT INTO public.acoflow_migrations (schema_name, name) VALUES ($1, $2)", schema, path.name)
-            applied.append(path.name)
+                await conn.execute("INSERT INTO public.acoflow_migrations (schema_name, name) VALUES ($1, $2)", schema, name)
+            applied.append(name)
     finally:
         await conn.execute("SELECT pg_advisory_unlock(hashtext('acoflow_migrations'))")
     return applied

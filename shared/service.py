@@ -26,6 +26,7 @@ from shared.settings import Settings, get_settings
 from shared.topics import KEYS
 
 log = get_logger(__name__)
+KEY_REPLICA_MIGRATIONS = Path(__file__).parent / "migrations" / "key_replica"
 
 
 class ServiceRuntime:
@@ -39,6 +40,8 @@ class ServiceRuntime:
         self._pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        # Migrations shared by several services (applied after the service's own, recorded as "<dir>/<file>").
+        self.extra_migrations: list[Path] = []
         # Run once after the migrations, before consuming or serving (e.g. registering a bootstrap key).
         self.on_start: list[Callable[[Conn], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -72,6 +75,7 @@ class ServiceRuntime:
                 await replicate(conn, self.schema, k.key_id, k.name, k.role, k.key_hash, k.revoked)
             return []
 
+        self.extra_migrations.append(KEY_REPLICA_MIGRATIONS)
         keys = self.consumer(API_KEY_CHANGED, KEYS, apply)
 
         @self.broker.subscriber(KEYS.name, **batch_options(self.settings, f"{self.name}.keys"))
@@ -103,6 +107,8 @@ class ServiceRuntime:
         self._pool = await create_pool(dsn, self.settings.db_pool_size)
         async with self._pool.acquire() as conn:
             applied = await apply_migrations(conn, self.schema, self.migrations)
+            for directory in self.extra_migrations:
+                applied += await apply_migrations(conn, self.schema, directory, prefix=directory.name + "/")
             for hook in self.on_start:
                 await hook(conn)
         await ensure_topics(self.settings.kafka_bootstrap)

@@ -1,4 +1,5 @@
--- The API keys this service accepts: a replica of keys.v1 (shared/auth.py); hashes only.
+-- The API keys a service accepts: a replica of keys.v1 (shared/auth.py); hashes only. Applied to the schema of
+-- every service that calls ServiceRuntime.secure().
 CREATE TABLE {schema}.api_key_replica (
     key_id text PRIMARY KEY,
     name text NOT NULL,
