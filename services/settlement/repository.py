@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.settlement.domain.parameters import PARAMETERS_VERSION
-from services.settlement.domain.position import MemberStats, PositionInputs, project
+from services.settlement.domain.position import MemberStats, PositionInputs, elapsed_share, project
 from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
 from shared.events import POSITION_UPDATED, ContractState, QualityResult, SettlementPosition, SpendDelta
@@ -125,8 +125,11 @@ class Snapshot:
     paid_by_lag: dict[tuple[str, int], Decimal]
 
 
-def _thresholds(terms: ContractTerms) -> dict[str, str]:
-    return {k: str(v) for k, v in (terms.truncation_threshold or {}).items()}
+def _thresholds(terms: ContractTerms, as_of: date | None) -> dict[str, str]:
+    # Thresholds are annual: a member's spend to date is truncated at the share of the year elapsed, which is
+    # truncating the member's annualized spend and scaling it back.
+    share = elapsed_share(terms, as_of)
+    return {k: str(v * share) for k, v in (terms.truncation_threshold or {}).items()}
 
 
 async def _snapshots(conn: Conn, terms: dict[str, ContractTerms]) -> dict[str, Snapshot]:
@@ -144,6 +147,12 @@ async def _snapshots(conn: Conn, terms: dict[str, ContractTerms]) -> dict[str, S
         f"SELECT contract_id, service_month, lag, amount FROM {SCHEMA}.lag_spend WHERE contract_id = ANY($1::text[])", ids
     ):
         lags[r["contract_id"]][(f"{r['service_month']:%Y-%m}", r["lag"])] = r["amount"]
+    activity = {
+        r["contract_id"]: r
+        for r in await conn.fetch(
+            f"SELECT contract_id, lines, as_of FROM {SCHEMA}.activity WHERE contract_id = ANY($1::text[])", ids
+        )
+    }
     aggregates = {
         r["contract_id"]: r
         for r in await conn.fetch(
@@ -151,13 +160,7 @@ async def _snapshots(conn: Conn, terms: dict[str, ContractTerms]) -> dict[str, S
             " sum(least(amount, coalesce(($2::jsonb -> contract_id ->> enrollment_type)::numeric, amount))) AS truncated"
             f" FROM {SCHEMA}.member_spend WHERE contract_id = ANY($1::text[]) GROUP BY contract_id",
             ids,
-            {cid: _thresholds(t) for cid, t in terms.items()},
-        )
-    }
-    activity = {
-        r["contract_id"]: r
-        for r in await conn.fetch(
-            f"SELECT contract_id, lines, as_of FROM {SCHEMA}.activity WHERE contract_id = ANY($1::text[])", ids
+            {cid: _thresholds(t, activity[cid]["as_of"] if cid in activity else None) for cid, t in terms.items()},
         )
     }
     quality = {

@@ -75,3 +75,21 @@ def test_the_position_uses_the_estimate_when_the_contract_gives_no_factors() -> 
     default_incurred, default_notes = position({})
     assert any("default run-out curve" in n for n in default_notes)
     assert default_incurred != incurred and DEFAULT_COMPLETION[0] != D("0.4")
+
+
+def test_elapsed_share_of_the_period() -> None:
+    from services.settlement.domain.position import elapsed_share
+
+    terms = ContractTerms(
+        program="MSSP",
+        track="BE",
+        performance_year=2025,
+        period_start=date(2025, 1, 1),
+        period_end=date(2025, 12, 31),
+        benchmark_per_capita={"aged_nondual": D("12000")},
+        msr=D("0.02"),
+    )
+    assert elapsed_share(terms, date(2025, 3, 20)) == D("0.25")
+    assert elapsed_share(terms, None) == D(1)
+    assert elapsed_share(terms, date(2024, 11, 1)) == D(1) / D(12)
+    assert elapsed_share(terms, date(2026, 2, 1)) == D(1)

@@ -28,7 +28,7 @@ class MemberStats:
     members: int
     total: Decimal = ZERO
     sum_of_squares: Decimal = ZERO
-    truncated_total: Decimal = ZERO  # sum of per-member totals capped at the truncation threshold
+    truncated_total: Decimal = ZERO  # sum of per-member totals to date, capped at the prorated threshold
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,16 @@ def _by_type(member_months: dict[str, dict[EnrollmentType, int]], last: int | No
     return out
 
 
+def elapsed_share(terms: ContractTerms, as_of: date | None) -> Decimal:
+    """Share of the period's months elapsed by as_of (whole months, at least one, at most all)."""
+    start = terms.period_start.year * 12 + terms.period_start.month - 1
+    end = terms.period_end.year * 12 + terms.period_end.month - 1
+    if as_of is None:
+        return ONE
+    elapsed = min(max(as_of.year * 12 + as_of.month - 1 - start + 1, 1), end - start + 1)
+    return Decimal(elapsed) / Decimal(end - start + 1)
+
+
 def completion_factor(factors: tuple[Decimal, ...], lag: int) -> Decimal:
     return factors[lag] if 0 <= lag < len(factors) else ONE
 
@@ -124,7 +134,7 @@ def project(inputs: PositionInputs) -> Position:
     if terms.truncation_threshold and stats.total > 0:
         # Truncation removes the same share of incurred spend as of paid spend.
         incurred = incurred * stats.truncated_total / stats.total
-        notes.append("per-member totals truncated at the contract's thresholds")
+        notes.append("per-member spend truncated at the contract's annual thresholds, prorated to the months elapsed")
 
     if terms.capitation_pmpm is not None:
         projected = terms.capitation_pmpm * mm_total

@@ -1,0 +1,45 @@
+"""Truncation in the running position, on a real PostgreSQL: each member's spend to date is capped at the
+annual threshold prorated to the months elapsed."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+
+from services.settlement.app import MIGRATIONS
+from services.settlement.repository import _snapshots
+from shared.db import apply_migrations, create_pool
+from shared.terms import ContractTerms
+
+pytestmark = pytest.mark.integration
+
+
+async def test_member_totals_are_capped_at_the_prorated_threshold(database: str) -> None:
+    terms = ContractTerms(
+        program="MSSP",
+        track="BE",
+        performance_year=2025,
+        period_start=date(2025, 1, 1),
+        period_end=date(2025, 12, 31),
+        benchmark_per_capita={"aged_nondual": D("12000")},
+        msr=D("0.02"),
+        truncation_threshold={"aged_nondual": D("100000")},
+    )
+    pool = await create_pool(database, 2)  # with the service's jsonb codec
+    conn = await pool.acquire()
+    try:
+        await apply_migrations(conn, "settlement", MIGRATIONS)
+        await conn.executemany(
+            "INSERT INTO settlement.member_spend (contract_id, member_id, enrollment_type, amount)"
+            " VALUES ('T', $1, 'aged_nondual', $2)",
+            [("M1", D("10000")), ("M2", D("40000")), ("M3", D("20000"))],
+        )
+        await conn.execute("INSERT INTO settlement.activity (contract_id, lines, as_of) VALUES ('T', 3, '2025-03-15')")
+        snap = (await _snapshots(conn, {"T": terms}))["T"]
+    finally:
+        await pool.release(conn)
+        await pool.close()
+    # March: 3/12 of the year, so the 100,000 annual threshold caps spend to date at 25,000 (M2 is truncated).
+    assert snap.total == D("70000") and snap.truncated_total == D("55000")
