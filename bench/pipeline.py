@@ -25,11 +25,10 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 
-from acoflow.stack import Stack, free_port
+from acoflow.stack import Stack, private_settings
 from bench import cclf_parse
 from bench.machine import describe
 from shared.kafka import ensure_topics, make_producer, publish_all
-from shared.settings import Settings
 
 PY_START = date(2025, 1, 1)
 CHUNK = 5000
@@ -282,8 +281,7 @@ async def run(args: argparse.Namespace) -> None:
     machine = describe()
     per = args.members // args.contracts
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(state_dir=Path(tmp) / "state", contracts_port=free_port(), claims_ingest_port=free_port(),
-                            settlement_port=free_port(), notifications_port=free_port())  # fmt: skip
+        settings = private_settings(Path(tmp) / "state")
         stack = Stack(settings, settings.state_dir)
         await asyncio.to_thread(stack.start)
         try:

@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 
 from acoflow.load import publish
-from acoflow.stack import Stack, free_port
+from acoflow.stack import Stack, private_settings
 from shared.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -57,13 +57,9 @@ def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cclf_months_rekey_redeliver_reject_and_replay(tmp_path: Path, database: str) -> None:
-    settings = Settings(
+    settings = private_settings(
+        tmp_path / "state",
         database_url=database,
-        state_dir=tmp_path / "state",
-        contracts_port=free_port(),
-        claims_ingest_port=free_port(),
-        settlement_port=free_port(),
-        notifications_port=free_port(),
     )
     stack = Stack(settings, settings.state_dir)
     stack.start()

@@ -20,8 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 
 from acoflow.load import publish
-from acoflow.stack import Stack, free_port
-from shared.settings import Settings
+from acoflow.stack import Stack, free_port, private_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -82,13 +81,9 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
     hook_port = free_port()
     server = HTTPServer(("127.0.0.1", hook_port), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = Settings(
+    settings = private_settings(
+        tmp_path / "state",
         database_url=database,
-        state_dir=tmp_path / "state",
-        contracts_port=free_port(),
-        claims_ingest_port=free_port(),
-        settlement_port=free_port(),
-        notifications_port=free_port(),
     )
     import os
 

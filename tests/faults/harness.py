@@ -18,22 +18,17 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from acoflow.stack import Stack, free_port
+from acoflow.stack import Stack, private_settings
 from shared.kafka import make_producer, publish_all
-from shared.settings import Settings
 
 RESULTS = Path(__file__).parent / ".results.jsonl"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "faults.md"
 
 
 def start_stack(tmp_path: Path, database: str) -> Stack:
-    settings = Settings(
+    settings = private_settings(
+        tmp_path / "state",
         database_url=database,
-        state_dir=tmp_path / "state",
-        contracts_port=free_port(),
-        claims_ingest_port=free_port(),
-        settlement_port=free_port(),
-        notifications_port=free_port(),
         shutdown_timeout_s=10,
         topic_check_interval_s=1,
     )

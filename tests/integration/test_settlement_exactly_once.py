@@ -18,21 +18,13 @@ from shared.events import CONTRACT_CHANGED, SPEND_APPLIED, ContractState, Roster
 from shared.kafka import ensure_topics, make_producer, publish_all
 from shared.service import ServiceRuntime
 from shared.settings import Settings
-from shared.terms import ContractTerms
+from tests.terms import mssp_terms
 
 pytestmark = pytest.mark.integration
 
 
 def contract() -> ContractState:
-    terms = ContractTerms(
-        program="MSSP",
-        track="BE",
-        performance_year=2025,
-        period_start=date(2025, 1, 1),
-        period_end=date(2025, 12, 31),
-        benchmark_per_capita={"aged_nondual": Decimal("12000")},
-        msr=Decimal("0.02"),
-    )
+    terms = mssp_terms()
     roster = RosterSummary(
         members={"aged_nondual": 2}, member_months={f"2025-{m:02d}": {"aged_nondual": 2} for m in range(1, 13)}
     )

@@ -3,7 +3,6 @@ annual threshold prorated to the months elapsed."""
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal as D
 
 import pytest
@@ -11,22 +10,13 @@ import pytest
 from services.settlement.app import MIGRATIONS
 from services.settlement.repository import _snapshots
 from shared.db import apply_migrations, create_pool
-from shared.terms import ContractTerms
+from tests.terms import mssp_terms
 
 pytestmark = pytest.mark.integration
 
 
 async def test_member_totals_are_capped_at_the_prorated_threshold(database: str) -> None:
-    terms = ContractTerms(
-        program="MSSP",
-        track="BE",
-        performance_year=2025,
-        period_start=date(2025, 1, 1),
-        period_end=date(2025, 12, 31),
-        benchmark_per_capita={"aged_nondual": D("12000")},
-        msr=D("0.02"),
-        truncation_threshold={"aged_nondual": D("100000")},
-    )
+    terms = mssp_terms(truncation_threshold={"aged_nondual": D("100000")})
     pool = await create_pool(database, 2)  # with the service's jsonb codec
     conn = await pool.acquire()
     try:

@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 from services.settlement.domain.completion import estimate_completion, month_index
 from services.settlement.domain.position import DEFAULT_COMPLETION, MemberStats, PositionInputs, project
-from shared.terms import ContractTerms
+from tests.terms import mssp_terms
 
 TRUE_SHARES = (D("0.40"), D("0.30"), D("0.20"), D("0.10"))  # paid at lags 0..3; complete by lag 3
 
@@ -39,15 +39,7 @@ def test_too_little_history_gives_no_estimate() -> None:
 
 
 def test_the_position_uses_the_estimate_when_the_contract_gives_no_factors() -> None:
-    terms = ContractTerms(
-        program="MSSP",
-        track="BE",
-        performance_year=2024,
-        period_start=date(2024, 1, 1),
-        period_end=date(2024, 12, 31),
-        benchmark_per_capita={"aged_nondual": D("12000")},
-        msr=D("0.02"),
-    )
+    terms = mssp_terms(2024)
     through = month_index("2024-10")
     lags = triangle(10, through)
     paid_by_month: dict[str, D] = {}
@@ -80,15 +72,7 @@ def test_the_position_uses_the_estimate_when_the_contract_gives_no_factors() -> 
 def test_elapsed_share_of_the_period() -> None:
     from services.settlement.domain.position import elapsed_share
 
-    terms = ContractTerms(
-        program="MSSP",
-        track="BE",
-        performance_year=2025,
-        period_start=date(2025, 1, 1),
-        period_end=date(2025, 12, 31),
-        benchmark_per_capita={"aged_nondual": D("12000")},
-        msr=D("0.02"),
-    )
+    terms = mssp_terms()
     assert elapsed_share(terms, date(2025, 3, 20)) == D("0.25")
     assert elapsed_share(terms, None) == D(1)
     assert elapsed_share(terms, date(2024, 11, 1)) == D(1) / D(12)

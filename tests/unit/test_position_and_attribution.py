@@ -10,18 +10,9 @@ from services.contracts.domain.roster import RosterMember, changed_members, peri
 from services.settlement.domain.position import MemberStats, PositionInputs, project
 from services.settlement.domain.stats import normal_cdf
 from shared.events import AttributionPeriod
-from shared.terms import ContractTerms
+from tests.terms import mssp_terms
 
-TERMS = ContractTerms(
-    program="MSSP",
-    track="BE",
-    performance_year=2025,
-    period_start=date(2025, 1, 1),
-    period_end=date(2025, 12, 31),
-    benchmark_per_capita={"aged_nondual": D("12000")},
-    msr=D("0.02"),
-    completion_factors=(D("0.5"), D("0.8")),
-)
+TERMS = mssp_terms(completion_factors=(D("0.5"), D("0.8")))
 
 
 def inputs(**kw: object) -> PositionInputs:

@@ -21,6 +21,14 @@ class LoadError(Exception):
     """A file set that cannot be loaded at all (e.g. CCLF0 counts disagree): nothing is published."""
 
 
+class FieldError(Exception):
+    """One record cannot become a claim line: the field (in the source's own terms) and why."""
+
+    def __init__(self, field: str, code: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = Reason(field, code, message)
+
+
 @dataclass(frozen=True)
 class Rejected:
     """A record the loader could not turn into a claim line; it goes to claims.rejected.v1 as it was."""

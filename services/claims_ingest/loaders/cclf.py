@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from services.claims_ingest.domain.versions import resolve_chains
-from services.claims_ingest.loaders.base import IdChange, Item, LoadError, LoadOptions, MemberRecord, Rejected
+from services.claims_ingest.loaders.base import FieldError, IdChange, Item, LoadError, LoadOptions, MemberRecord, Rejected
 from shared.envelope import Reason
 
 LAYOUTS = Path(__file__).with_name("cclf_layouts.csv")
@@ -78,12 +78,6 @@ def file_number(name: str) -> str | None:
     return (match.group(1) or match.group(2)).upper() if match else None
 
 
-class BadField(Exception):
-    def __init__(self, field: str, code: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = Reason(field, code, message)
-
-
 class Record:
     """Typed access to one fixed-width record; every failure names the CCLF field."""
 
@@ -96,13 +90,13 @@ class Record:
     def text_of(self, label: str) -> str:
         f = self.fields[label]
         if len(self.text) < f.end and len(self.text) <= f.start:
-            raise BadField(label, "truncated", f"record ends at {len(self.text)}, before {label} ({f.start + 1}-{f.end})")
+            raise FieldError(label, "truncated", f"record ends at {len(self.text)}, before {label} ({f.start + 1}-{f.end})")
         return self.text[f.start : f.end].strip()
 
     def required(self, label: str) -> str:
         value = self.text_of(label)
         if not value:
-            raise BadField(label, "missing", f"{label} is blank")
+            raise FieldError(label, "missing", f"{label} is blank")
         return value
 
     def date(self, label: str) -> date | None:
@@ -112,19 +106,19 @@ class Record:
         try:
             return date.fromisoformat(value)
         except ValueError:
-            raise BadField(label, "date_parsing", f"{label} {value!r} is not a YYYY-MM-DD date") from None
+            raise FieldError(label, "date_parsing", f"{label} {value!r} is not a YYYY-MM-DD date") from None
 
     def amount(self, label: str) -> Decimal:
         value = self.text_of(label)
         if not AMOUNT.match(value):
-            raise BadField(label, "decimal_parsing", f"{label} {value!r} is not an amount")
+            raise FieldError(label, "decimal_parsing", f"{label} {value!r} is not an amount")
         return Decimal(value)
 
 
 def _dates(r: Record, from_label: str, thru_label: str | None) -> tuple[date, date, date | None, date]:
     start = r.date(from_label)
     if start is None:
-        raise BadField(from_label, "missing", f"{from_label} is blank")
+        raise FieldError(from_label, "missing", f"{from_label} is blank")
     thru = (r.date(thru_label) if thru_label else None) or start
     effective = r.date("CLM_EFCTV_DT")
     paid = r.date("CLM_IDR_LD_DT") or effective or thru
@@ -134,7 +128,7 @@ def _dates(r: Record, from_label: str, thru_label: str | None) -> tuple[date, da
 def _adjustment(r: Record) -> str:
     code = r.text_of("CLM_ADJSMT_TYPE_CD") or "0"
     if code not in ADJUSTMENT:
-        raise BadField("CLM_ADJSMT_TYPE_CD", "enum", f"CLM_ADJSMT_TYPE_CD {code!r} is not 0, 1 or 2")
+        raise FieldError("CLM_ADJSMT_TYPE_CD", "enum", f"CLM_ADJSMT_TYPE_CD {code!r} is not 0, 1 or 2")
     return ADJUSTMENT[code]
 
 
@@ -163,7 +157,7 @@ def part_b(source: str) -> Callable[[Record, str], dict[str, Any]]:
         start, thru, effective, paid = _dates(r, "CLM_LINE_FROM_DT", "CLM_LINE_THRU_DT")
         line_no = r.required("CLM_LINE_NUM")
         if not line_no.isdigit():
-            raise BadField("CLM_LINE_NUM", "int_parsing", f"CLM_LINE_NUM {line_no!r} is not a number")
+            raise FieldError("CLM_LINE_NUM", "int_parsing", f"CLM_LINE_NUM {line_no!r} is not a number")
         carrier = r.text_of("CLM_CARR_PMT_DNL_CD")
         processing = r.text_of("CLM_PRCSG_IND_CD")
         return {
@@ -362,7 +356,7 @@ class CclfLoader:
                 if previous != current:
                     pairs.append((previous, current))
                     effective[previous] = r.date("PRVS_ID_OBSLT_DT")
-            except (BadField, UnicodeDecodeError) as exc:
+            except (FieldError, UnicodeDecodeError) as exc:
                 yield _rejected(m, number, raw, exc)
 
     def _demographics(self, m: Member, newest: dict[str, str]) -> Iterator[Item]:
@@ -378,7 +372,7 @@ class CclfLoader:
                     end=r.date("BENE_RNG_END_DT"),
                     death_date=r.date("BENE_DEATH_DT"),
                 )
-            except (BadField, UnicodeDecodeError) as exc:
+            except (FieldError, UnicodeDecodeError) as exc:
                 yield _rejected(m, number, raw, exc)
 
     def _claims(
@@ -388,7 +382,7 @@ class CclfLoader:
         for number, raw in _records(m):
             try:
                 line = parse(Record(raw.decode("ascii"), fields), payer)
-            except (BadField, UnicodeDecodeError) as exc:
+            except (FieldError, UnicodeDecodeError) as exc:
                 yield _rejected(m, number, raw, exc)
                 continue
             line["member_id"] = newest.get(line["member_id"], line["member_id"])
@@ -396,7 +390,7 @@ class CclfLoader:
 
 
 def _rejected(m: Member, number: int, raw: bytes, exc: Exception) -> Rejected:
-    if isinstance(exc, BadField):
+    if isinstance(exc, FieldError):
         reason = exc.reason
     else:
         reason = Reason("$", "encoding", "record is not ASCII text")

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from services.claims_ingest.loaders.base import IdChange, Item, LoadOptions, Rejected
+from services.claims_ingest.loaders.base import FieldError, IdChange, Item, LoadOptions, Rejected
 from shared.envelope import Reason
 
 MBI_SYSTEMS = ("http://hl7.org/fhir/sid/us-mbi", "https://bluebutton.cms.gov/resources/identifier/mbi-hash")
@@ -25,12 +25,6 @@ C4BB_TYPES = {"pharmacy": "pharmacy", "professional": "professional", "instituti
               "vision": "other"}  # fmt: skip
 # Adjudication categories that carry what the plan paid, CMS and CARIN names, tried in this order.
 PAID_CATEGORIES = ("benefit", "paidtoprovider", "line_nch_pmt_amt", "CLM_LINE_CVRD_PD_AMT", "cvrd_d_plan_pd_amt")
-
-
-class NotClaim(Exception):
-    def __init__(self, field: str, code: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = Reason(field, code, message)
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -55,13 +49,13 @@ def _category(entry: dict[str, Any]) -> str:
 def _money(value: Any, field: str) -> Decimal:
     # json.loads gives Decimal for numbers (parse_float), so 12.345 stays exact.
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-        raise NotClaim(field, "decimal_type", f"{field} is not a number")
+        raise FieldError(field, "decimal_type", f"{field} is not a number")
     try:
         amount = Decimal(value)
     except InvalidOperation:
-        raise NotClaim(field, "decimal_parsing", f"{field} {value!r} is not a number") from None
+        raise FieldError(field, "decimal_parsing", f"{field} {value!r} is not a number") from None
     if not amount.is_finite():
-        raise NotClaim(field, "finite_number", f"{field} is not finite")
+        raise FieldError(field, "finite_number", f"{field} is not finite")
     return amount
 
 
@@ -84,7 +78,7 @@ def paid_amount(eob: dict[str, Any]) -> Decimal:
                     total += _money(_obj(adj["amount"]).get("value"), f"item[{i}].adjudication.amount.value")
         if found:
             return total
-    raise NotClaim("payment.amount", "missing", "no payment.amount and no adjudication carrying the paid amount")
+    raise FieldError("payment.amount", "missing", "no payment.amount and no adjudication carrying the paid amount")
 
 
 def claim_type(eob: dict[str, Any]) -> str:
@@ -103,11 +97,11 @@ def claim_type(eob: dict[str, Any]) -> str:
 
 def _date(value: Any, field: str) -> date:
     if not isinstance(value, str):
-        raise NotClaim(field, "missing", f"{field} is missing")
+        raise FieldError(field, "missing", f"{field} is missing")
     try:
         return date.fromisoformat(value[:10])
     except ValueError:
-        raise NotClaim(field, "date_parsing", f"{field} {value!r} is not a date") from None
+        raise FieldError(field, "date_parsing", f"{field} {value!r} is not a date") from None
 
 
 def _maybe_date(value: Any) -> date | None:
@@ -123,7 +117,7 @@ def claim_id(eob: dict[str, Any]) -> str:
             return str(ident["value"])
     if eob.get("id"):
         return str(eob["id"])
-    raise NotClaim("identifier", "missing", "no id and no unique-claim identifier")
+    raise FieldError("identifier", "missing", "no id and no unique-claim identifier")
 
 
 def member_of(eob: dict[str, Any], mbis: dict[str, str]) -> str:
@@ -133,7 +127,7 @@ def member_of(eob: dict[str, Any], mbis: dict[str, str]) -> str:
         return str(ident["value"])
     reference = str(patient.get("reference") or "")
     if not reference:
-        raise NotClaim("patient.reference", "missing", "no patient reference")
+        raise FieldError("patient.reference", "missing", "no patient reference")
     return mbis.get(reference, reference.rsplit("/", 1)[-1])
 
 
@@ -235,7 +229,7 @@ class FhirLoader:
                     continue  # Patient, Coverage and the like carry no spend
                 try:
                     line = to_line(resource, mbis, options.payer)
-                except NotClaim as exc:
+                except FieldError as exc:
                     yield Rejected(path.name, number, "fhir", raw, (exc.reason,))
                     continue
                 except (AttributeError, TypeError, ValueError) as exc:

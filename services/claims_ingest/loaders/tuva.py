@@ -11,8 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from services.claims_ingest.loaders.base import Item, LoadOptions, Rejected
-from shared.envelope import Reason
+from services.claims_ingest.loaders.base import FieldError, Item, LoadOptions, Rejected
 
 MEDICAL_MARKERS = {"claim_id", "claim_type", "paid_amount"}
 PHARMACY_MARKERS = {"claim_id", "ndc_code", "paid_amount"}
@@ -21,12 +20,6 @@ ID_CLEAN = re.compile(r"[^A-Za-z0-9_.:\-]")
 # Type of bill: the first two digits say the facility and the setting.
 BILL_TYPES = {"11": "inpatient", "12": "inpatient", "13": "outpatient", "14": "outpatient", "18": "snf", "21": "snf",
               "22": "snf", "23": "snf", "32": "hha", "33": "hha", "34": "hha", "81": "hospice", "82": "hospice"}  # fmt: skip
-
-
-class BadColumn(Exception):
-    def __init__(self, field: str, code: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = Reason(field, code, message)
 
 
 def _header(path: Path) -> list[str]:
@@ -41,14 +34,14 @@ def _date(row: dict[str, str], *columns: str) -> date | None:
             try:
                 return date.fromisoformat(value[:10]) if "-" in value[:10] else datetime.strptime(value, "%Y%m%d").date()
             except ValueError:
-                raise BadColumn(column, "date_parsing", f"{column} {value!r} is not a date") from None
+                raise FieldError(column, "date_parsing", f"{column} {value!r} is not a date") from None
     return None
 
 
 def _required_date(row: dict[str, str], *columns: str) -> date:
     value = _date(row, *columns)
     if value is None:
-        raise BadColumn(columns[0], "missing", f"{' or '.join(columns)} is blank")
+        raise FieldError(columns[0], "missing", f"{' or '.join(columns)} is blank")
     return value
 
 
@@ -57,9 +50,9 @@ def _amount(row: dict[str, str], column: str) -> Decimal:
     try:
         amount = Decimal(value)
     except InvalidOperation:
-        raise BadColumn(column, "decimal_parsing", f"{column} {value!r} is not an amount") from None
+        raise FieldError(column, "decimal_parsing", f"{column} {value!r} is not an amount") from None
     if not amount.is_finite():
-        raise BadColumn(column, "finite_number", f"{column} is not finite")
+        raise FieldError(column, "finite_number", f"{column} is not finite")
     return amount
 
 
@@ -68,7 +61,7 @@ def _member(row: dict[str, str]) -> str:
         value = (row.get(column) or "").strip()
         if value:
             return value
-    raise BadColumn("member_id", "missing", "member_id, person_id and patient_id are all blank")
+    raise FieldError("member_id", "missing", "member_id, person_id and patient_id are all blank")
 
 
 def _payer(row: dict[str, str], default: str) -> str:
@@ -79,14 +72,14 @@ def _payer(row: dict[str, str], default: str) -> str:
 def _line_number(row: dict[str, str]) -> int:
     value = (row.get("claim_line_number") or "1").strip()
     if not value.isdigit():
-        raise BadColumn("claim_line_number", "int_parsing", f"claim_line_number {value!r} is not a number")
+        raise FieldError("claim_line_number", "int_parsing", f"claim_line_number {value!r} is not a number")
     return int(value)
 
 
 def _common(row: dict[str, str], payer: str, source: str) -> dict[str, Any]:
     claim = (row.get("claim_id") or "").strip()
     if not claim:
-        raise BadColumn("claim_id", "missing", "claim_id is blank")
+        raise FieldError("claim_id", "missing", "claim_id is blank")
     return {
         "source": source,
         "claim_id": claim,
@@ -148,6 +141,6 @@ class TuvaLoader:
                 for row in reader:
                     try:
                         yield parse(row, options.payer)
-                    except BadColumn as exc:
+                    except FieldError as exc:
                         original = ",".join(f"{k}={v}" for k, v in row.items() if v)
                         yield Rejected(path.name, reader.line_num, fmt, original, (exc.reason,))
