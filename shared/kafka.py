@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -183,6 +185,16 @@ class OutboxRelay:
 MAX_KEPT_ORIGINAL = 256 * 1024
 
 
+REJECTION_NAMESPACE = uuid.UUID("0f6b1d8e-8f5e-4b8a-9a52-3c1f4e2a7d90")
+
+
+def rejection_id(record: ConsumerRecord[Any, Any]) -> uuid.UUID:
+    """The same record refused again (a batch redelivered after a crash) gives the same rejection event, so it
+    is kept once; the bytes are part of it because a broker that lost its storage reuses offsets."""
+    digest = hashlib.sha256(record.value or b"").hexdigest()
+    return uuid.uuid5(REJECTION_NAMESPACE, f"{record.topic}|{record.partition}|{record.offset}|{digest}")
+
+
 def original_text(raw: bytes | None) -> tuple[str, str, int | None]:
     """(text, encoding, full size when cut) of a message as received."""
     raw = raw or b""
@@ -244,7 +256,7 @@ class BatchConsumer(Generic[P]):
             original_size=size,
         )
         key = record.key.decode(errors="replace") if record.key else "unknown"
-        return DEADLETTER, key, new_envelope(DEAD_LETTER, payload, self.service)
+        return DEADLETTER, key, new_envelope(DEAD_LETTER, payload, self.service, event_id=rejection_id(record))
 
     async def handle(self, records: list[ConsumerRecord[Any, Any]]) -> None:
         good: list[Parsed[P]] = []

@@ -33,7 +33,7 @@ from shared.events import (
     SpendDelta,
 )
 from shared.events import Attribution as AttributionEvent
-from shared.kafka import Parsed, original_text
+from shared.kafka import Parsed, original_text, rejection_id
 from shared.metrics import REGISTRY
 from shared.topics import CLAIMS_REJECTED, SPEND, TopicSpec
 
@@ -60,7 +60,7 @@ def reject_claim(record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tup
         original_size=size,
     )
     key = record.key.decode(errors="replace") if record.key else "unknown"
-    return CLAIMS_REJECTED, key, new_envelope(CLAIM_REJECTED, payload, PRODUCER)
+    return CLAIMS_REJECTED, key, new_envelope(CLAIM_REJECTED, payload, PRODUCER, event_id=rejection_id(record))
 
 
 def _spend(contract_id: str, member_id: str, c: Correction, line: dict[str, Any], etype: str) -> Envelope[Any]:
