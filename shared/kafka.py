@@ -195,6 +195,21 @@ def rejection_id(record: ConsumerRecord[Any, Any]) -> uuid.UUID:
     return uuid.uuid5(REJECTION_NAMESPACE, f"{record.topic}|{record.partition}|{record.offset}|{digest}")
 
 
+def refusal(record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tuple[str, dict[str, Any]]:
+    """(key, fields) that every refusal of a record carries: where it was read, why, and what it was."""
+    text, encoding, size = original_text(record.value)
+    fields = {
+        "source_topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "reasons": tuple(RejectReason(**r.as_dict()) for r in reasons),
+        "original": text,
+        "original_encoding": encoding,
+        "original_size": size,
+    }
+    return (record.key.decode(errors="replace") if record.key else "unknown"), fields
+
+
 def original_text(raw: bytes | None) -> tuple[str, str, int | None]:
     """(text, encoding, full size when cut) of a message as received."""
     raw = raw or b""
@@ -244,18 +259,8 @@ class BatchConsumer(Generic[P]):
         self._reject = reject or self._dead_letter
 
     def _dead_letter(self, record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tuple[TopicSpec, str, Envelope[Any]]:
-        text, encoding, size = original_text(record.value)
-        payload = DeadLetter(
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            consumer=self.service,
-            reasons=tuple(RejectReason(**r.as_dict()) for r in reasons),
-            original=text,
-            original_encoding=encoding,
-            original_size=size,
-        )
-        key = record.key.decode(errors="replace") if record.key else "unknown"
+        key, fields = refusal(record, reasons)
+        payload = DeadLetter(consumer=self.service, **fields)
         return DEADLETTER, key, new_envelope(DEAD_LETTER, payload, self.service, event_id=rejection_id(record))
 
     async def handle(self, records: list[ConsumerRecord[Any, Any]]) -> None:

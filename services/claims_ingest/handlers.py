@@ -29,11 +29,10 @@ from shared.events import (
     ClaimLine,
     ClaimRejected,
     MemberIdChanged,
-    RejectReason,
     SpendDelta,
 )
 from shared.events import Attribution as AttributionEvent
-from shared.kafka import Parsed, original_text, rejection_id
+from shared.kafka import Parsed, refusal, rejection_id
 from shared.metrics import REGISTRY
 from shared.topics import CLAIMS_REJECTED, SPEND, TopicSpec
 
@@ -49,17 +48,8 @@ UNATTRIBUTED = Counter("acoflow_claims_unattributed_total", "Claim lines kept wi
 
 
 def reject_claim(record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tuple[TopicSpec, str, Envelope[Any]]:
-    text, encoding, size = original_text(record.value)
-    payload = ClaimRejected(
-        source_topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        reasons=tuple(RejectReason(**r.as_dict()) for r in reasons),
-        original=text,
-        original_encoding=encoding,
-        original_size=size,
-    )
-    key = record.key.decode(errors="replace") if record.key else "unknown"
+    key, fields = refusal(record, reasons)
+    payload = ClaimRejected(**fields)
     return CLAIMS_REJECTED, key, new_envelope(CLAIM_REJECTED, payload, PRODUCER, event_id=rejection_id(record))
 
 
