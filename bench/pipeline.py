@@ -5,7 +5,9 @@ claims.submitted.v1 to the last settlement.v1 update (1,000 contracts, 100,000 m
 latency p50/p99 at a steady 1,000 lines/s; CCLF parse rate; settle-puf rows/s; each service's peak RSS;
 and last, `ratio=<end-to-end lines/s / raw produce msgs/s>`.
 
-Run: python -m bench.pipeline [--lines 200000] [--contracts 1000] [--members 100000] [--latency-seconds 20]"""
+Run: python -m bench.pipeline [--lines 200000] [--contracts 1000] [--members 100000] [--latency-seconds 20]
+     [--profile DIR]  (py-spy samples each service: DIR/end_to_end/<service>.txt and DIR/latency/<service>.txt,
+                       collapsed stacks)"""
 
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
+import signal
+import subprocess
 import tempfile
 import time
 import uuid
@@ -127,6 +132,7 @@ class Watcher:
             auto_offset_reset="earliest", enable_auto_commit=False,
         )  # fmt: skip
         self.applied: dict[str, int] = defaultdict(int)
+        self.positions = 0  # settlement.v1 events seen
         self.listeners: list[Any] = []
         self.task: asyncio.Task[None] | None = None
 
@@ -139,6 +145,7 @@ class Watcher:
             batch = await self.consumer.getmany(timeout_ms=200, max_records=5000)
             now = time.perf_counter()
             for records in batch.values():
+                self.positions += len(records)
                 for r in records:
                     p = json.loads(r.value)["payload"]
                     if p["lines_applied"] > self.applied[p["contract_id"]]:
@@ -171,6 +178,7 @@ async def end_to_end(stack: Stack, watcher: Watcher, lines: int, contracts: int,
         key, value = line_envelope(n, member, rng, "T")
         items.append(("claims.submitted.v1", key, value))
     base = dict(watcher.applied)
+    positions_before = watcher.positions
     producer = make_producer(stack.bootstrap, "bench-feed")
     await producer.start()
     started = time.perf_counter()
@@ -184,7 +192,8 @@ async def end_to_end(stack: Stack, watcher: Watcher, lines: int, contracts: int,
     if not done:
         raise RuntimeError("settlement did not catch up with the feed")
     elapsed = time.perf_counter() - started
-    print(f"  (published {lines:,} lines in {published:.1f} s; settled in {elapsed:.1f} s)")
+    positions = watcher.positions - positions_before
+    print(f"  (published {lines:,} lines in {published:.1f} s; settled in {elapsed:.1f} s; {positions:,} positions published)")
     return lines / elapsed
 
 
@@ -258,6 +267,32 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
     return out
 
 
+def start_profilers(stack: Stack, directory: Path | None) -> list[subprocess.Popen[bytes]]:
+    """py-spy on every service (collapsed stacks, 100 Hz), when asked for and installed (`pip install py-spy`)."""
+    if directory is None:
+        return []
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
+    directory.mkdir(parents=True, exist_ok=True)
+    command = [spy, "record", "--rate", "100", "--format", "raw", "--nonblocking"]
+    return [
+        subprocess.Popen(
+            [*command, "--pid", str(proc.pid), "--output", str(directory / f"{name}.txt")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, proc in stack.services.items()
+    ]
+
+
+def stop_profilers(profilers: list[subprocess.Popen[bytes]]) -> None:
+    for p in profilers:
+        p.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    for p in profilers:
+        p.wait(timeout=60)
+
+
 def peak_rss(stack: Stack) -> dict[str, int]:
     out = {}
     for name, proc in stack.services.items():
@@ -301,12 +336,20 @@ async def run(args: argparse.Namespace) -> None:
             await watcher.start()
             try:
                 before = cpu_seconds(stack)
+                profilers = start_profilers(stack, args.profile and args.profile / "end_to_end")
                 e2e = await end_to_end(stack, watcher, args.lines, args.contracts, per)
+                stop_profilers(profilers)
                 print(f"end_to_end_lines_per_s={e2e:,.0f}  ({args.lines:,} lines, submitted -> last settlement.v1 update)")
                 after = cpu_seconds(stack)
                 print("  cpu_seconds_during_end_to_end " + "  ".join(f"{k}={after[k] - before.get(k, 0):.1f}" for k in after))
+                profilers = start_profilers(stack, args.profile and args.profile / "latency")
+                before, positions = cpu_seconds(stack), watcher.positions
                 p50, p99, n = await latency(stack, watcher, args.rate, args.latency_seconds, args.contracts, per)
-                print(f"latency_ms_p50={p50:.0f}  latency_ms_p99={p99:.0f}  ({n:,} lines at a steady {args.rate:,} lines/s)")
+                after, positions = cpu_seconds(stack), watcher.positions - positions
+                stop_profilers(profilers)
+                print(f"latency_ms_p50={p50:.0f}  latency_ms_p99={p99:.0f}  ({n:,} lines at a steady {args.rate:,} lines/s; "
+                      f"{positions:,} positions published)")  # fmt: skip
+                print("  cpu_seconds_during_latency " + "  ".join(f"{k}={after[k] - before.get(k, 0):.1f}" for k in after))
             finally:
                 await watcher.stop()
             rss = peak_rss(stack)
@@ -325,6 +368,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=1_000)
     parser.add_argument("--latency-seconds", type=int, default=20)
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR")
     asyncio.run(run(parser.parse_args()))
 
 

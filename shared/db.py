@@ -89,7 +89,24 @@ async def claim_new_events(conn: Conn, schema: str, event_ids: Sequence[uuid.UUI
 
 async def enqueue(conn: Conn, schema: str, items: Iterable[tuple[TopicSpec, str, Envelope[Any]]]) -> int:
     """Write outgoing events to the outbox in the caller's transaction; the relay publishes them."""
-    rows = [(topic.name, key, env.event_id, env.to_bytes()) for topic, key, env in items]
-    if rows:
-        await conn.executemany(f"INSERT INTO {schema}.outbox (topic, key, event_id, value) VALUES ($1, $2, $3, $4)", rows)
-    return len(rows)
+    topics: list[str] = []
+    keys: list[str] = []
+    ids: list[uuid.UUID] = []
+    values: list[bytes] = []
+    for topic, key, env in items:
+        topics.append(topic.name)
+        keys.append(key)
+        ids.append(env.event_id)
+        values.append(env.to_bytes())
+    if topics:
+        # One statement for the batch (executemany runs one per row); WITH ORDINALITY keeps the ids in order.
+        await conn.execute(
+            f"INSERT INTO {schema}.outbox (topic, key, event_id, value)"
+            " SELECT t, k, e, v FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bytea[]) WITH ORDINALITY AS r(t, k, e, v, n)"
+            " ORDER BY n",
+            topics,
+            keys,
+            ids,
+            values,
+        )
+    return len(topics)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Self
 
@@ -53,7 +53,8 @@ class ClaimLine(Payload):
             raise ValueError(f"from_date: before {EARLIEST_SERVICE}")
         if self.paid_date < self.from_date:
             raise ValueError("paid_date: before from_date")
-        if self.paid_date > date.today().replace(year=date.today().year + 1):
+        # 366 days, not replace(year=+1): that raises on 29 February, which would refuse every line that day.
+        if self.paid_date > date.today() + timedelta(days=366):
             raise ValueError("paid_date: more than a year in the future")
         return self
 

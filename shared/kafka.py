@@ -52,10 +52,13 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
     )
 
 
-def batch_options(settings: Settings, group_id: str, max_records: int | None = None) -> dict[str, Any]:
+def batch_options(
+    settings: Settings, topic: TopicSpec, group_id: str, max_records: int | None = None, *, hot: bool | None = None
+) -> dict[str, Any]:
     """Subscriber options shared by every consumer: manual-commit semantics through FastStream's
     NACK_ON_ERROR policy (offsets are committed only after the handler, and so the database, succeeded;
     an exception seeks back and the batch is read again)."""
+    quick = topic.hot if hot is None else hot
     return {
         "batch": True,
         "group_id": group_id,
@@ -64,7 +67,7 @@ def batch_options(settings: Settings, group_id: str, max_records: int | None = N
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
         "max_records": max_records or settings.batch_max_records,
         "batch_timeout_ms": settings.batch_timeout_ms,
-        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms if quick else settings.cold_fetch_max_wait_ms,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "decoder": raw_records,
     }
@@ -118,18 +121,17 @@ async def publish_all(producer: AIOKafkaProducer, items: Sequence[tuple[str, str
         await asyncio.gather(*futures)
 
 
-class OutboxRelay:
-    """Publishes a service's outbox to Kafka in id order and deletes what the broker acknowledged.
-    Rows are locked (SKIP LOCKED) while in flight so scaled-out instances never send the same row at once;
-    a crash between publish and delete re-sends the row, which consumers drop by event id."""
+class WorkLoop:
+    """Runs `step` over and over while it finds work (it returns how much it did, up to `batch`), then waits
+    for a wake-up or `idle_s`. A failing step (broker or database away) is logged and tried again."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str, producer: AIOKafkaProducer, service: str, settings: Settings):
-        self._pool = pool
-        self._schema = schema
-        self._producer = producer
-        self._service = service
-        self._batch = settings.outbox_batch
-        self._idle = settings.outbox_idle_sleep_s
+    def __init__(self, name: str, step: Callable[[], Awaitable[int]], batch: int, idle_s: float,
+                 on_idle: Callable[[], Awaitable[None]] | None = None) -> None:  # fmt: skip
+        self.name = name
+        self._step = step
+        self._batch = batch
+        self._idle = idle_s
+        self._on_idle = on_idle
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -137,13 +139,45 @@ class OutboxRelay:
         self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"outbox-{self._schema}")
+        self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                # Cleared before the pass, so a commit that wakes us during it is not lost.
+                self._wake.clear()
+                done = await self._step()
+                if done < self._batch:
+                    if self._on_idle is not None:
+                        await self._on_idle()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._idle)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("work_loop_retry", loop=self.name, error=type(exc).__name__, detail=str(exc)[:200])
+                await asyncio.sleep(1.0)
+
+
+class OutboxRelay(WorkLoop):
+    """Publishes a service's outbox to Kafka in id order and deletes what the broker acknowledged.
+    Rows are locked (SKIP LOCKED) while in flight so scaled-out instances never send the same row at once;
+    a crash between publish and delete re-sends the row, which consumers drop by event id."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, producer: AIOKafkaProducer, service: str, settings: Settings):
+        super().__init__(f"outbox-{schema}", self.relay_once, settings.outbox_batch, settings.outbox_idle_sleep_s,
+                         self._gauge)  # fmt: skip
+        self._pool = pool
+        self._schema = schema
+        self._producer = producer
+        self._service = service
+        self._batch = settings.outbox_batch
 
     async def relay_once(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -163,21 +197,8 @@ class OutboxRelay:
         count: int = await self._pool.fetchval(f"SELECT count(*) FROM {self._schema}.outbox")
         return count
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                # Cleared before the pass, so a commit that wakes us during it is not lost.
-                self._wake.clear()
-                sent = await self.relay_once()
-                if sent < self._batch:
-                    OUTBOX_PENDING.labels(self._service).set(await self.pending())
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._idle)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the broker or database is away: keep the rows, try again
-                log.warning("outbox_relay_retry", error=type(exc).__name__, detail=str(exc)[:200])
-                await asyncio.sleep(1.0)
+    async def _gauge(self) -> None:
+        OUTBOX_PENDING.labels(self._service).set(await self.pending())
 
 
 # A rejected message is kept whole up to this size; beyond, its head is kept (with its full size), so the
@@ -248,6 +269,7 @@ class BatchConsumer(Generic[P]):
         apply: Callable[[Conn, list[Parsed[P]]], Awaitable[list[tuple[TopicSpec, str, Envelope[Any]]]]],
         on_committed: Callable[[], None] = lambda: None,
         reject: RejectBuilder | None = None,
+        dedupe_by_id: bool = True,
     ) -> None:
         self.service = service
         self.schema = schema
@@ -257,6 +279,9 @@ class BatchConsumer(Generic[P]):
         self._apply = apply
         self._on_committed = on_committed
         self._reject = reject or self._dead_letter
+        # False where every effect is keyed by a natural key the apply step upserts on (claim lines by
+        # line_key): that key is the dedupe, and recording each event id as well only costs a write per event.
+        self._dedupe_by_id = dedupe_by_id
 
     def _dead_letter(self, record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tuple[TopicSpec, str, Envelope[Any]]:
         key, fields = refusal(record, reasons)
@@ -276,7 +301,8 @@ class BatchConsumer(Generic[P]):
                 EVENTS_REJECTED.labels(self.service, self.topic.name, exc.reasons[0].code).inc()
                 rejects.append(self._reject(record, exc.reasons))
         async with self._pool().acquire() as conn, conn.transaction():
-            new_ids = await claim_new_events(conn, self.schema, [p.envelope.event_id for p in good])
+            ids = [p.envelope.event_id for p in good]
+            new_ids = await claim_new_events(conn, self.schema, ids) if self._dedupe_by_id else set(ids)
             fresh: list[Parsed[P]] = []
             seen: set[Any] = set()
             for p in good:
@@ -288,5 +314,5 @@ class BatchConsumer(Generic[P]):
         EVENTS_PROCESSED.labels(self.service, self.topic.name).inc(len(fresh))
         if len(good) > len(fresh):
             EVENTS_DUPLICATE.labels(self.service, self.topic.name).inc(len(good) - len(fresh))
-        if outgoing or rejects:
+        if fresh or rejects:
             self._on_committed()

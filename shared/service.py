@@ -19,7 +19,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash, replica_lookup, replicate
 from shared.db import Conn, apply_migrations, create_pool
 from shared.events import API_KEY_CHANGED, ApiKeyChanged
-from shared.kafka import BatchConsumer, OutboxRelay, Parsed, batch_options, ensure_topics, make_broker, make_producer
+from shared.kafka import (
+    BatchConsumer,
+    OutboxRelay,
+    Parsed,
+    WorkLoop,
+    batch_options,
+    ensure_topics,
+    make_broker,
+    make_producer,
+)
 from shared.logging import configure_logging, get_logger
 from shared.metrics import REGISTRY
 from shared.settings import Settings, get_settings
@@ -45,6 +54,7 @@ class ServiceRuntime:
         # Run once after the migrations, before consuming or serving (e.g. registering a bootstrap key).
         self.on_start: list[Callable[[Conn], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._loops: list[WorkLoop] = []
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -52,8 +62,23 @@ class ServiceRuntime:
             raise RuntimeError(f"{self.name}: the database pool is not open yet")
         return self._pool
 
-    def consumer(self, spec: Any, topic: Any, apply: Any, reject: Any = None) -> BatchConsumer[Any]:
-        """A BatchConsumer on this service's schema and pool that wakes the outbox relay after each commit."""
+    def consumer(
+        self,
+        spec: Any,
+        topic: Any,
+        apply: Any,
+        reject: Any = None,
+        wakes: WorkLoop | None = None,
+        dedupe_by_id: bool = True,
+    ) -> BatchConsumer[Any]:
+        """A BatchConsumer on this service's schema and pool that wakes the outbox relay (and `wakes`, a loop
+        with work the batch may have left) after each commit."""
+
+        def committed() -> None:
+            self.wake_relay()
+            if wakes is not None:
+                wakes.wake()
+
         return BatchConsumer(
             service=self.name,
             schema=self.schema,
@@ -61,9 +86,25 @@ class ServiceRuntime:
             topic=topic,
             pool=lambda: self.pool,
             apply=apply,
-            on_committed=self.wake_relay,
+            on_committed=committed,
             reject=reject,
+            dedupe_by_id=dedupe_by_id,
         )
+
+    def work_loop(self, name: str, step: Callable[[Conn], Coroutine[Any, Any, int]], batch: int) -> WorkLoop:
+        """A loop that runs `step` in a transaction while it finds work (up to `batch` items a pass), wakes the
+        relay after each pass that did some, and waits for a wake-up otherwise. It runs while the service does."""
+
+        async def one_pass() -> int:
+            async with self.pool.acquire() as conn, conn.transaction():
+                done = await step(conn)
+            if done:
+                self.wake_relay()
+            return done
+
+        loop = WorkLoop(f"{self.name}-{name}", one_pass, batch, self.settings.outbox_idle_sleep_s)
+        self._loops.append(loop)
+        return loop
 
     def secure(self, app: FastAPI) -> None:
         """Require API keys on every route but /health and /metrics: the keys the contracts service publishes
@@ -78,7 +119,7 @@ class ServiceRuntime:
         self.extra_migrations.append(KEY_REPLICA_MIGRATIONS)
         keys = self.consumer(API_KEY_CHANGED, KEYS, apply)
 
-        @self.broker.subscriber(KEYS.name, **batch_options(self.settings, f"{self.name}.keys"))
+        @self.broker.subscriber(KEYS.name, **batch_options(self.settings, KEYS, f"{self.name}.keys"))
         async def on_keys(records: list[Any]) -> None:
             await keys.handle(records)
 
@@ -116,6 +157,8 @@ class ServiceRuntime:
         await self._producer.start()
         self.relay = OutboxRelay(self._pool, self.schema, self._producer, self.name, self.settings)
         self.relay.start()
+        for loop in self._loops:
+            loop.start()
         await self.broker.start()
         jobs = [*self.background, self._keep_topics]
         self._tasks = [asyncio.create_task(job(), name=f"{self.name}-bg") for job in jobs]
@@ -136,6 +179,8 @@ class ServiceRuntime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.broker.stop()
+        for loop in self._loops:
+            await loop.stop()
         if self.relay is not None:
             # One last relay pass so that work committed before the stop is published now, not at next start.
             try:

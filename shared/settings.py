@@ -26,12 +26,16 @@ class Settings(BaseSettings):
     session_timeout_ms: int = 2000
     heartbeat_interval_ms: int = 500
     batch_max_records: int = 1000
-    # Settlement recomputes each touched contract once per batch: bigger batches under load mean fewer recomputes.
+    # Spend events settlement applies in one transaction (its positions are recomputed apart, see below).
     settlement_batch_max_records: int = 5000
+    # Contracts recomputed per pass of settlement's position loop (one transaction, one event each).
+    settlement_recompute_max_contracts: int = 500
     batch_timeout_ms: int = 100
     # Tansu answers a fetch only after fetch_max_wait_ms even when data is waiting (aiokafka's default 500 ms
     # put ~250 ms on every hop); short waits cost a few more empty fetches on an idle topic.
     fetch_max_wait_ms: int = 20
+    # For topics off the claim-to-position path (contracts, rosters, keys, rejects): a change lands within this.
+    cold_fetch_max_wait_ms: int = 250
     outbox_batch: int = 2000
     outbox_idle_sleep_s: float = 0.05
     db_pool_size: int = 4

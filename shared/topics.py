@@ -10,16 +10,19 @@ class TopicSpec:
     name: str
     partitions: int
     compacted: bool = False
+    # On the path from a claim line to its position: consumers poll it with short fetch waits. The others
+    # change rarely, and polling them as often would cost the broker and every service CPU for nothing.
+    hot: bool = False
 
 
-CLAIMS_SUBMITTED = TopicSpec("claims.submitted.v1", 8)
+CLAIMS_SUBMITTED = TopicSpec("claims.submitted.v1", 8, hot=True)
 CLAIMS_REJECTED = TopicSpec("claims.rejected.v1", 4)
 MEMBERS = TopicSpec("members.v1", 8)
 CONTRACTS = TopicSpec("contracts.v1", 4, compacted=True)
 ATTRIBUTION = TopicSpec("attribution.v1", 8)
 QUALITY = TopicSpec("quality.v1", 4)
-SPEND = TopicSpec("spend.v1", 8)
-SETTLEMENT = TopicSpec("settlement.v1", 4)
+SPEND = TopicSpec("spend.v1", 8, hot=True)
+SETTLEMENT = TopicSpec("settlement.v1", 4, hot=True)
 NOTIFICATIONS = TopicSpec("notifications.v1", 4)
 KEYS = TopicSpec("keys.v1", 1, compacted=True)
 # Events between our own services that fail to parse (a bug or a version skew) are kept here with reasons.

@@ -34,24 +34,26 @@ class Replayed(BaseModel):
 
 
 def build(runtime: ServiceRuntime) -> FastAPI:
-    claims = runtime.consumer(CLAIM_SUBMITTED, CLAIMS_SUBMITTED, apply_claims, reject=reject_claim)
+    # A claim line's effects are keyed by its line_key (stored once, spend ids derived from it), which dedupes
+    # a redelivered or re-published line however its event id came: no per-event id record is needed.
+    claims = runtime.consumer(CLAIM_SUBMITTED, CLAIMS_SUBMITTED, apply_claims, reject=reject_claim, dedupe_by_id=False)
     attribution = runtime.consumer(ATTRIBUTION_CHANGED, ATTRIBUTION, apply_attribution)
     members = runtime.consumer(MEMBER_ID_CHANGED, MEMBERS, apply_id_changes)
     rejects = runtime.consumer(CLAIM_REJECTED, CLAIMS_REJECTED, store_rejects)
 
-    @runtime.broker.subscriber(CLAIMS_SUBMITTED.name, **batch_options(runtime.settings, GROUP))
+    @runtime.broker.subscriber(CLAIMS_SUBMITTED.name, **batch_options(runtime.settings, CLAIMS_SUBMITTED, GROUP))
     async def on_claims(records: list[Any]) -> None:
         await claims.handle(records)
 
-    @runtime.broker.subscriber(ATTRIBUTION.name, **batch_options(runtime.settings, GROUP + ".attribution"))
+    @runtime.broker.subscriber(ATTRIBUTION.name, **batch_options(runtime.settings, ATTRIBUTION, GROUP + ".attribution"))
     async def on_attribution(records: list[Any]) -> None:
         await attribution.handle(records)
 
-    @runtime.broker.subscriber(MEMBERS.name, **batch_options(runtime.settings, GROUP + ".members"))
+    @runtime.broker.subscriber(MEMBERS.name, **batch_options(runtime.settings, MEMBERS, GROUP + ".members"))
     async def on_members(records: list[Any]) -> None:
         await members.handle(records)
 
-    @runtime.broker.subscriber(CLAIMS_REJECTED.name, **batch_options(runtime.settings, GROUP + ".rejects"))
+    @runtime.broker.subscriber(CLAIMS_REJECTED.name, **batch_options(runtime.settings, CLAIMS_REJECTED, GROUP + ".rejects"))
     async def on_rejects(records: list[Any]) -> None:
         await rejects.handle(records)
 

@@ -6,7 +6,6 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import structlog
 from aiokafka import ConsumerRecord
 from prometheus_client import Counter
@@ -184,31 +183,36 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
         f"SELECT member_id, contract_id, payer, periods FROM {SCHEMA}.assignments WHERE member_id = ANY($1::text[])",
         list({v.member_id for v in new}),
     )
-    by_member: dict[str, list[asyncpg.Record]] = defaultdict(list)
+    # (contract, payer, periods) per member, each assignment's periods parsed once per batch.
+    by_member: dict[str, list[tuple[str, str, list[AttributionPeriod]]]] = defaultdict(list)
     for r in rows:
-        by_member[r["member_id"]].append(r)
-    emitted_rows: list[tuple[str, str, str, int, bool, Decimal]] = []
+        periods = [AttributionPeriod.model_validate(p) for p in r["periods"]]
+        by_member[r["member_id"]].append((r["contract_id"], r["payer"], periods))
+    emitted: list[tuple[str, str, str, Decimal]] = []
     for line in new:
         amount = final_action_amount(line) if line.version_group else line.signed_amount
         matched = False
-        for a in by_member.get(line.member_id, ()):
-            if a["payer"] != line.payer:
+        for contract_id, payer, periods in by_member.get(line.member_id, ()):
+            if payer != line.payer:
                 continue
-            period = covering((AttributionPeriod.model_validate(p) for p in a["periods"]), line.from_date)
+            period = covering(periods, line.from_date)
             if period is None:
                 continue
             matched = True
             c = Correction(line.line_key, 1, "+", amount, period)
             info = {"claim_type": line.claim_type, "service_date": line.from_date, "paid_date": line.paid_date}
-            out.append((SPEND, a["contract_id"], _spend(a["contract_id"], line.member_id, c, info, period.enrollment_type)))
-            emitted_rows.append((line.line_key, a["contract_id"], line.member_id, 1, True, amount))
+            out.append((SPEND, contract_id, _spend(contract_id, line.member_id, c, info, period.enrollment_type)))
+            emitted.append((line.line_key, contract_id, line.member_id, amount))
         if not matched:
             UNATTRIBUTED.inc()
-    if emitted_rows:
-        await conn.executemany(
+    if emitted:
+        await conn.execute(
             f"INSERT INTO {SCHEMA}.emitted (line_key, contract_id, member_id, generation, active, amount)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
-            emitted_rows,
+            " SELECT l, c, m, 1, true, a FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[]) AS e(l, c, m, a)",
+            [e[0] for e in emitted],
+            [e[1] for e in emitted],
+            [e[2] for e in emitted],
+            [e[3] for e in emitted],
         )
     return out
 

@@ -67,7 +67,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
 
     positions = runtime.consumer(POSITION_UPDATED, SETTLEMENT, apply)
 
-    @runtime.broker.subscriber(SETTLEMENT.name, **batch_options(settings, GROUP))
+    @runtime.broker.subscriber(SETTLEMENT.name, **batch_options(settings, SETTLEMENT, GROUP))
     async def on_position(records: list[Any]) -> None:
         await positions.handle(records)
 
@@ -79,11 +79,14 @@ def build(runtime: ServiceRuntime) -> FastAPI:
             runtime.wake_relay()
             wake.set()
 
-    @runtime.broker.subscriber(CLAIMS_SUBMITTED.name, **batch_options(settings, GROUP + ".submitted"))
+    # Counted for a 24-hour rate: no need to follow the claims firehose closely.
+    @runtime.broker.subscriber(
+        CLAIMS_SUBMITTED.name, **batch_options(settings, CLAIMS_SUBMITTED, GROUP + ".submitted", hot=False)
+    )
     async def on_submitted(records: list[Any]) -> None:
         await counted(len(records), 0)
 
-    @runtime.broker.subscriber(CLAIMS_REJECTED.name, **batch_options(settings, GROUP + ".rejected"))
+    @runtime.broker.subscriber(CLAIMS_REJECTED.name, **batch_options(settings, CLAIMS_REJECTED, GROUP + ".rejected"))
     async def on_rejected(records: list[Any]) -> None:
         await counted(0, len(records))
 

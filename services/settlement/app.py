@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.settlement import repository
 from services.settlement.repository import Outgoing
 from shared.auth import Principal, requires
-from shared.db import Conn
+from shared.db import Conn, enqueue
 from shared.events import CONTRACT_CHANGED, QUALITY_RECORDED, SPEND_APPLIED, ContractState, QualityResult, SpendDelta
 from shared.kafka import Parsed, batch_options
 from shared.service import ServiceRuntime, serve
@@ -26,36 +26,48 @@ GROUP = "settlement"
 
 
 async def apply_spend(conn: Conn, batch: list[Parsed[SpendDelta]]) -> Outgoing:
-    touched = await repository.apply_spend(conn, [p.envelope.payload for p in batch])
-    return await repository.recompute(conn, touched)
+    await repository.mark_pending(conn, await repository.apply_spend(conn, [p.envelope.payload for p in batch]))
+    return []
 
 
 async def apply_contracts(conn: Conn, batch: list[Parsed[ContractState]]) -> Outgoing:
     touched = {p.envelope.payload.contract_id for p in batch if await repository.store_contract(conn, p.envelope.payload)}
-    return await repository.recompute(conn, touched)
+    await repository.mark_pending(conn, touched)
+    return []
 
 
 async def apply_quality(conn: Conn, batch: list[Parsed[QualityResult]]) -> Outgoing:
     touched = {p.envelope.payload.contract_id for p in batch if await repository.store_quality(conn, p.envelope.payload)}
-    return await repository.recompute(conn, touched)
+    await repository.mark_pending(conn, touched)
+    return []
 
 
 def build(runtime: ServiceRuntime) -> FastAPI:
-    spend = runtime.consumer(SPEND_APPLIED, SPEND, apply_spend)
-    contracts = runtime.consumer(CONTRACT_CHANGED, CONTRACTS, apply_contracts)
-    quality = runtime.consumer(QUALITY_RECORDED, QUALITY, apply_quality)
+    limit = runtime.settings.settlement_recompute_max_contracts
+
+    async def publish_positions(conn: Conn) -> int:
+        # Positions are recomputed apart from the consumers: when batches arrive faster than positions can be
+        # computed, the contracts they touched wait here once each, however many batches touched them.
+        taken, outgoing = await repository.publish_pending(conn, limit)
+        await enqueue(conn, repository.SCHEMA, outgoing)
+        return taken
+
+    positions = runtime.work_loop("positions", publish_positions, limit)
+    spend = runtime.consumer(SPEND_APPLIED, SPEND, apply_spend, wakes=positions)
+    contracts = runtime.consumer(CONTRACT_CHANGED, CONTRACTS, apply_contracts, wakes=positions)
+    quality = runtime.consumer(QUALITY_RECORDED, QUALITY, apply_quality, wakes=positions)
 
     batch = runtime.settings.settlement_batch_max_records
 
-    @runtime.broker.subscriber(SPEND.name, **batch_options(runtime.settings, GROUP, batch))
+    @runtime.broker.subscriber(SPEND.name, **batch_options(runtime.settings, SPEND, GROUP, batch))
     async def on_spend(records: list[Any]) -> None:
         await spend.handle(records)
 
-    @runtime.broker.subscriber(CONTRACTS.name, **batch_options(runtime.settings, GROUP + ".contracts"))
+    @runtime.broker.subscriber(CONTRACTS.name, **batch_options(runtime.settings, CONTRACTS, GROUP + ".contracts"))
     async def on_contracts(records: list[Any]) -> None:
         await contracts.handle(records)
 
-    @runtime.broker.subscriber(QUALITY.name, **batch_options(runtime.settings, GROUP + ".quality"))
+    @runtime.broker.subscriber(QUALITY.name, **batch_options(runtime.settings, QUALITY, GROUP + ".quality"))
     async def on_quality(records: list[Any]) -> None:
         await quality.handle(records)
 

@@ -198,11 +198,58 @@ async def _snapshots(conn: Conn, terms: dict[str, ContractTerms]) -> dict[str, S
     return out
 
 
-async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
-    """Recompute and store the position of each contract whose terms are known; one event each."""
+POSITION_LOCKS = 7301  # advisory lock class: one recompute of a contract at a time across instances
+
+
+async def mark_pending(conn: Conn, contract_ids: set[str]) -> None:
+    """Ask for a new position of these contracts, in the transaction that changes them."""
+    if contract_ids:
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.pending_positions (contract_id) SELECT unnest($1::text[])"
+            # Keeps the first mark's time (passes take the oldest first, so a busy contract is not starved).
+            f" ON CONFLICT (contract_id) DO UPDATE SET mark = {SCHEMA}.pending_positions.mark + 1",
+            sorted(contract_ids),  # one order everywhere: concurrent markers cannot deadlock
+        )
+
+
+async def publish_pending(conn: Conn, limit: int) -> tuple[int, Outgoing]:
+    """One recompute pass, in the caller's transaction: (contracts recomputed, their position events).
+
+    The pass holds no row lock while it computes, so consumers keep applying and marking meanwhile. It
+    reads the marks, recomputes, and removes only the marks it read: a mark committed during the pass
+    survives it, and the next pass publishes that change. An advisory lock per contract keeps two passes
+    (scaled-out instances) from computing the same contract at once; a contract another pass holds is
+    left for later."""
     rows = await conn.fetch(
-        f"SELECT contract_id, version FROM {SCHEMA}.contracts WHERE contract_id = ANY($1::text[])"
-        " ORDER BY contract_id FOR UPDATE",
+        f"SELECT contract_id, mark FROM (SELECT contract_id, mark FROM {SCHEMA}.pending_positions"
+        " ORDER BY marked_at, contract_id LIMIT $1) AS p"
+        " WHERE pg_try_advisory_xact_lock($2, hashtext(contract_id))",
+        limit,
+        POSITION_LOCKS,
+    )
+    if not rows:
+        return 0, []
+    outgoing = await recompute(conn, {r["contract_id"] for r in rows})
+    done = sorted((r["contract_id"], r["mark"]) for r in rows)
+    # Row locks in contract order, as mark_pending takes them, so the two never wait on each other in a cycle.
+    await conn.execute(
+        f"SELECT 1 FROM {SCHEMA}.pending_positions WHERE contract_id = ANY($1::text[]) ORDER BY contract_id FOR UPDATE",
+        [c for c, _ in done],
+    )
+    await conn.execute(
+        f"DELETE FROM {SCHEMA}.pending_positions p USING unnest($1::text[], $2::bigint[]) AS k(contract_id, mark)"
+        " WHERE p.contract_id = k.contract_id AND p.mark = k.mark",
+        [c for c, _ in done],
+        [m for _, m in done],
+    )
+    return len(rows), outgoing
+
+
+async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
+    """Recompute and store the position of each contract whose terms are known; one event each. Callers hold
+    the contracts' position locks (publish_pending), which keep two recomputes of one contract apart."""
+    rows = await conn.fetch(
+        f"SELECT contract_id, version FROM {SCHEMA}.contracts WHERE contract_id = ANY($1::text[])",
         sorted(contract_ids),
     )  # spend that arrived before its contract gets a position when the contract does
     states = {r["contract_id"]: _STATES.get((r["contract_id"], r["version"])) for r in rows}
@@ -217,10 +264,10 @@ async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
     snapshots = await _snapshots(conn, {cid: s.terms for cid, s in known.items()})
     positions = [_position(state, state.terms, snapshots[cid]) for cid, state in known.items()]
     await conn.executemany(
-        f"INSERT INTO {SCHEMA}.positions (contract_id, sequence, position) VALUES ($1, $2, $3)"
+        f"INSERT INTO {SCHEMA}.positions (contract_id, sequence, position) VALUES ($1, $2, $3::text::jsonb)"
         " ON CONFLICT (contract_id) DO UPDATE SET sequence = excluded.sequence, position = excluded.position,"
         " updated_at = now()",
-        [(p.contract_id, p.sequence, p.model_dump(mode="json")) for p in positions],
+        [(p.contract_id, p.sequence, p.model_dump_json()) for p in positions],
     )
     return [(SETTLEMENT, p.contract_id, new_envelope(POSITION_UPDATED, p, PRODUCER)) for p in positions]
 

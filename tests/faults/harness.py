@@ -47,16 +47,16 @@ class Feed:
     seed: int = 1
     items: list[tuple[str, str, bytes]] = field(default_factory=list)
     total: Decimal = Decimal(0)
+    cents: list[int] = field(default_factory=list)  # each line's signed amount
 
     def __post_init__(self) -> None:
         rng = random.Random(self.seed)
-        cents = 0
         for n in range(self.lines):
             member = f"{self.contract}-M{rng.randrange(self.members):04d}"
             served = date(2025, 1, 1) + timedelta(days=rng.randrange(300))
             amount = rng.randrange(1_000, 500_000)
             cancel = rng.randrange(40) == 0
-            cents += -amount if cancel else amount
+            self.cents.append(-amount if cancel else amount)
             payload = {
                 "source": "faults", "claim_id": f"{self.contract}-C{n:06d}", "line_number": 1, "member_id": member,
                 "payer": "CMS", "claim_type": "professional", "adjustment_type": "cancellation" if cancel else "original",
@@ -68,7 +68,11 @@ class Feed:
                 "schema_version": 1, "occurred_at": datetime.now(UTC).isoformat(), "producer": "faults", "payload": payload,
             }  # fmt: skip
             self.items.append(("claims.submitted.v1", member, json.dumps(envelope).encode()))
-        self.total = Decimal(cents) / 100
+        self.total = self.total_of(self.lines)
+
+    def total_of(self, first: int) -> Decimal:
+        """The exact total of the first `first` lines."""
+        return Decimal(sum(self.cents[:first])) / 100
 
     def contract_body(self) -> dict[str, object]:
         return {
@@ -150,15 +154,16 @@ def settled_total(stack: Stack, contract: str) -> Decimal | None:
     return Decimal(r.json()["paid_to_date"]) if r.status_code == 200 else None
 
 
-def wait_for_total(stack: Stack, feed: Feed, seconds: float = 120) -> float:
-    """Seconds until the contract's settled spend equals the feed's total; fails if it never does."""
+def wait_for_total(stack: Stack, feed: Feed, seconds: float = 120, total: Decimal | None = None) -> float:
+    """Seconds until the contract's settled spend equals the feed's total (or `total`); fails if it never does."""
+    expected = feed.total if total is None else total
     started = time.monotonic()
     deadline = started + seconds
     while time.monotonic() < deadline:
-        if settled_total(stack, feed.contract) == feed.total:
+        if settled_total(stack, feed.contract) == expected:
             return time.monotonic() - started
         time.sleep(0.25)
-    raise AssertionError(f"{feed.contract}: settled {settled_total(stack, feed.contract)} != {feed.total}")
+    raise AssertionError(f"{feed.contract}: settled {settled_total(stack, feed.contract)} != {expected}")
 
 
 def invariant(stack: Stack, feed: Feed) -> str:

@@ -22,18 +22,23 @@ def estimate_completion(paid: Mapping[tuple[str, int], Decimal], known_through: 
     """Share of a service month's eventual spend paid by each lag (0, 1, ...), or None when the history
     is too short to say. `paid` maps (service month YYYY-MM, lag in months) to the amount paid at that lag;
     `known_through` is the month index (year * 12 + month - 1) up to which payments are known."""
-    months = sorted({m for m, _ in paid}, key=month_index)
-    cumulative: dict[tuple[str, int], Decimal] = {}
-    for m in months:
+    by_month: dict[int, dict[int, Decimal]] = {}
+    for (m, lag), amount in paid.items():
+        by_month.setdefault(month_index(m), {})[lag] = amount
+    # Per service month (in month order): cumulative paid at lag 0, 1, ... up to what is known.
+    cumulative: list[list[Decimal]] = []
+    for index in sorted(by_month):
+        lags = by_month[index]
         running = ZERO
-        for lag in range(0, min(MAX_LAG, known_through - month_index(m)) + 1):
-            running += paid.get((m, lag), ZERO)
-            cumulative[(m, lag)] = running
+        cum: list[Decimal] = []
+        for lag in range(0, min(MAX_LAG, known_through - index) + 1):
+            running += lags.get(lag, ZERO)
+            cum.append(running)
+        cumulative.append(cum)
     development: list[Decimal] = []
     for lag in range(MAX_LAG):
         # Months observed at lag + 1 (and so at lag): how much their cumulative spend grew.
-        pairs = [(cumulative[(m, lag)], cumulative[(m, lag + 1)]) for m in months if (m, lag + 1) in cumulative]
-        pairs = [(a, b) for a, b in pairs if a > 0]
+        pairs = [(cum[lag], cum[lag + 1]) for cum in cumulative if len(cum) > lag + 1 and cum[lag] > 0]
         if len(pairs) < MIN_MONTHS_PER_LAG:
             break
         development.append(sum((b for _, b in pairs), ZERO) / sum((a for a, _ in pairs), ZERO))

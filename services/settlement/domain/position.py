@@ -66,8 +66,7 @@ class Position:
 
 
 def _month_index(key: str) -> int:
-    year, month = key.split("-")
-    return int(year) * 12 + int(month) - 1
+    return int(key[:4]) * 12 + int(key[5:7]) - 1
 
 
 def _annual_benchmark(terms: ContractTerms, months: dict[EnrollmentType, int]) -> Decimal:

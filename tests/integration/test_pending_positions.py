@@ -1,0 +1,106 @@
+"""Settlement's position loop on a real PostgreSQL: a change committed while its contract is being
+recomputed is not lost, and two passes never compute one contract at once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import asyncpg
+import pytest
+
+from services.settlement import repository
+from services.settlement.app import MIGRATIONS
+from shared.db import apply_migrations, create_pool
+from shared.events import ContractState, RosterSummary, SpendDelta
+from tests.terms import mssp_terms
+
+pytestmark = pytest.mark.integration
+
+
+def _spend(amount: str) -> SpendDelta:
+    return SpendDelta(
+        contract_id="P1",
+        member_id="M1",
+        line_key=f"k{amount}",
+        enrollment_type="aged_nondual",
+        claim_type="professional",
+        service_month=datetime(2025, 3, 1).date(),
+        paid_date=datetime(2025, 3, 20).date(),
+        amount=D(amount),
+    )
+
+
+async def _pending(pool: asyncpg.Pool) -> list[tuple[str, int]]:
+    rows = await pool.fetch("SELECT contract_id, mark FROM settlement.pending_positions ORDER BY 1")
+    return [(r["contract_id"], r["mark"]) for r in rows]
+
+
+async def test_a_mark_during_a_pass_survives_it_and_is_published_next(database: str) -> None:
+    pool = await create_pool(database, 4)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, "settlement", MIGRATIONS)
+            state = ContractState(
+                contract_id="P1", version=1, name="P", payer="CMS", terms=mssp_terms(),
+                roster=RosterSummary(members={"aged_nondual": 10}), changed_by="test", changed_at=datetime.now(UTC),
+            )  # fmt: skip
+            async with conn.transaction():
+                await repository.store_contract(conn, state)
+                await repository.apply_spend(conn, [_spend("100")])
+                await repository.mark_pending(conn, {"P1"})
+        assert await _pending(pool) == [("P1", 1)]
+
+        # A consumer applies more spend and marks the contract, and has not committed yet.
+        consumer = await pool.acquire()
+        tx = consumer.transaction()
+        await tx.start()
+        await repository.apply_spend(consumer, [_spend("50")])
+        await repository.mark_pending(consumer, {"P1"})
+
+        async def one_pass() -> tuple[int, list[object]]:
+            async with pool.acquire() as conn, conn.transaction():
+                taken, out = await repository.publish_pending(conn, 100)
+                return taken, list(out)
+
+        passing = asyncio.create_task(one_pass())
+        await asyncio.sleep(0.5)
+        assert not passing.done()  # it computed from what was committed and now waits for the marker's row
+        await tx.commit()
+        await pool.release(consumer)
+        taken, out = await passing
+        assert taken == 1 and len(out) == 1
+        first = out[0][2].payload  # type: ignore[index]
+        assert first.paid_to_date == D("100")  # the pass saw only the committed spend...
+        assert await _pending(pool) == [("P1", 2)]  # ...so the later mark stays
+
+        taken, out = await one_pass()
+        assert taken == 1 and out[0][2].payload.paid_to_date == D("150")  # type: ignore[index]
+        assert out[0][2].payload.sequence == first.sequence + 1  # type: ignore[index]
+        assert await _pending(pool) == []
+        assert await one_pass() == (0, [])
+    finally:
+        await pool.close()
+
+
+async def test_two_passes_never_take_the_same_contract(database: str) -> None:
+    pool = await create_pool(database, 4)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, "settlement", MIGRATIONS)
+            await repository.mark_pending(conn, {f"C{i:03d}" for i in range(50)})
+        a = await pool.acquire()
+        b = await pool.acquire()
+        try:
+            async with a.transaction(), b.transaction():
+                taken_a, _ = await repository.publish_pending(a, 30)
+                # The first pass still holds its 30: the second gets none of them, only what is left.
+                taken_b, _ = await repository.publish_pending(b, 50)
+            assert (taken_a, taken_b) == (30, 20)
+        finally:
+            await pool.release(a)
+            await pool.release(b)
+        assert await _pending(pool) == []
+    finally:
+        await pool.close()
