@@ -246,7 +246,7 @@ async def latency(stack: Stack, watcher: Watcher, rate: int, seconds: int, contr
 
 
 def cpu_seconds(stack: Stack) -> dict[str, float]:
-    """CPU time used so far by each part of the stack (PostgreSQL summed over its backends)."""
+    """CPU time used so far by each part of the stack (PostgreSQL per backend process)."""
     import psutil
 
     out: dict[str, float] = {}
@@ -256,15 +256,23 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
     if stack.broker is not None:
         t = psutil.Process(stack.broker.pid).cpu_times()
         out["broker"] = t.user + t.system
-    out["postgres"] = 0.0
     for proc in psutil.process_iter(["name"]):
         if proc.info["name"] == "postgres":
             try:
                 t = proc.cpu_times()
-                out["postgres"] += t.user + t.system
+                out[f"postgres/{proc.pid}"] = t.user + t.system
             except psutil.Error:
                 pass
     return out
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> str:
+    """CPU seconds between two cpu_seconds() readings; PostgreSQL's backends summed (one that exited in
+    between is not counted, so its figure is a lower bound)."""
+    used: dict[str, float] = defaultdict(float)
+    for key, value in after.items():
+        used[key.split("/")[0]] += value - before.get(key, 0.0)
+    return "  ".join(f"{k}={v:.1f}" for k, v in used.items())
 
 
 def start_profilers(stack: Stack, directory: Path | None) -> list[subprocess.Popen[bytes]]:
@@ -341,7 +349,7 @@ async def run(args: argparse.Namespace) -> None:
                 stop_profilers(profilers)
                 print(f"end_to_end_lines_per_s={e2e:,.0f}  ({args.lines:,} lines, submitted -> last settlement.v1 update)")
                 after = cpu_seconds(stack)
-                print("  cpu_seconds_during_end_to_end " + "  ".join(f"{k}={after[k] - before.get(k, 0):.1f}" for k in after))
+                print("  cpu_seconds_during_end_to_end " + cpu_used(before, after))
                 profilers = start_profilers(stack, args.profile and args.profile / "latency")
                 before, positions = cpu_seconds(stack), watcher.positions
                 p50, p99, n = await latency(stack, watcher, args.rate, args.latency_seconds, args.contracts, per)
@@ -349,7 +357,7 @@ async def run(args: argparse.Namespace) -> None:
                 stop_profilers(profilers)
                 print(f"latency_ms_p50={p50:.0f}  latency_ms_p99={p99:.0f}  ({n:,} lines at a steady {args.rate:,} lines/s; "
                       f"{positions:,} positions published)")  # fmt: skip
-                print("  cpu_seconds_during_latency " + "  ".join(f"{k}={after[k] - before.get(k, 0):.1f}" for k in after))
+                print("  cpu_seconds_during_latency " + cpu_used(before, after))
             finally:
                 await watcher.stop()
             rss = peak_rss(stack)

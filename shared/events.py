@@ -169,7 +169,8 @@ class QualityResult(Payload):
 
 
 class SpendDelta(Payload):
-    """spend.v1: the signed spend one claim line adds to (or, as a correction, takes from) one contract."""
+    """The signed spend one claim line adds to (or, as a correction, takes from) one contract: one event on
+    spend.v1 (still consumed, so nothing in flight is lost on upgrade), many in a SpendBatch on spend.v2."""
 
     contract_id: Identifier = _ID
     member_id: Identifier = _ID
@@ -179,6 +180,17 @@ class SpendDelta(Payload):
     service_month: date
     paid_date: date
     amount: Money
+
+
+MAX_SPEND_BATCH = 1000
+
+
+class SpendBatch(Payload):
+    """spend.v2: the spend deltas one claims_ingest transaction produced, for any contracts. Deltas add up in
+    any order, so a batch needs no per-contract ordering; one message instead of one per delta spares the
+    relay, the broker and settlement a message, a parse and a dedupe row per claim line."""
+
+    deltas: tuple[SpendDelta, ...] = Field(min_length=1, max_length=MAX_SPEND_BATCH)
 
 
 class SettlementPosition(Payload):
@@ -246,6 +258,7 @@ CONTRACT_CHANGED = EventSpec("contract.changed", ContractState)
 ATTRIBUTION_CHANGED = EventSpec("attribution.changed", Attribution)
 QUALITY_RECORDED = EventSpec("quality.recorded", QualityResult)
 SPEND_APPLIED = EventSpec("spend.delta", SpendDelta)
+SPEND_BATCH = EventSpec("spend.batch", SpendBatch)
 POSITION_UPDATED = EventSpec("settlement.position", SettlementPosition)
 NOTIFICATION = EventSpec("notification", NotificationEvent)
 DEAD_LETTER = EventSpec("dead_letter", DeadLetter)

@@ -37,7 +37,10 @@ class Settings(BaseSettings):
     # For topics off the claim-to-position path (contracts, rosters, keys, rejects): a change lands within this.
     cold_fetch_max_wait_ms: int = 250
     outbox_batch: int = 2000
-    outbox_idle_sleep_s: float = 0.05
+    # Relays and work loops are woken by the commits that give them work; this is only how long they wait
+    # for work nobody woke them for (rows left by a crash or another instance). Polling more often costs the
+    # database and the service CPU while idle.
+    outbox_idle_sleep_s: float = 1.0
     db_pool_size: int = 4
     log_level: str = "INFO"
     shutdown_timeout_s: float = 15.0

@@ -21,7 +21,8 @@ MEMBERS = TopicSpec("members.v1", 8)
 CONTRACTS = TopicSpec("contracts.v1", 4, compacted=True)
 ATTRIBUTION = TopicSpec("attribution.v1", 8)
 QUALITY = TopicSpec("quality.v1", 4)
-SPEND = TopicSpec("spend.v1", 8, hot=True)
+SPEND = TopicSpec("spend.v1", 8)  # one delta per event; superseded by spend.v2, read so none in flight is lost
+SPEND_BATCHES = TopicSpec("spend.v2", 8, hot=True)
 SETTLEMENT = TopicSpec("settlement.v1", 4, hot=True)
 NOTIFICATIONS = TopicSpec("notifications.v1", 4)
 KEYS = TopicSpec("keys.v1", 1, compacted=True)
@@ -36,6 +37,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ATTRIBUTION,
     QUALITY,
     SPEND,
+    SPEND_BATCHES,
     SETTLEMENT,
     NOTIFICATIONS,
     KEYS,

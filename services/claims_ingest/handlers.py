@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
@@ -23,22 +24,27 @@ from shared.db import Conn
 from shared.envelope import Envelope, Reason, new_envelope
 from shared.events import (
     CLAIM_REJECTED,
-    SPEND_APPLIED,
+    MAX_SPEND_BATCH,
+    SPEND_BATCH,
     AttributionPeriod,
     ClaimLine,
     ClaimRejected,
     MemberIdChanged,
+    SpendBatch,
     SpendDelta,
 )
 from shared.events import Attribution as AttributionEvent
 from shared.kafka import Parsed, refusal, rejection_id
 from shared.metrics import REGISTRY
-from shared.topics import CLAIMS_REJECTED, SPEND, TopicSpec
+from shared.topics import CLAIMS_REJECTED, SPEND_BATCHES, TopicSpec
 
 SCHEMA = "claims_ingest"
 PRODUCER = "claims_ingest"
 MEMBER_LOCK_STRIPES = 256
 Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
+# Spend produced in a transaction, each delta with its identity (line, contract, generation, sign).
+Deltas = list[tuple[uuid.UUID, SpendDelta]]
+BATCH_NAMESPACE = uuid.UUID("8e0c5a52-1d7b-4f0e-b1c4-2a9f6d3e7b10")
 
 log = structlog.get_logger()
 
@@ -52,22 +58,31 @@ def reject_claim(record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tup
     return CLAIMS_REJECTED, key, new_envelope(CLAIM_REJECTED, payload, PRODUCER, event_id=rejection_id(record))
 
 
-def _spend(contract_id: str, member_id: str, c: Correction, line: dict[str, Any], etype: str) -> Envelope[Any]:
-    return new_envelope(
-        SPEND_APPLIED,
-        SpendDelta(
-            contract_id=contract_id,
-            member_id=member_id,
-            line_key=c.line_key,
-            enrollment_type=etype,
-            claim_type=line["claim_type"],
-            service_month=service_month(line["service_date"]),
-            paid_date=line["paid_date"],
-            amount=c.amount,
-        ),
-        PRODUCER,
-        event_id=spend_event_id(c.line_key, contract_id, c.generation, c.sign),
+def _spend(contract_id: str, member_id: str, c: Correction, line: dict[str, Any], etype: str) -> tuple[uuid.UUID, SpendDelta]:
+    delta = SpendDelta(
+        contract_id=contract_id,
+        member_id=member_id,
+        line_key=c.line_key,
+        enrollment_type=etype,
+        claim_type=line["claim_type"],
+        service_month=service_month(line["service_date"]),
+        paid_date=line["paid_date"],
+        amount=c.amount,
     )
+    return spend_event_id(c.line_key, contract_id, c.generation, c.sign), delta
+
+
+def spend_batches(deltas: Deltas) -> Outgoing:
+    """The transaction's spend as spend.v2 batches. A batch's id derives from its deltas' identities, so the
+    same spend is the same event wherever it is re-sent from."""
+    out: Outgoing = []
+    for i in range(0, len(deltas), MAX_SPEND_BATCH):
+        chunk = deltas[i : i + MAX_SPEND_BATCH]
+        event_id = uuid.uuid5(BATCH_NAMESPACE, "|".join(str(d_id) for d_id, _ in chunk))
+        batch = SpendBatch(deltas=tuple(d for _, d in chunk))
+        # Deltas add up in any order: the key only spreads batches over the partitions.
+        out.append((SPEND_BATCHES, chunk[0][1].contract_id, new_envelope(SPEND_BATCH, batch, PRODUCER, event_id=event_id)))
+    return out
 
 
 async def lock_members(conn: Conn, member_ids: set[str]) -> None:
@@ -116,7 +131,7 @@ async def _store(conn: Conn, values: list[ClaimLine]) -> list[ClaimLine]:
     return [v for v in values if v.line_key in keys]
 
 
-async def _supersede(conn: Conn, new: list[ClaimLine]) -> tuple[set[str], Outgoing]:
+async def _supersede(conn: Conn, new: list[ClaimLine]) -> tuple[set[str], Deltas]:
     """Final action for versioned groups: mark every version but the greatest superseded, and reverse the
     spend of a version that had counted until now. Returns the new lines that do not count."""
     grouped = [v for v in new if v.version_group]
@@ -141,7 +156,7 @@ async def _supersede(conn: Conn, new: list[ClaimLine]) -> tuple[set[str], Outgoi
     return set(loser_keys), await _reverse(conn, loser_keys)
 
 
-async def _reverse(conn: Conn, line_keys: list[str]) -> Outgoing:
+async def _reverse(conn: Conn, line_keys: list[str]) -> Deltas:
     """Take back the spend these lines contribute to every contract they are active in."""
     rows = await conn.fetch(
         f"UPDATE {SCHEMA}.emitted e SET active = false FROM {SCHEMA}.claim_lines l"
@@ -149,10 +164,10 @@ async def _reverse(conn: Conn, line_keys: list[str]) -> Outgoing:
         " RETURNING e.line_key, e.contract_id, e.member_id, e.generation, e.amount, l.claim_type, l.service_date, l.paid_date",
         line_keys,
     )
-    out: Outgoing = []
+    out: Deltas = []
     for r in rows:
         c = Correction(r["line_key"], r["generation"], "-", -r["amount"], None)
-        out.append((SPEND, r["contract_id"], _spend(r["contract_id"], r["member_id"], c, dict(r), "aged_nondual")))
+        out.append(_spend(r["contract_id"], r["member_id"], c, dict(r), "aged_nondual"))
     return out
 
 
@@ -201,7 +216,7 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
             matched = True
             c = Correction(line.line_key, 1, "+", amount, period)
             info = {"claim_type": line.claim_type, "service_date": line.from_date, "paid_date": line.paid_date}
-            out.append((SPEND, contract_id, _spend(contract_id, line.member_id, c, info, period.enrollment_type)))
+            out.append(_spend(contract_id, line.member_id, c, info, period.enrollment_type))
             emitted.append((line.line_key, contract_id, line.member_id, amount))
         if not matched:
             UNATTRIBUTED.inc()
@@ -214,10 +229,10 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
             [e[2] for e in emitted],
             [e[3] for e in emitted],
         )
-    return out
+    return spend_batches(out)
 
 
-async def reconcile(conn: Conn, member_id: str, contract_id: str, payer: str, periods: tuple[AttributionPeriod, ...]) -> Outgoing:
+async def reconcile(conn: Conn, member_id: str, contract_id: str, payer: str, periods: tuple[AttributionPeriod, ...]) -> Deltas:
     """Emit what makes the member's spend in the contract equal the signed sum of the lines its periods cover."""
     line_rows = await conn.fetch(
         f"SELECT line_key, payer, claim_type, service_date, paid_date, amount, superseded FROM {SCHEMA}.claim_lines"
@@ -234,11 +249,11 @@ async def reconcile(conn: Conn, member_id: str, contract_id: str, payer: str, pe
     counted = {k: (v["service_date"], v["amount"]) for k, v in info.items() if v["payer"] == payer and not v["superseded"]}
     # Lines of another payer (the contract's payer changed) or superseded versions are covered by no period.
     other = {k: (v["service_date"], v["amount"]) for k, v in info.items() if k not in counted}
-    out: Outgoing = []
+    out: Deltas = []
     for c in corrections(counted, emitted, periods) + corrections(other, emitted, ()):
         line = info[c.line_key]
         etype = c.period.enrollment_type if c.period else (periods[0].enrollment_type if periods else "aged_nondual")
-        out.append((SPEND, contract_id, _spend(contract_id, member_id, c, line, etype)))
+        out.append(_spend(contract_id, member_id, c, line, etype))
         await conn.execute(
             f"INSERT INTO {SCHEMA}.emitted (line_key, contract_id, member_id, generation, active, amount)"
             " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (line_key, contract_id) DO UPDATE"
@@ -255,7 +270,7 @@ async def reconcile(conn: Conn, member_id: str, contract_id: str, payer: str, pe
 
 
 async def apply_attribution(conn: Conn, batch: list[Parsed[AttributionEvent]]) -> Outgoing:
-    out: Outgoing = []
+    out: Deltas = []
     await lock_members(conn, {p.envelope.payload.member_id for p in batch})
     renamed = await current_ids(conn, {(p.envelope.payload.payer, p.envelope.payload.member_id) for p in batch})
     if renamed:
@@ -281,13 +296,13 @@ async def apply_attribution(conn: Conn, batch: list[Parsed[AttributionEvent]]) -
             [period.model_dump(mode="json") for period in a.periods],
         )
         out += await reconcile(conn, member, a.contract_id, a.payer, a.periods)
-    return out
+    return spend_batches(out)
 
 
 async def apply_id_changes(conn: Conn, batch: list[Parsed[MemberIdChanged]]) -> Outgoing:
     """Re-key a retired member id: its claims (earlier ones too) move to the newest id, with reversing spend
     under the old id and new spend under the new one, and later claims under the old id are mapped on arrival."""
-    out: Outgoing = []
+    out: Deltas = []
     for p in batch:
         change = p.envelope.payload
         payer = change.payer
@@ -336,7 +351,7 @@ async def apply_id_changes(conn: Conn, batch: list[Parsed[MemberIdChanged]]) -> 
         ):
             periods = tuple(AttributionPeriod.model_validate(x) for x in a["periods"])
             out += await reconcile(conn, newest, a["contract_id"], a["payer"], periods)
-    return out
+    return spend_batches(out)
 
 
 async def store_rejects(conn: Conn, batch: list[Parsed[ClaimRejected]]) -> Outgoing:

@@ -13,11 +13,20 @@ from services.settlement import repository
 from services.settlement.repository import Outgoing
 from shared.auth import Principal, requires
 from shared.db import Conn, enqueue
-from shared.events import CONTRACT_CHANGED, QUALITY_RECORDED, SPEND_APPLIED, ContractState, QualityResult, SpendDelta
+from shared.events import (
+    CONTRACT_CHANGED,
+    QUALITY_RECORDED,
+    SPEND_APPLIED,
+    SPEND_BATCH,
+    ContractState,
+    QualityResult,
+    SpendBatch,
+    SpendDelta,
+)
 from shared.kafka import Parsed, batch_options
 from shared.service import ServiceRuntime, serve
 from shared.terms import ContractTerms
-from shared.topics import CONTRACTS, QUALITY, SPEND
+from shared.topics import CONTRACTS, QUALITY, SPEND, SPEND_BATCHES
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 Viewer = Annotated[Principal, Depends(requires("viewer"))]
@@ -27,6 +36,12 @@ GROUP = "settlement"
 
 async def apply_spend(conn: Conn, batch: list[Parsed[SpendDelta]]) -> Outgoing:
     await repository.mark_pending(conn, await repository.apply_spend(conn, [p.envelope.payload for p in batch]))
+    return []
+
+
+async def apply_spend_batches(conn: Conn, batch: list[Parsed[SpendBatch]]) -> Outgoing:
+    deltas = [d for p in batch for d in p.envelope.payload.deltas]
+    await repository.mark_pending(conn, await repository.apply_spend(conn, deltas))
     return []
 
 
@@ -54,6 +69,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
 
     positions = runtime.work_loop("positions", publish_positions, limit)
     spend = runtime.consumer(SPEND_APPLIED, SPEND, apply_spend, wakes=positions)
+    spend_batches = runtime.consumer(SPEND_BATCH, SPEND_BATCHES, apply_spend_batches, wakes=positions)
     contracts = runtime.consumer(CONTRACT_CHANGED, CONTRACTS, apply_contracts, wakes=positions)
     quality = runtime.consumer(QUALITY_RECORDED, QUALITY, apply_quality, wakes=positions)
 
@@ -62,6 +78,11 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     @runtime.broker.subscriber(SPEND.name, **batch_options(runtime.settings, SPEND, GROUP, batch))
     async def on_spend(records: list[Any]) -> None:
         await spend.handle(records)
+
+    # Each message carries up to MAX_SPEND_BATCH deltas: a few dozen make a large transaction already.
+    @runtime.broker.subscriber(SPEND_BATCHES.name, **batch_options(runtime.settings, SPEND_BATCHES, GROUP + ".batches", 50))
+    async def on_spend_batches(records: list[Any]) -> None:
+        await spend_batches.handle(records)
 
     @runtime.broker.subscriber(CONTRACTS.name, **batch_options(runtime.settings, CONTRACTS, GROUP + ".contracts"))
     async def on_contracts(records: list[Any]) -> None:

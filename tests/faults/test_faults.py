@@ -191,8 +191,7 @@ def test_broker_restart_loses_everything_and_the_feed_is_sent_again(stack: Stack
     assert all(p.poll() is None for p in stack.services.values())
     record(
         "broker restart (memory storage lost)",
-        "half the feed (settled), then the broker killed and started empty on the same port; the whole feed published"
-        " again",
+        "half the feed (settled), then the broker killed and started empty on the same port; the whole feed published again",
         f"services reconnected and re-created topics; settled {time.monotonic() - started:.1f} s after the re-publish"
         f" ({caught_up:.1f} s wait); not doubled: {observed}",
     )

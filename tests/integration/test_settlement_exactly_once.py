@@ -4,6 +4,7 @@ restart never count a cent twice, and bad events land in the dead-letter topic w
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, date, datetime
@@ -11,10 +12,19 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from services.settlement.app import MIGRATIONS, build
 from shared.envelope import new_envelope
-from shared.events import CONTRACT_CHANGED, SPEND_APPLIED, ContractState, RosterSummary, SpendDelta
+from shared.events import (
+    CONTRACT_CHANGED,
+    SPEND_APPLIED,
+    SPEND_BATCH,
+    ContractState,
+    RosterSummary,
+    SpendBatch,
+    SpendDelta,
+)
 from shared.kafka import ensure_topics, make_producer, publish_all
 from shared.service import ServiceRuntime
 from shared.settings import Settings
@@ -40,26 +50,30 @@ def contract() -> ContractState:
     )
 
 
-def spend(n: int, amount: str) -> bytes:
-    delta = SpendDelta(
-        contract_id="K1",
-        member_id=f"M{n % 2}",
-        line_key=f"L{n}",
+def delta(contract_id: str, member_id: str, line_key: str, amount: str) -> SpendDelta:
+    return SpendDelta(
+        contract_id=contract_id,
+        member_id=member_id,
+        line_key=line_key,
         enrollment_type="aged_nondual",
         claim_type="professional",
         service_month=date(2025, 2, 1),
         paid_date=date(2025, 3, 1),
         amount=Decimal(amount),
     )
-    return new_envelope(SPEND_APPLIED, delta, "test", event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"L{n}")).to_bytes()
 
 
-async def wait_for(runtime: ServiceRuntime, expected: Decimal, seconds: float = 30) -> Decimal:
+def spend(n: int, amount: str) -> bytes:
+    one = delta("K1", f"M{n % 2}", f"L{n}", amount)
+    return new_envelope(SPEND_APPLIED, one, "test", event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"L{n}")).to_bytes()
+
+
+async def wait_for(runtime: ServiceRuntime, expected: Decimal, seconds: float = 30, contract_id: str = "K1") -> Decimal:
     deadline = time.monotonic() + seconds
     total = Decimal(-1)
     while time.monotonic() < deadline:
         total = await runtime.pool.fetchval(
-            "SELECT coalesce(sum(amount), -1) FROM settlement.member_spend WHERE contract_id = 'K1'"
+            "SELECT coalesce(sum(amount), -1) FROM settlement.member_spend WHERE contract_id = $1", contract_id
         )
         if total == expected:
             return total
@@ -112,3 +126,73 @@ async def test_duplicates_and_restart_count_once(broker: str, database: str) -> 
         assert position["lines_applied"] == 200
     finally:
         await runtime.stop()
+
+
+async def test_spend_batches_count_once_and_a_bad_batch_is_dead_lettered(broker: str, database: str) -> None:
+    """spend.v2, as claims_ingest sends it: many deltas in one event, deduplicated by the batch's id."""
+    settings = Settings(kafka_bootstrap=broker, database_url=database, session_timeout_ms=2000)
+    await ensure_topics(broker)
+    state = contract().model_copy(update={"contract_id": "K2", "name": "K2"})
+    contract_event = new_envelope(CONTRACT_CHANGED, state, "t")
+
+    def batch(first: int) -> tuple[uuid.UUID, bytes]:
+        deltas = [delta("K2", f"M{n % 3}", f"B{n}", f"{n}.01") for n in range(first, first + 100)]
+        env = new_envelope(SPEND_BATCH, SpendBatch(deltas=tuple(deltas)), "test")
+        return env.event_id, env.to_bytes()
+
+    batches = [batch(first) for first in (0, 100, 200)]
+    expected = sum((Decimal(f"{n}.01") for n in range(300)), Decimal(0))
+    bad = batches[0][1].replace(b'"amount":"0.01"', b'"amount":"zero"')
+    assert bad != batches[0][1]
+    producer = make_producer(broker, "test")
+    await producer.start()
+    try:
+        await publish_all(producer, [("contracts.v1", "K2", contract_event.to_bytes())])
+        items = [("spend.v2", "K2", value) for _, value in batches]
+        await publish_all(producer, [*items, items[1], ("spend.v2", "K2", bad), items[2]])  # duplicates, a bad one
+    finally:
+        await producer.stop()
+
+    runtime = ServiceRuntime("settlement", Path(MIGRATIONS), settings)
+    build(runtime)
+    await runtime.start()
+    try:
+        assert await wait_for(runtime, expected, contract_id="K2") == expected
+        ours = [contract_event.event_id] + [event_id for event_id, _ in batches]
+        deadline = time.monotonic() + 20
+        position = None
+        while time.monotonic() < deadline:
+            position = await runtime.pool.fetchval("SELECT position FROM settlement.positions WHERE contract_id = 'K2'")
+            if position and position["lines_applied"] == 300:
+                break
+            await asyncio.sleep(0.2)
+        assert position is not None and position["lines_applied"] == 300
+        assert Decimal(position["paid_to_date"]) == expected
+        processed = await runtime.pool.fetchval(
+            "SELECT count(*) FROM settlement.processed_events WHERE event_id = ANY($1::uuid[])", ours
+        )
+        assert processed == 4  # three batches and the contract, each once
+        # The bad batch is kept with the field that made it bad, and none of its deltas counted.
+        fields = await _dead_letter_fields(broker, "spend.v2")
+        assert "payload.deltas.0.amount" in fields
+    finally:
+        await runtime.stop()
+
+
+async def _dead_letter_fields(broker: str, source_topic: str, seconds: float = 15) -> set[str]:
+    consumer = AIOKafkaConsumer(
+        "deadletter.v1", bootstrap_servers=broker, group_id=f"t-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    fields: set[str] = set()
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not fields:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    payload = json.loads(r.value)["payload"]
+                    if payload["source_topic"] == source_topic:
+                        fields |= {reason["field"] for reason in payload["reasons"]}
+    finally:
+        await consumer.stop()
+    return fields
