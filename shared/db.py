@@ -46,8 +46,17 @@ async def _init_connection(conn: Conn) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _release(conn: Conn) -> None:
+    """What a connection needs on its way back to the pool. asyncpg's default resets the whole session (one
+    more round trip per transaction: advisory unlock, CLOSE, UNLISTEN, RESET ALL); our sessions change none
+    of that: advisory locks are transaction-scoped (the migration lock is released where it is taken), and
+    nothing LISTENs or SETs. A transaction left open by a failure is still rolled back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(dsn: str, size: int = 4) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, init=_init_connection)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, init=_init_connection, reset=_release)
     assert pool is not None
     return pool
 
