@@ -125,28 +125,31 @@ class Snapshot:
     paid_by_lag: dict[tuple[str, int], Decimal]
 
 
-def _thresholds(terms: ContractTerms, as_of: date | None) -> dict[str, str]:
+def _thresholds(terms: ContractTerms, as_of: date | None) -> dict[str, Decimal]:
     # Thresholds are annual: a member's spend to date is truncated at the share of the year elapsed, which is
     # truncating the member's annualized spend and scaling it back.
     share = elapsed_share(terms, as_of)
-    return {k: str(v * share) for k, v in (terms.truncation_threshold or {}).items()}
+    return {k: v * share for k, v in (terms.truncation_threshold or {}).items()}
 
 
 async def _snapshots(conn: Conn, terms: dict[str, ContractTerms]) -> dict[str, Snapshot]:
-    """Six set-based queries for any number of contracts (a batch touches many: one query each would not scale)."""
+    """Six or seven set-based queries for any number of contracts (a batch touches many: one query each would
+    not scale)."""
     ids = list(terms)
     months: dict[str, dict[str, Decimal]] = defaultdict(dict)
     for r in await conn.fetch(
-        f"SELECT contract_id, service_month, amount FROM {SCHEMA}.month_spend WHERE contract_id = ANY($1::text[])"
-        " ORDER BY contract_id, service_month",
+        f"SELECT contract_id, to_char(service_month, 'YYYY-MM') AS month, amount FROM {SCHEMA}.month_spend"
+        " WHERE contract_id = ANY($1::text[]) ORDER BY contract_id, service_month",
         ids,
     ):
-        months[r["contract_id"]][f"{r['service_month']:%Y-%m}"] = r["amount"]
+        months[r["contract_id"]][r["month"]] = r["amount"]
     lags: dict[str, dict[tuple[str, int], Decimal]] = defaultdict(dict)
     for r in await conn.fetch(
-        f"SELECT contract_id, service_month, lag, amount FROM {SCHEMA}.lag_spend WHERE contract_id = ANY($1::text[])", ids
+        f"SELECT contract_id, to_char(service_month, 'YYYY-MM') AS month, lag, amount FROM {SCHEMA}.lag_spend"
+        " WHERE contract_id = ANY($1::text[])",
+        ids,
     ):
-        lags[r["contract_id"]][(f"{r['service_month']:%Y-%m}", r["lag"])] = r["amount"]
+        lags[r["contract_id"]][(r["month"], r["lag"])] = r["amount"]
     activity = {
         r["contract_id"]: r
         for r in await conn.fetch(
@@ -156,13 +159,32 @@ async def _snapshots(conn: Conn, terms: dict[str, ContractTerms]) -> dict[str, S
     aggregates = {
         r["contract_id"]: r
         for r in await conn.fetch(
-            "SELECT contract_id, count(*) AS n, sum(amount) AS total, sum(amount * amount) AS sq,"
-            " sum(least(amount, coalesce(($2::jsonb -> contract_id ->> enrollment_type)::numeric, amount))) AS truncated"
+            "SELECT contract_id, count(*) AS n, sum(amount) AS total, sum(amount * amount) AS sq"
             f" FROM {SCHEMA}.member_spend WHERE contract_id = ANY($1::text[]) GROUP BY contract_id",
             ids,
-            {cid: _thresholds(t, activity[cid]["as_of"] if cid in activity else None) for cid, t in terms.items()},
         )
     }
+    # Truncated totals only for contracts with thresholds (the capped sum costs as much again as the others
+    # together); without thresholds the truncated total is the total.
+    thresholds = [
+        (cid, etype, value)
+        for cid, t in terms.items()
+        for etype, value in _thresholds(t, activity[cid]["as_of"] if cid in activity else None).items()
+    ]
+    truncated: dict[str, Decimal] = {}
+    if thresholds:
+        for r in await conn.fetch(
+            "SELECT m.contract_id, sum(least(m.amount, coalesce(t.threshold, m.amount))) AS truncated"
+            f" FROM {SCHEMA}.member_spend m"
+            " LEFT JOIN unnest($1::text[], $2::text[], $3::numeric[]) AS t(contract_id, enrollment_type, threshold)"
+            " ON t.contract_id = m.contract_id AND t.enrollment_type = m.enrollment_type"
+            " WHERE m.contract_id = ANY($4::text[]) GROUP BY m.contract_id",
+            [x[0] for x in thresholds],
+            [x[1] for x in thresholds],
+            [x[2] for x in thresholds],
+            list({x[0] for x in thresholds}),
+        ):
+            truncated[r["contract_id"]] = r["truncated"]
     quality = {
         r["contract_id"]: r
         for r in await conn.fetch(
@@ -187,7 +209,7 @@ async def _snapshots(conn: Conn, terms: dict[str, ContractTerms]) -> dict[str, S
             members=0 if agg is None else agg["n"],
             total=ZERO if agg is None else agg["total"],
             sum_of_squares=ZERO if agg is None else agg["sq"],
-            truncated_total=ZERO if agg is None else agg["truncated"],
+            truncated_total=ZERO if agg is None else truncated.get(cid, agg["total"]),
             lines=0 if act is None else act["lines"],
             as_of=None if act is None else act["as_of"],
             quality_score=None if q is None else q["quality_score"],

@@ -26,10 +26,17 @@ async def test_member_totals_are_capped_at_the_prorated_threshold(database: str)
             " VALUES ('T', $1, 'aged_nondual', $2)",
             [("M1", D("10000")), ("M2", D("40000")), ("M3", D("20000"))],
         )
+        await conn.executemany(
+            "INSERT INTO settlement.member_spend (contract_id, member_id, enrollment_type, amount)"
+            " VALUES ('U', $1, 'aged_nondual', $2)",
+            [("M1", D("10000")), ("M2", D("40000"))],
+        )
         await conn.execute("INSERT INTO settlement.activity (contract_id, lines, as_of) VALUES ('T', 3, '2025-03-15')")
-        snap = (await _snapshots(conn, {"T": terms}))["T"]
+        snaps = await _snapshots(conn, {"T": terms, "U": mssp_terms()})  # U has no thresholds
+        snap = snaps["T"]
     finally:
         await pool.release(conn)
         await pool.close()
     # March: 3/12 of the year, so the 100,000 annual threshold caps spend to date at 25,000 (M2 is truncated).
     assert snap.total == D("70000") and snap.truncated_total == D("55000")
+    assert snaps["U"].total == snaps["U"].truncated_total == D("50000")
