@@ -25,23 +25,35 @@ def estimate_completion(paid: Mapping[tuple[str, int], Decimal], known_through: 
     by_month: dict[int, dict[int, Decimal]] = {}
     for (m, lag), amount in paid.items():
         by_month.setdefault(month_index(m), {})[lag] = amount
+    # Past the longest lag anything was paid at, every month's development is exactly 1, which changes no
+    # factor: the triangle stops one lag after it.
+    longest = min(MAX_LAG, max((lag for _, lag in paid), default=0) + 1)
     # Per service month (in month order): cumulative paid at lag 0, 1, ... up to what is known.
     cumulative: list[list[Decimal]] = []
     for index in sorted(by_month):
         lags = by_month[index]
         running = ZERO
         cum: list[Decimal] = []
-        for lag in range(0, min(MAX_LAG, known_through - index) + 1):
+        for lag in range(0, min(longest, known_through - index) + 1):
             running += lags.get(lag, ZERO)
             cum.append(running)
         cumulative.append(cum)
+    # Per lag, over the months observed at lag + 1 (and so at lag), in month order: cumulative spend at
+    # lag (before) and at lag + 1 (after), and how many months.
+    before = [ZERO] * MAX_LAG
+    after = [ZERO] * MAX_LAG
+    months = [0] * MAX_LAG
+    for cum in cumulative:
+        for lag in range(len(cum) - 1):
+            if cum[lag] > 0:
+                before[lag] += cum[lag]
+                after[lag] += cum[lag + 1]
+                months[lag] += 1
     development: list[Decimal] = []
     for lag in range(MAX_LAG):
-        # Months observed at lag + 1 (and so at lag): how much their cumulative spend grew.
-        pairs = [(cum[lag], cum[lag + 1]) for cum in cumulative if len(cum) > lag + 1 and cum[lag] > 0]
-        if len(pairs) < MIN_MONTHS_PER_LAG:
+        if months[lag] < MIN_MONTHS_PER_LAG:
             break
-        development.append(sum((b for _, b in pairs), ZERO) / sum((a for a, _ in pairs), ZERO))
+        development.append(after[lag] / before[lag])
     if not development:
         return None
     factors: list[Decimal] = []
