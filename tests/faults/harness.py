@@ -166,6 +166,13 @@ def wait_for_total(stack: Stack, feed: Feed, seconds: float = 120, total: Decima
     raise AssertionError(f"{feed.contract}: settled {settled_total(stack, feed.contract)} != {expected}")
 
 
+def settled_after(stack: Stack, feed: Feed, thread: threading.Thread) -> str:
+    """Once the background feed is sent: how long settlement took to catch up, and the invariant it holds."""
+    thread.join(120)
+    caught_up = wait_for_total(stack, feed)
+    return f"caught up {caught_up:.1f} s after the feed; {invariant(stack, feed)}"
+
+
 def invariant(stack: Stack, feed: Feed) -> str:
     """Every cent once: settlement's spend = claims_ingest's attributed spend = the signed sum of the
     member's claim lines = the feed's total."""

@@ -24,6 +24,7 @@ from tests.faults.harness import (
     publish,
     publish_in_background,
     record,
+    settled_after,
     start_stack,
     wait_for_total,
     write_doc,
@@ -59,14 +60,12 @@ def test_kill_9_each_service_in_turn(stack: Stack) -> None:
         started = time.monotonic()
         stack.restart(name)
         recoveries.append(f"{name} {time.monotonic() - started:.1f} s")
-    thread.join(120)
-    caught_up = wait_for_total(stack, feed)
-    observed = invariant(stack, feed)
+    outcome = settled_after(stack, feed, thread)
     record(
         "kill -9 of each service in turn",
         f"{feed.lines:,} lines at 800/s; SIGKILL to contracts, claims_ingest, settlement, notifications, one a second;"
         " each restarted",
-        f"back healthy in {', '.join(recoveries)}; caught up {caught_up:.1f} s after the feed; {observed}",
+        f"back healthy in {', '.join(recoveries)}; {outcome}",
     )
 
 
@@ -104,13 +103,11 @@ def test_scale_out_and_in_rebalances(stack: Stack) -> None:
         stack.services[name].send_signal(signal.SIGTERM)  # the original leaves: another rebalance
         stack.services[name].wait(30)
         stack.services[name], stack.ports[name] = extra[name], ports[name]  # the newcomer carries on alone
-    thread.join(120)
-    caught_up = wait_for_total(stack, feed)
-    observed = invariant(stack, feed)
+    outcome = settled_after(stack, feed, thread)
     record(
         "scale-out and scale-in (rebalance)",
         "a second claims_ingest and settlement join their groups mid-stream, then the first of each leaves",
-        f"caught up {caught_up:.1f} s after the feed; {observed}",
+        outcome,
     )
 
 
@@ -134,15 +131,13 @@ def test_database_connections_dropped_mid_batch(stack: Stack) -> None:
     for _ in range(3):
         time.sleep(1.2)
         dropped += asyncio.run(terminate())
-    thread.join(120)
-    caught_up = wait_for_total(stack, feed)
-    observed = invariant(stack, feed)
+    outcome = settled_after(stack, feed, thread)
     alive = all(p.poll() is None for p in stack.services.values())
     assert alive
     record(
         "PostgreSQL connections dropped mid-batch",
         "pg_terminate_backend on every connection of the services, three times, while the feed flows",
-        f"{dropped} connections dropped; no service exited; caught up {caught_up:.1f} s after the feed; {observed}",
+        f"{dropped} connections dropped; no service exited; {outcome}",
     )
 
 
@@ -165,13 +160,11 @@ def test_graceful_shutdown_resumes_exactly_there(stack: Stack) -> None:
         assert took < stack.settings.shutdown_timeout_s + 10
         times.append(f"{name} stopped in order in {took:.1f} s")
         stack.restart(name)
-    thread.join(120)
-    caught_up = wait_for_total(stack, feed)
-    observed = invariant(stack, feed)
+    outcome = settled_after(stack, feed, thread)
     record(
         "graceful shutdown (SIGTERM) and restart",
         "SIGTERM to claims_ingest, then settlement, mid-stream; each restarted",
-        f"{'; '.join(times)}; caught up {caught_up:.1f} s after the feed; {observed}",
+        f"{'; '.join(times)}; {outcome}",
     )
 
 
