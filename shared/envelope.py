@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from functools import cached_property
+from typing import Any, Generic, Self, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -26,7 +28,19 @@ class Envelope(BaseModel, Generic[P]):
     payload: P
 
     def to_bytes(self) -> bytes:
+        return self._json
+
+    @cached_property
+    def _json(self) -> bytes:
+        # Envelopes are frozen: an event serialized for a table and again for the outbox is encoded once.
         return self.model_dump_json().encode()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        # pydantic copies cached properties along with the fields (pydantic issue 11955): a copy with other
+        # fields must not keep the original's bytes.
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("_json", None)
+        return copied
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
     )
 
 
+COLD_FETCH_MIN_BYTES = 1024 * 1024
+
+
 def batch_options(
     settings: Settings, topic: TopicSpec, group_id: str, max_records: int | None = None, *, hot: bool | None = None
 ) -> dict[str, Any]:
@@ -68,6 +71,9 @@ def batch_options(
         "max_records": max_records or settings.batch_max_records,
         "batch_timeout_ms": settings.batch_timeout_ms,
         "fetch_max_wait_ms": settings.fetch_max_wait_ms if quick else settings.cold_fetch_max_wait_ms,
+        # Tansu answers a fetch as soon as it has min_bytes: with 1 a topic that is always busy (the claims a
+        # counting consumer follows) is fetched, and its batch committed, continuously however long the wait.
+        "fetch_min_bytes": 1 if quick else COLD_FETCH_MIN_BYTES,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "decoder": raw_records,
     }

@@ -65,7 +65,9 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         wake.set()
         return out
 
-    positions = runtime.consumer(POSITION_UPDATED, SETTLEMENT, apply)
+    # Positions carry a per-contract sequence, and evaluate ignores one not newer than what it has seen: that
+    # is the dedupe, so each event id is not recorded as well.
+    positions = runtime.consumer(POSITION_UPDATED, SETTLEMENT, apply, dedupe_by_id=False)
 
     @runtime.broker.subscriber(SETTLEMENT.name, **batch_options(settings, SETTLEMENT, GROUP))
     async def on_position(records: list[Any]) -> None:

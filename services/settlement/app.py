@@ -35,13 +35,13 @@ GROUP = "settlement"
 
 
 async def apply_spend(conn: Conn, batch: list[Parsed[SpendDelta]]) -> Outgoing:
-    await repository.mark_pending(conn, await repository.apply_spend(conn, [p.envelope.payload for p in batch]))
+    await repository.apply_spend(conn, [p.envelope.payload for p in batch])
     return []
 
 
 async def apply_spend_batches(conn: Conn, batch: list[Parsed[SpendBatch]]) -> Outgoing:
     deltas = [d for p in batch for d in p.envelope.payload.deltas]
-    await repository.mark_pending(conn, await repository.apply_spend(conn, deltas))
+    await repository.apply_spend(conn, deltas)
     return []
 
 

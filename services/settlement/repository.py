@@ -50,8 +50,17 @@ async def store_quality(conn: Conn, q: QualityResult) -> bool:
     return row is not None
 
 
+def _mark(contract_ids: str) -> str:
+    """The statement marking contracts (a sorted text[] parameter) for a new position. A second mark keeps
+    the first one's time: passes take the oldest first, so a busy contract is not starved."""
+    return (
+        f"INSERT INTO {SCHEMA}.pending_positions (contract_id) SELECT unnest({contract_ids}::text[])"
+        f" ON CONFLICT (contract_id) DO UPDATE SET mark = {SCHEMA}.pending_positions.mark + 1"
+    )
+
+
 async def apply_spend(conn: Conn, deltas: list[SpendDelta]) -> set[str]:
-    """Aggregate a batch's deltas and add them with one upsert per table."""
+    """Aggregate a batch's deltas, add them, and mark their contracts for a new position; returns them."""
     by_member: dict[tuple[str, str], tuple[str, Decimal]] = {}
     by_month: dict[tuple[str, date], tuple[Decimal, int]] = defaultdict(lambda: (ZERO, 0))
     activity: dict[str, tuple[int, date]] = {}
@@ -65,45 +74,43 @@ async def apply_spend(conn: Conn, deltas: list[SpendDelta]) -> set[str]:
         by_month[(d.contract_id, d.service_month)] = (total + d.amount, lines + 1)
         count, as_of = activity.get(d.contract_id, (0, d.paid_date))
         activity[d.contract_id] = (count + 1, max(as_of, d.paid_date))
+    # One statement (the CTEs touch different tables), and the contracts marked for a new position in it: a
+    # batch costs one round trip rather than five.
     await conn.execute(
-        f"INSERT INTO {SCHEMA}.member_spend (contract_id, member_id, enrollment_type, amount)"
+        f"WITH members AS (INSERT INTO {SCHEMA}.member_spend (contract_id, member_id, enrollment_type, amount)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[])"
         " ON CONFLICT (contract_id, member_id) DO UPDATE"
-        f" SET amount = {SCHEMA}.member_spend.amount + excluded.amount, enrollment_type = excluded.enrollment_type",
+        f" SET amount = {SCHEMA}.member_spend.amount + excluded.amount, enrollment_type = excluded.enrollment_type),"
+        f" months AS (INSERT INTO {SCHEMA}.month_spend (contract_id, service_month, amount, lines)"
+        " SELECT * FROM unnest($5::text[], $6::date[], $7::numeric[], $8::bigint[])"
+        " ON CONFLICT (contract_id, service_month) DO UPDATE"
+        f" SET amount = {SCHEMA}.month_spend.amount + excluded.amount,"
+        f" lines = {SCHEMA}.month_spend.lines + excluded.lines),"
+        f" lags AS (INSERT INTO {SCHEMA}.lag_spend (contract_id, service_month, lag, amount)"
+        " SELECT * FROM unnest($9::text[], $10::date[], $11::int[], $12::numeric[])"
+        f" ON CONFLICT (contract_id, service_month, lag) DO UPDATE SET amount = {SCHEMA}.lag_spend.amount + excluded.amount),"
+        f" activity AS (INSERT INTO {SCHEMA}.activity (contract_id, lines, as_of)"
+        " SELECT * FROM unnest($13::text[], $14::bigint[], $15::date[])"
+        " ON CONFLICT (contract_id) DO UPDATE"
+        f" SET lines = {SCHEMA}.activity.lines + excluded.lines,"
+        f" as_of = greatest({SCHEMA}.activity.as_of, excluded.as_of), last_spend_at = now())"
+        f" {_mark('$16')}",
         [k[0] for k in by_member],
         [k[1] for k in by_member],
         [v[0] for v in by_member.values()],
         [v[1] for v in by_member.values()],
-    )
-    await conn.execute(
-        f"INSERT INTO {SCHEMA}.month_spend (contract_id, service_month, amount, lines)"
-        " SELECT * FROM unnest($1::text[], $2::date[], $3::numeric[], $4::bigint[])"
-        " ON CONFLICT (contract_id, service_month) DO UPDATE"
-        f" SET amount = {SCHEMA}.month_spend.amount + excluded.amount,"
-        f" lines = {SCHEMA}.month_spend.lines + excluded.lines",
         [k[0] for k in by_month],
         [k[1] for k in by_month],
         [v[0] for v in by_month.values()],
         [v[1] for v in by_month.values()],
-    )
-    await conn.execute(
-        f"INSERT INTO {SCHEMA}.lag_spend (contract_id, service_month, lag, amount)"
-        " SELECT * FROM unnest($1::text[], $2::date[], $3::int[], $4::numeric[])"
-        f" ON CONFLICT (contract_id, service_month, lag) DO UPDATE SET amount = {SCHEMA}.lag_spend.amount + excluded.amount",
         [k[0] for k in by_lag],
         [k[1] for k in by_lag],
         [k[2] for k in by_lag],
         list(by_lag.values()),
-    )
-    await conn.execute(
-        f"INSERT INTO {SCHEMA}.activity (contract_id, lines, as_of)"
-        " SELECT * FROM unnest($1::text[], $2::bigint[], $3::date[])"
-        " ON CONFLICT (contract_id) DO UPDATE"
-        f" SET lines = {SCHEMA}.activity.lines + excluded.lines,"
-        f" as_of = greatest({SCHEMA}.activity.as_of, excluded.as_of), last_spend_at = now()",
         list(activity),
         [v[0] for v in activity.values()],
         [v[1] for v in activity.values()],
+        sorted(activity),
     )
     return set(activity)
 
@@ -132,47 +139,49 @@ def _thresholds(terms: ContractTerms, as_of: date | None) -> dict[str, Decimal]:
     return {k: v * share for k, v in (terms.truncation_threshold or {}).items()}
 
 
-async def _snapshots(conn: Conn, terms: dict[str, ContractTerms]) -> dict[str, Snapshot]:
-    """Six or seven set-based queries for any number of contracts (a batch touches many: one query each would
-    not scale)."""
-    ids = list(terms)
-    months: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    for r in await conn.fetch(
-        f"SELECT contract_id, to_char(service_month, 'YYYY-MM') AS month, amount FROM {SCHEMA}.month_spend"
-        " WHERE contract_id = ANY($1::text[]) ORDER BY contract_id, service_month",
-        ids,
-    ):
-        months[r["contract_id"]][r["month"]] = r["amount"]
-    lags: dict[str, dict[tuple[str, int], Decimal]] = defaultdict(dict)
-    for r in await conn.fetch(
-        f"SELECT contract_id, to_char(service_month, 'YYYY-MM') AS month, lag, amount FROM {SCHEMA}.lag_spend"
-        " WHERE contract_id = ANY($1::text[])",
-        ids,
-    ):
-        lags[r["contract_id"]][(r["month"], r["lag"])] = r["amount"]
-    activity = {
-        r["contract_id"]: r
-        for r in await conn.fetch(
-            f"SELECT contract_id, lines, as_of FROM {SCHEMA}.activity WHERE contract_id = ANY($1::text[])", ids
-        )
-    }
-    aggregates = {
-        r["contract_id"]: r
-        for r in await conn.fetch(
-            "SELECT contract_id, count(*) AS n, sum(amount) AS total, sum(amount * amount) AS sq"
-            f" FROM {SCHEMA}.member_spend WHERE contract_id = ANY($1::text[]) GROUP BY contract_id",
-            ids,
-        )
-    }
-    # Truncated totals only for contracts with thresholds (the capped sum costs as much again as the others
-    # together); without thresholds the truncated total is the total.
+# Everything a position needs of each contract, in one statement for any number of contracts: a pass
+# recomputes many, and a round trip per table per pass was a good part of its cost.
+_STATE_QUERY = f"""
+SELECT k.contract_id, c.version, a.lines, a.as_of, p.sequence, m.months, m.month_amounts,
+       l.lag_months, l.lags, l.lag_amounts, s.members, s.total, s.sum_of_squares, q.years, q.scores, q.standards
+FROM unnest($1::text[]) AS k(contract_id)
+LEFT JOIN {SCHEMA}.contracts c ON c.contract_id = k.contract_id
+LEFT JOIN {SCHEMA}.activity a ON a.contract_id = k.contract_id
+LEFT JOIN {SCHEMA}.positions p ON p.contract_id = k.contract_id
+CROSS JOIN LATERAL (
+    SELECT array_agg(to_char(service_month, 'YYYY-MM') ORDER BY service_month) AS months,
+           array_agg(amount ORDER BY service_month) AS month_amounts
+    FROM {SCHEMA}.month_spend WHERE contract_id = k.contract_id) m
+CROSS JOIN LATERAL (
+    SELECT array_agg(to_char(service_month, 'YYYY-MM')) AS lag_months, array_agg(lag) AS lags,
+           array_agg(amount) AS lag_amounts
+    FROM {SCHEMA}.lag_spend WHERE contract_id = k.contract_id) l
+CROSS JOIN LATERAL (
+    SELECT count(*) AS members, sum(amount) AS total, sum(amount * amount) AS sum_of_squares
+    FROM {SCHEMA}.member_spend WHERE contract_id = k.contract_id) s
+CROSS JOIN LATERAL (
+    SELECT array_agg(performance_year) AS years, array_agg(quality_score) AS scores,
+           array_agg(quality_standard) AS standards
+    FROM {SCHEMA}.quality WHERE contract_id = k.contract_id) q
+"""
+
+
+async def _state_rows(conn: Conn, ids: list[str]) -> dict[str, Any]:
+    return {r["contract_id"]: r for r in await conn.fetch(_STATE_QUERY, ids)}
+
+
+async def _truncated(conn: Conn, terms: dict[str, ContractTerms], rows: dict[str, Any]) -> dict[str, Decimal]:
+    """Truncated totals, only for contracts with thresholds (the capped sum costs as much again as the rest of
+    the read together); without thresholds the truncated total is the total."""
     thresholds = [
         (cid, etype, value)
         for cid, t in terms.items()
-        for etype, value in _thresholds(t, activity[cid]["as_of"] if cid in activity else None).items()
+        for etype, value in _thresholds(t, rows[cid]["as_of"] if cid in rows else None).items()
     ]
-    truncated: dict[str, Decimal] = {}
-    if thresholds:
+    if not thresholds:
+        return {}
+    return {
+        r["contract_id"]: r["truncated"]
         for r in await conn.fetch(
             "SELECT m.contract_id, sum(least(m.amount, coalesce(t.threshold, m.amount))) AS truncated"
             f" FROM {SCHEMA}.member_spend m"
@@ -183,39 +192,33 @@ async def _snapshots(conn: Conn, terms: dict[str, ContractTerms]) -> dict[str, S
             [x[1] for x in thresholds],
             [x[2] for x in thresholds],
             list({x[0] for x in thresholds}),
-        ):
-            truncated[r["contract_id"]] = r["truncated"]
-    quality = {
-        r["contract_id"]: r
-        for r in await conn.fetch(
-            f"SELECT q.contract_id, q.quality_score, q.quality_standard FROM {SCHEMA}.quality q"
-            " JOIN unnest($1::text[], $2::int[]) AS k(contract_id, year)"
-            " ON q.contract_id = k.contract_id AND q.performance_year = k.year",
-            ids,
-            [t.performance_year for t in terms.values()],
         )
     }
-    sequences = {
-        r["contract_id"]: r["sequence"]
-        for r in await conn.fetch(
-            f"SELECT contract_id, sequence FROM {SCHEMA}.positions WHERE contract_id = ANY($1::text[])", ids
-        )
-    }
+
+
+async def _snapshots(conn: Conn, terms: dict[str, ContractTerms], rows: dict[str, Any] | None = None) -> dict[str, Snapshot]:
+    """Each contract's snapshot under the given terms; `rows` when the caller has read them already."""
+    if rows is None:
+        rows = await _state_rows(conn, list(terms))
+    truncated = await _truncated(conn, terms, rows)
     out: dict[str, Snapshot] = {}
-    for cid in ids:
-        agg, act, q = aggregates.get(cid), activity.get(cid), quality.get(cid)
+    for cid, t in terms.items():
+        r = rows[cid]
+        total = r["total"] if r["total"] is not None else ZERO
+        quality = dict(zip(r["years"] or (), zip(r["scores"] or (), r["standards"] or (), strict=True), strict=True))
+        score, standard = quality.get(t.performance_year, (None, None))
         out[cid] = Snapshot(
-            paid_by_month=months.get(cid, {}),
-            members=0 if agg is None else agg["n"],
-            total=ZERO if agg is None else agg["total"],
-            sum_of_squares=ZERO if agg is None else agg["sq"],
-            truncated_total=ZERO if agg is None else truncated.get(cid, agg["total"]),
-            lines=0 if act is None else act["lines"],
-            as_of=None if act is None else act["as_of"],
-            quality_score=None if q is None else q["quality_score"],
-            quality_standard=None if q is None else q["quality_standard"],
-            sequence=sequences.get(cid, 0),
-            paid_by_lag=lags.get(cid, {}),
+            paid_by_month=dict(zip(r["months"] or (), r["month_amounts"] or (), strict=True)),
+            members=r["members"],
+            total=total,
+            sum_of_squares=r["sum_of_squares"] if r["sum_of_squares"] is not None else ZERO,
+            truncated_total=truncated.get(cid, total),
+            lines=r["lines"] or 0,
+            as_of=r["as_of"],
+            quality_score=score,
+            quality_standard=standard,
+            sequence=r["sequence"] or 0,
+            paid_by_lag=dict(zip(zip(r["lag_months"] or (), r["lags"] or (), strict=True), r["lag_amounts"] or (), strict=True)),
         )
     return out
 
@@ -226,12 +229,7 @@ POSITION_LOCKS = 7301  # advisory lock class: one recompute of a contract at a t
 async def mark_pending(conn: Conn, contract_ids: set[str]) -> None:
     """Ask for a new position of these contracts, in the transaction that changes them."""
     if contract_ids:
-        await conn.execute(
-            f"INSERT INTO {SCHEMA}.pending_positions (contract_id) SELECT unnest($1::text[])"
-            # Keeps the first mark's time (passes take the oldest first, so a busy contract is not starved).
-            f" ON CONFLICT (contract_id) DO UPDATE SET mark = {SCHEMA}.pending_positions.mark + 1",
-            sorted(contract_ids),  # one order everywhere: concurrent markers cannot deadlock
-        )
+        await conn.execute(_mark("$1"), sorted(contract_ids))  # one order everywhere: markers cannot deadlock
 
 
 async def publish_pending(conn: Conn, limit: int) -> tuple[int, Outgoing]:
@@ -253,7 +251,7 @@ async def publish_pending(conn: Conn, limit: int) -> tuple[int, Outgoing]:
         return 0, []
     outgoing = await recompute(conn, {r["contract_id"] for r in rows})
     done = sorted((r["contract_id"], r["mark"]) for r in rows)
-    # Row locks in contract order, as mark_pending takes them, so the two never wait on each other in a cycle.
+    # Row locks in contract order, as markers take them, so the two never wait on each other in a cycle.
     await conn.execute(
         f"SELECT 1 FROM {SCHEMA}.pending_positions WHERE contract_id = ANY($1::text[]) ORDER BY contract_id FOR UPDATE",
         [c for c, _ in done],
@@ -270,28 +268,28 @@ async def publish_pending(conn: Conn, limit: int) -> tuple[int, Outgoing]:
 async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
     """Recompute and store the position of each contract whose terms are known; one event each. Callers hold
     the contracts' position locks (publish_pending), which keep two recomputes of one contract apart."""
-    rows = await conn.fetch(
-        f"SELECT contract_id, version FROM {SCHEMA}.contracts WHERE contract_id = ANY($1::text[])",
-        sorted(contract_ids),
-    )  # spend that arrived before its contract gets a position when the contract does
-    states = {r["contract_id"]: _STATES.get((r["contract_id"], r["version"])) for r in rows}
+    rows = await _state_rows(conn, sorted(contract_ids))
+    # Spend that arrived before its contract gets a position when the contract does.
+    states = {cid: _STATES.get((cid, r["version"])) for cid, r in rows.items() if r["version"] is not None}
     missing = [cid for cid, state in states.items() if state is None]
     if missing:  # only states not seen yet in this process are read and decoded
         for r in await conn.fetch(f"SELECT state FROM {SCHEMA}.contracts WHERE contract_id = ANY($1::text[])", missing):
             state = _state(r["state"])
             states[state.contract_id] = state
-    if not states:
-        return []
     known = {cid: state for cid, state in states.items() if state is not None}
-    snapshots = await _snapshots(conn, {cid: s.terms for cid, s in known.items()})
-    positions = [_position(state, state.terms, snapshots[cid]) for cid, state in known.items()]
+    if not known:
+        return []
+    snapshots = await _snapshots(conn, {cid: s.terms for cid, s in known.items()}, rows)
+    events = [new_envelope(POSITION_UPDATED, _position(s, s.terms, snapshots[cid]), PRODUCER) for cid, s in known.items()]
+    # The stored position is the event's payload, taken from the event's JSON so it is encoded once.
     await conn.executemany(
-        f"INSERT INTO {SCHEMA}.positions (contract_id, sequence, position) VALUES ($1, $2, $3::text::jsonb)"
+        f"INSERT INTO {SCHEMA}.positions (contract_id, sequence, position)"
+        " VALUES ($1, $2, $3::text::jsonb -> 'payload')"
         " ON CONFLICT (contract_id) DO UPDATE SET sequence = excluded.sequence, position = excluded.position,"
         " updated_at = now()",
-        [(p.contract_id, p.sequence, p.model_dump_json()) for p in positions],
+        [(e.payload.contract_id, e.payload.sequence, e.to_bytes().decode()) for e in events],
     )
-    return [(SETTLEMENT, p.contract_id, new_envelope(POSITION_UPDATED, p, PRODUCER)) for p in positions]
+    return [(SETTLEMENT, e.payload.contract_id, e) for e in events]
 
 
 _STATES: dict[tuple[str, int], ContractState] = {}

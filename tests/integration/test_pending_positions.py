@@ -48,8 +48,7 @@ async def test_a_mark_during_a_pass_survives_it_and_is_published_next(database: 
             )  # fmt: skip
             async with conn.transaction():
                 await repository.store_contract(conn, state)
-                await repository.apply_spend(conn, [_spend("100")])
-                await repository.mark_pending(conn, {"P1"})
+                await repository.apply_spend(conn, [_spend("100")])  # marks P1
         assert await _pending(pool) == [("P1", 1)]
 
         # A consumer applies more spend and marks the contract, and has not committed yet.
@@ -57,7 +56,6 @@ async def test_a_mark_during_a_pass_survives_it_and_is_published_next(database: 
         tx = consumer.transaction()
         await tx.start()
         await repository.apply_spend(consumer, [_spend("50")])
-        await repository.mark_pending(consumer, {"P1"})
 
         async def one_pass() -> tuple[int, list[object]]:
             async with pool.acquire() as conn, conn.transaction():
