@@ -197,18 +197,22 @@ async def end_to_end(stack: Stack, watcher: Watcher, lines: int, contracts: int,
     return lines / elapsed
 
 
-async def latency(stack: Stack, watcher: Watcher, rate: int, seconds: int, contracts: int, per: int) -> tuple[float, float, int]:
+async def latency(
+    stack: Stack, watcher: Watcher, rate: int, seconds: int, contracts: int, per: int, log: Path | None = None
+) -> tuple[float, float, int]:
     rng = random.Random(11)
     pending: dict[str, list[float]] = defaultdict(list)  # per contract: submit times, in order
     base = dict(watcher.applied)
     settled: dict[str, int] = defaultdict(int)
     latencies: list[float] = []
+    submitted: list[float] = []  # seconds into the phase each measured line was submitted
 
     def on_position(contract: str, applied: int, now: float) -> None:
         reached = applied - base.get(contract, 0)
         times = pending.get(contract, [])
         while settled[contract] < min(reached, len(times)):
             latencies.append(now - times[settled[contract]])
+            submitted.append(times[settled[contract]] - started)
             settled[contract] += 1
 
     watcher.listeners.append(on_position)
@@ -235,6 +239,9 @@ async def latency(stack: Stack, watcher: Watcher, rate: int, seconds: int, contr
         await producer.stop()
     await until(lambda: len(latencies) >= total, 120)
     watcher.listeners.remove(on_position)
+    if log is not None:  # one line per measured claim line: when it was submitted, and its latency
+        text = "".join(f"{t:.3f} {x * 1000:.1f}\n" for t, x in zip(submitted, latencies, strict=True))
+        await asyncio.to_thread(log.write_text, text)
     latencies.sort()
     if not latencies:
         return float("nan"), float("nan"), 0
@@ -338,9 +345,12 @@ async def run(args: argparse.Namespace) -> None:
             print(f"stack: Tansu (memory storage), PostgreSQL {'embedded' if stack.pgdata else stack.database_url}")
             await ensure_topics(stack.bootstrap)
             _, sample = line_envelope(0, 0, random.Random(1), "S")
+            before = cpu_seconds(stack)
             produce, consume = await raw_baseline(stack.bootstrap, args.lines, sample)
+            after = cpu_seconds(stack)
             print(f"raw_produce_msgs_per_s={produce:,.0f}  raw_consume_msgs_per_s={consume:,.0f}  "
                   f"({args.lines:,} messages of {len(sample)} bytes, aiokafka, 8 partitions)")  # fmt: skip
+            print("  cpu_seconds_during_raw " + cpu_used(before, after))
             started = time.perf_counter()
             await create_contracts(stack, args.contracts, per)
             await wait_assigned(stack, args.contracts * per)
@@ -358,7 +368,9 @@ async def run(args: argparse.Namespace) -> None:
                 print("  cpu_seconds_during_end_to_end " + cpu_used(before, after))
                 profilers = start_profilers(stack, args.profile and args.profile / "latency")
                 before, positions = cpu_seconds(stack), watcher.positions
-                p50, p99, n = await latency(stack, watcher, args.rate, args.latency_seconds, args.contracts, per)
+                p50, p99, n = await latency(
+                    stack, watcher, args.rate, args.latency_seconds, args.contracts, per, args.latency_log
+                )
                 after, positions = cpu_seconds(stack), watcher.positions - positions
                 stop_profilers(profilers)
                 print(f"latency_ms_p50={p50:.0f}  latency_ms_p99={p99:.0f}  ({n:,} lines at a steady {args.rate:,} lines/s; "
@@ -383,6 +395,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1_000)
     parser.add_argument("--latency-seconds", type=int, default=20)
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR")
+    parser.add_argument("--latency-log", type=Path, default=None, metavar="FILE", help="each line's submit time and latency")
     asyncio.run(run(parser.parse_args()))
 
 
