@@ -31,10 +31,12 @@ class Settings(BaseSettings):
     # Contracts recomputed per pass of settlement's position loop (one transaction, one event each).
     settlement_recompute_max_contracts: int = 500
     batch_timeout_ms: int = 100
-    # Tansu answers a fetch only after fetch_max_wait_ms even when data is waiting (aiokafka's default 500 ms
-    # put ~250 ms on every hop); short waits cost a few more empty fetches on an idle topic.
+    # Tansu answers at once when data is waiting, but data produced during a fetch's wait is not seen until
+    # the wait ends (aiokafka's default 500 ms put ~200 ms on every hop); short waits cost a few more empty
+    # fetches on an idle topic.
     fetch_max_wait_ms: int = 20
-    # For topics off the claim-to-position path (contracts, rosters, keys, rejects): a change lands within this.
+    # For topics off the claim-to-position path (contracts, rosters, keys, rejects, positions): these wait for
+    # 1 MB or this long, so a change lands within it.
     cold_fetch_max_wait_ms: int = 250
     outbox_batch: int = 2000
     # Relays and work loops are woken by the commits that give them work; this is only how long they wait

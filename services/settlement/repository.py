@@ -50,11 +50,11 @@ async def store_quality(conn: Conn, q: QualityResult) -> bool:
     return row is not None
 
 
-def _mark(contract_ids: str) -> str:
-    """The statement marking contracts (a sorted text[] parameter) for a new position. A second mark keeps
+def _mark(param: str) -> str:
+    """The statement marking contracts (`param`: the placeholder of a sorted text[]) for a new position. A second mark keeps
     the first one's time: passes take the oldest first, so a busy contract is not starved."""
     return (
-        f"INSERT INTO {SCHEMA}.pending_positions (contract_id) SELECT unnest({contract_ids}::text[])"
+        f"INSERT INTO {SCHEMA}.pending_positions (contract_id) SELECT unnest({param}::text[])"
         f" ON CONFLICT (contract_id) DO UPDATE SET mark = {SCHEMA}.pending_positions.mark + 1"
     )
 

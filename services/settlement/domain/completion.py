@@ -22,15 +22,16 @@ def estimate_completion(paid: Mapping[tuple[str, int], Decimal], known_through: 
     """Share of a service month's eventual spend paid by each lag (0, 1, ...), or None when the history
     is too short to say. `paid` maps (service month YYYY-MM, lag in months) to the amount paid at that lag;
     `known_through` is the month index (year * 12 + month - 1) up to which payments are known."""
-    by_month: dict[str, dict[int, Decimal]] = {}
+    by_month: dict[int, dict[int, Decimal]] = {}
     for (m, lag), amount in paid.items():
-        by_month.setdefault(m, {})[lag] = amount
+        by_month.setdefault(month_index(m), {})[lag] = amount
     # Past the longest lag anything was paid at, every month's development is exactly 1, which changes no
     # factor: the triangle stops one lag after it.
     longest = min(MAX_LAG, max((lag for _, lag in paid), default=0) + 1)
     # Per service month (in month order): cumulative paid at lag 0, 1, ... up to what is known.
     cumulative: list[list[Decimal]] = []
-    for index, lags in sorted(((month_index(m), lags) for m, lags in by_month.items()), key=lambda x: x[0]):
+    for index in sorted(by_month):
+        lags = by_month[index]
         running = ZERO
         cum: list[Decimal] = []
         for lag in range(0, min(longest, known_through - index) + 1):
