@@ -73,6 +73,13 @@ def start_tansu(port: int, log_path: Path, timeout_s: float = 20) -> subprocess.
     raise RuntimeError(f"broker did not start listening within {timeout_s:.0f} s")
 
 
+# Tansu's memory storage keeps each produced batch as an object and lists every object of a partition on
+# each fetch that returns data, so a fetch costs more with every batch ever produced to the partition; a
+# produce request makes a batch in each partition it touches. Two halved the broker's CPU against 8 at a
+# steady 1,000 lines/s (README, Benchmarks) and still give a second instance of a service work.
+EMBEDDED_TOPIC_PARTITIONS = 2
+
+
 def migrations_dir(service: str) -> Path:
     return ROOT / "services" / service / "migrations"
 
@@ -87,6 +94,10 @@ class Stack:
     pgdata: Path | None = None
     services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def partitions(self) -> int:
+        return self.settings.topic_partitions or EMBEDDED_TOPIC_PARTITIONS
 
     @property
     def status_file(self) -> Path:
@@ -109,7 +120,7 @@ class Stack:
         self.database_url = server.get_uri()
 
     async def prepare(self) -> None:
-        await ensure_topics(self.bootstrap)
+        await ensure_topics(self.bootstrap, partitions=self.partitions)
         conn = await asyncpg.connect(self.database_url)
         try:
             for name in SERVICES:
@@ -124,6 +135,7 @@ class Stack:
                 "ACOFLOW_KAFKA_BOOTSTRAP": self.bootstrap,
                 "ACOFLOW_DATABASE_URL": self.database_url,
                 "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+                "ACOFLOW_TOPIC_PARTITIONS": str(self.partitions),
             }
         )
         for name, port in self.ports.items():
@@ -183,7 +195,7 @@ class Stack:
             self.broker.wait()
         port = int(self.bootstrap.rsplit(":", 1)[1])
         self.broker = start_tansu(port, self.state_dir / "broker.log")
-        asyncio.run(ensure_topics(self.bootstrap))
+        asyncio.run(ensure_topics(self.bootstrap, partitions=self.partitions))
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"

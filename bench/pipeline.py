@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer
 from acoflow.stack import Stack, private_settings
 from bench import cclf_parse
 from bench.machine import describe
-from shared.kafka import ensure_topics, make_producer, publish_all
+from shared.kafka import make_producer, publish_all
 
 PY_START = date(2025, 1, 1)
 CHUNK = 5000
@@ -54,14 +54,14 @@ def line_envelope(n: int, member: int, rng: random.Random, tag: str) -> tuple[st
     return str(payload["member_id"]), json.dumps(envelope).encode()
 
 
-async def raw_baseline(bootstrap: str, count: int, sample: bytes) -> tuple[float, float]:
+async def raw_baseline(bootstrap: str, count: int, sample: bytes, partitions: int) -> tuple[float, float]:
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=8, replication_factor=1)])
+        await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
     finally:
         await admin.close()
     producer = make_producer(bootstrap, "bench-raw")
@@ -199,7 +199,8 @@ async def end_to_end(stack: Stack, watcher: Watcher, lines: int, contracts: int,
 
 async def latency(
     stack: Stack, watcher: Watcher, rate: int, seconds: int, contracts: int, per: int, log: Path | None = None
-) -> tuple[float, float, int]:
+) -> tuple[float, float, int, float]:
+    """(p50 ms, p99 ms, lines measured, lines/s actually submitted: below `rate` when the machine is saturated)."""
     rng = random.Random(11)
     pending: dict[str, list[float]] = defaultdict(list)  # per contract: submit times, in order
     base = dict(watcher.applied)
@@ -237,6 +238,7 @@ async def latency(
                 await asyncio.sleep(wait)
     finally:
         await producer.stop()
+    submit_rate = total / (time.perf_counter() - started)
     await until(lambda: len(latencies) >= total, 120)
     watcher.listeners.remove(on_position)
     if log is not None:  # one line per measured claim line: when it was submitted, and its latency
@@ -244,11 +246,12 @@ async def latency(
         await asyncio.to_thread(log.write_text, text)
     latencies.sort()
     if not latencies:
-        return float("nan"), float("nan"), 0
+        return float("nan"), float("nan"), 0, submit_rate
     return (
         latencies[len(latencies) // 2] * 1000,
         latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         len(latencies),
+        submit_rate,
     )
 
 
@@ -342,14 +345,16 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.to_thread(stack.start)
         try:
             print(f"machine: {machine}")
-            print(f"stack: Tansu (memory storage), PostgreSQL {'embedded' if stack.pgdata else stack.database_url}")
-            await ensure_topics(stack.bootstrap)
+            print(
+                f"stack: Tansu (memory storage, {stack.partitions} partitions a topic), "
+                f"PostgreSQL {'embedded' if stack.pgdata else stack.database_url}"
+            )
             _, sample = line_envelope(0, 0, random.Random(1), "S")
             before = cpu_seconds(stack)
-            produce, consume = await raw_baseline(stack.bootstrap, args.lines, sample)
+            produce, consume = await raw_baseline(stack.bootstrap, args.lines, sample, stack.partitions)
             after = cpu_seconds(stack)
-            print(f"raw_produce_msgs_per_s={produce:,.0f}  raw_consume_msgs_per_s={consume:,.0f}  "
-                  f"({args.lines:,} messages of {len(sample)} bytes, aiokafka, 8 partitions)")  # fmt: skip
+            print(f"raw_produce_msgs_per_s={produce:,.0f}  raw_consume_msgs_per_s={consume:,.0f}  ({args.lines:,} "
+                  f"messages of {len(sample)} bytes, aiokafka, {stack.partitions} partitions as the stack's topics)")  # fmt: skip
             print("  cpu_seconds_during_raw " + cpu_used(before, after))
             started = time.perf_counter()
             await create_contracts(stack, args.contracts, per)
@@ -368,12 +373,13 @@ async def run(args: argparse.Namespace) -> None:
                 print("  cpu_seconds_during_end_to_end " + cpu_used(before, after))
                 profilers = start_profilers(stack, args.profile and args.profile / "latency")
                 before, positions = cpu_seconds(stack), watcher.positions
-                p50, p99, n = await latency(
+                p50, p99, n, submitted = await latency(
                     stack, watcher, args.rate, args.latency_seconds, args.contracts, per, args.latency_log
                 )
                 after, positions = cpu_seconds(stack), watcher.positions - positions
                 stop_profilers(profilers)
-                print(f"latency_ms_p50={p50:.0f}  latency_ms_p99={p99:.0f}  ({n:,} lines at a steady {args.rate:,} lines/s; "
+                print(f"latency_ms_p50={p50:.0f}  latency_ms_p99={p99:.0f}  ({n:,} lines at a steady {args.rate:,} lines/s, "
+                      f"submitted at {submitted:,.0f} lines/s; "
                       f"{positions:,} positions published)")  # fmt: skip
                 print("  cpu_seconds_during_latency " + cpu_used(before, after))
             finally:

@@ -85,7 +85,10 @@ async def raw_records(msg: Any) -> list[ConsumerRecord[Any, Any]]:
     return list(raw) if isinstance(raw, tuple) else [raw]
 
 
-async def ensure_topics(bootstrap: str, topics: Sequence[TopicSpec] = ALL_TOPICS, timeout_s: float = 30) -> None:
+async def ensure_topics(
+    bootstrap: str, topics: Sequence[TopicSpec] = ALL_TOPICS, timeout_s: float = 30, partitions: int | None = None
+) -> None:
+    """Create the topics the broker lacks, each with `partitions` (Settings.topic_partitions) or its own count."""
     deadline = time.monotonic() + timeout_s
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -96,7 +99,7 @@ async def ensure_topics(bootstrap: str, topics: Sequence[TopicSpec] = ALL_TOPICS
             if missing:
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(
-                        [NewTopic(t.name, num_partitions=t.partitions, replication_factor=1) for t in missing]
+                        [NewTopic(t.name, num_partitions=partitions or t.partitions, replication_factor=1) for t in missing]
                     )
             return
         except (KafkaError, OSError):

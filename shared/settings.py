@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     shutdown_timeout_s: float = 15.0
     topic_check_interval_s: float = 5.0
+    # Partitions of every topic this install creates; unset, each topic's own count (shared/topics.py), as
+    # production runs. The embedded stack sets fewer: see EMBEDDED_TOPIC_PARTITIONS in acoflow/stack.py.
+    topic_partitions: int | None = Field(default=None, ge=1)
     # Notifications: default webhook for alerts, its signing secret, and delivery policy.
     webhook_url: str | None = None
     webhook_secret: SecretStr = SecretStr("")
@@ -54,14 +57,14 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = 10
     webhook_backoff_base_s: float = 0.5
     webhook_backoff_max_s: float = 300.0
-    alert_projected_loss_above: str = "0"
+    alert_projected_loss_above: str = "0"  # a Decimal amount; alerts when the projected shared loss exceeds it
     # Alert rules: a YAML file of defaults and per-contract rules (docs in services/notifications/rules.py).
     alert_rules_file: Path | None = None
     alert_check_interval_s: float = 60.0
     # Contracts API: an admin key the service registers (hashed) at start, so a new install can create the
     # rest with `acoflow keys create`; and the key the CLI sends (else the one `acoflow up` wrote to state_dir).
     bootstrap_api_key: SecretStr = SecretStr("")
-    api_key: SecretStr = SecretStr("")  # a Decimal amount; alerts when the projected shared loss exceeds it
+    api_key: SecretStr = SecretStr("")
 
     def port_of(self, service: str) -> int:
         port: int = getattr(self, f"{service}_port")

@@ -17,10 +17,12 @@ import httpx
 import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 
 from acoflow.load import publish
-from acoflow.stack import Stack, free_port, private_settings
+from acoflow.stack import EMBEDDED_TOPIC_PARTITIONS, Stack, free_port, private_settings
+from shared.topics import ALL_TOPICS
 
 pytestmark = pytest.mark.e2e
 
@@ -75,6 +77,15 @@ async def _rejected(bootstrap: str, expected: int) -> list[dict[str, Any]]:
     finally:
         await consumer.stop()
     return found
+
+
+async def _partition_counts(bootstrap: str) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics([t.name for t in ALL_TOPICS])}
+    finally:
+        await admin.close()
 
 
 def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
@@ -147,6 +158,8 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
             time.sleep(0.5)
         assert position, f"settlement did not reach {expected}"
         assert position["members"] == 3 and position["gate"] in ("savings", "neutral", "losses")
+        # The embedded broker's topics, made by the stack and by each service, all have the embedded count.
+        assert asyncio.run(_partition_counts(stack.bootstrap)) == {t.name: EMBEDDED_TOPIC_PARTITIONS for t in ALL_TOPICS}
         rejected = asyncio.run(_rejected(stack.bootstrap, 3))
         assert len(rejected) == 3
         fields = {r["field"] for rej in rejected for r in rej["payload"]["reasons"]}
