@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,10 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from shared.envelope import Envelope
+from shared.logging import get_logger
 from shared.topics import TopicSpec
+
+log = get_logger(__name__)
 
 # A connection as handlers get it: straight from asyncpg or borrowed from the pool.
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -119,3 +122,28 @@ async def enqueue(conn: Conn, schema: str, items: Iterable[tuple[TopicSpec, str,
             values,
         )
     return len(topics)
+
+
+class QueueVacuum:
+    """Vacuums a queue table (rows inserted, handled, then deleted: an outbox, pending marks) after every
+    `every` deleted rows. Autovacuum visits a database at most once a minute (autovacuum_naptime), and until
+    it does every scan from the head of the queue steps over the rows deleted since: at 1,000 rows/s the
+    outbox relay's `ORDER BY id LIMIT` took 0.8 ms a pass, mostly over dead rows. VACUUM of a small table takes
+    milliseconds and blocks neither inserts nor deletes."""
+
+    def __init__(self, pool: Callable[[], asyncpg.Pool], table: str, every: int = 5000) -> None:
+        self._pool = pool
+        self._table = table
+        self._every = every
+        self._deleted = 0
+
+    async def deleted(self, rows: int) -> None:
+        self._deleted += rows
+        if self._deleted < self._every:
+            return
+        self._deleted = 0
+        try:
+            async with self._pool().acquire() as conn:
+                await conn.execute(f"VACUUM (TRUNCATE false) {self._table}")
+        except asyncpg.PostgresError as exc:  # e.g. not the table's owner: autovacuum still comes by
+            log.warning("queue_vacuum_failed", table=self._table, error=type(exc).__name__)

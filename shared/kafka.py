@@ -23,7 +23,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from pydantic import BaseModel
 
-from shared.db import Conn, claim_new_events, enqueue
+from shared.db import Conn, QueueVacuum, claim_new_events, enqueue
 from shared.envelope import Envelope, EventRejected, EventSpec, Reason, new_envelope, parse_event
 from shared.events import DEAD_LETTER, DeadLetter, RejectReason
 from shared.logging import bind_message_context, clear_message_context, get_logger
@@ -182,6 +182,7 @@ class OutboxRelay(WorkLoop):
         self._producer = producer
         self._service = service
         self._batch = settings.outbox_batch
+        self._vacuum = QueueVacuum(lambda: pool, f"{schema}.outbox")
 
     async def relay_once(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -198,6 +199,7 @@ class OutboxRelay(WorkLoop):
             await conn.execute(f"DELETE FROM {self._schema}.outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         for r in rows:
             OUTBOX_PUBLISHED.labels(self._service, r["topic"]).inc()
+        await self._vacuum.deleted(len(rows))
         return len(rows)
 
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash, replica_lookup, replicate
-from shared.db import Conn, apply_migrations, create_pool
+from shared.db import Conn, QueueVacuum, apply_migrations, create_pool
 from shared.events import API_KEY_CHANGED, ApiKeyChanged
 from shared.kafka import (
     BatchConsumer,
@@ -92,15 +92,21 @@ class ServiceRuntime:
             dedupe_by_id=dedupe_by_id,
         )
 
-    def work_loop(self, name: str, step: Callable[[Conn], Coroutine[Any, Any, int]], batch: int) -> WorkLoop:
+    def work_loop(
+        self, name: str, step: Callable[[Conn], Coroutine[Any, Any, int]], batch: int, queue: str | None = None
+    ) -> WorkLoop:
         """A loop that runs `step` in a transaction while it finds work (up to `batch` items a pass), wakes the
-        relay after each pass that did some, and waits for a wake-up otherwise. It runs while the service does."""
+        relay after each pass that did some, and waits for a wake-up otherwise. It runs while the service does.
+        `queue`: the table whose rows a pass deletes, one per item done, vacuumed as they add up (QueueVacuum)."""
+        vacuum = QueueVacuum(lambda: self.pool, queue) if queue else None
 
         async def one_pass() -> int:
             async with self.pool.acquire() as conn, conn.transaction():
                 done = await step(conn)
             if done:
                 self.wake_relay()
+                if vacuum is not None:
+                    await vacuum.deleted(done)
             return done
 
         loop = WorkLoop(f"{self.name}-{name}", one_pass, batch, self.settings.outbox_idle_sleep_s)

@@ -67,7 +67,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         await enqueue(conn, repository.SCHEMA, outgoing)
         return taken
 
-    positions = runtime.work_loop("positions", publish_positions, limit)
+    positions = runtime.work_loop("positions", publish_positions, limit, queue=f"{repository.SCHEMA}.pending_positions")
     spend = runtime.consumer(SPEND_APPLIED, SPEND, apply_spend, wakes=positions)
     spend_batches = runtime.consumer(SPEND_BATCH, SPEND_BATCHES, apply_spend_batches, wakes=positions)
     contracts = runtime.consumer(CONTRACT_CHANGED, CONTRACTS, apply_contracts, wakes=positions)
