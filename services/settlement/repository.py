@@ -75,12 +75,25 @@ async def apply_spend(conn: Conn, deltas: list[SpendDelta]) -> set[str]:
         count, as_of = activity.get(d.contract_id, (0, d.paid_date))
         activity[d.contract_id] = (count + 1, max(as_of, d.paid_date))
     # One statement (the CTEs touch different tables), and the contracts marked for a new position in it: a
-    # batch costs one round trip rather than five.
+    # batch costs one round trip rather than five. member_stats moves with member_spend: each member's amount
+    # before is its amount after (as the upsert left it, whatever ran concurrently) less this batch's delta,
+    # exact as amounts have 6 decimals at most; xmax = 0 marks the rows the upsert inserted.
     await conn.execute(
         f"WITH members AS (INSERT INTO {SCHEMA}.member_spend (contract_id, member_id, enrollment_type, amount)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[])"
         " ON CONFLICT (contract_id, member_id) DO UPDATE"
-        f" SET amount = {SCHEMA}.member_spend.amount + excluded.amount, enrollment_type = excluded.enrollment_type),"
+        f" SET amount = {SCHEMA}.member_spend.amount + excluded.amount, enrollment_type = excluded.enrollment_type"
+        " RETURNING contract_id, member_id, amount, xmax = 0 AS inserted),"
+        f" stats AS (INSERT INTO {SCHEMA}.member_stats (contract_id, members, total, sum_of_squares)"
+        " SELECT m.contract_id, count(*) FILTER (WHERE m.inserted), sum(d.amount),"
+        " sum(m.amount * m.amount - (m.amount - d.amount) * (m.amount - d.amount))"
+        " FROM members m JOIN unnest($1::text[], $2::text[], $4::numeric[]) AS d(contract_id, member_id, amount)"
+        " ON d.contract_id = m.contract_id AND d.member_id = m.member_id"
+        " GROUP BY m.contract_id ORDER BY m.contract_id"
+        " ON CONFLICT (contract_id) DO UPDATE"
+        f" SET members = {SCHEMA}.member_stats.members + excluded.members,"
+        f" total = {SCHEMA}.member_stats.total + excluded.total,"
+        f" sum_of_squares = {SCHEMA}.member_stats.sum_of_squares + excluded.sum_of_squares),"
         f" months AS (INSERT INTO {SCHEMA}.month_spend (contract_id, service_month, amount, lines)"
         " SELECT * FROM unnest($5::text[], $6::date[], $7::numeric[], $8::bigint[])"
         " ON CONFLICT (contract_id, service_month) DO UPDATE"
@@ -143,11 +156,13 @@ def _thresholds(terms: ContractTerms, as_of: date | None) -> dict[str, Decimal]:
 # recomputes many, and a round trip per table per pass was a good part of its cost.
 _STATE_QUERY = f"""
 SELECT k.contract_id, c.version, a.lines, a.as_of, p.sequence, m.months, m.month_amounts,
-       l.lag_months, l.lags, l.lag_amounts, s.members, s.total, s.sum_of_squares, q.years, q.scores, q.standards
+       l.lag_months, l.lags, l.lag_amounts, coalesce(s.members, 0) AS members, s.total, s.sum_of_squares, q.years,
+       q.scores, q.standards
 FROM unnest($1::text[]) AS k(contract_id)
 LEFT JOIN {SCHEMA}.contracts c ON c.contract_id = k.contract_id
 LEFT JOIN {SCHEMA}.activity a ON a.contract_id = k.contract_id
 LEFT JOIN {SCHEMA}.positions p ON p.contract_id = k.contract_id
+LEFT JOIN {SCHEMA}.member_stats s ON s.contract_id = k.contract_id
 CROSS JOIN LATERAL (
     SELECT array_agg(to_char(service_month, 'YYYY-MM') ORDER BY service_month) AS months,
            array_agg(amount ORDER BY service_month) AS month_amounts
@@ -156,9 +171,6 @@ CROSS JOIN LATERAL (
     SELECT array_agg(to_char(service_month, 'YYYY-MM')) AS lag_months, array_agg(lag) AS lags,
            array_agg(amount) AS lag_amounts
     FROM {SCHEMA}.lag_spend WHERE contract_id = k.contract_id) l
-CROSS JOIN LATERAL (
-    SELECT count(*) AS members, sum(amount) AS total, sum(amount * amount) AS sum_of_squares
-    FROM {SCHEMA}.member_spend WHERE contract_id = k.contract_id) s
 CROSS JOIN LATERAL (
     SELECT array_agg(performance_year) AS years, array_agg(quality_score) AS scores,
            array_agg(quality_standard) AS standards

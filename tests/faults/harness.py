@@ -128,7 +128,7 @@ def publish_in_background(bootstrap: str, items: list[tuple[str, str, bytes]], p
     return thread
 
 
-async def _sums(dsn: str, contract: str) -> tuple[Decimal, Decimal, Decimal]:
+async def _sums(dsn: str, contract: str) -> tuple[Decimal, Decimal, Decimal, bool]:
     conn = await asyncpg.connect(dsn)
     try:
         settled = await conn.fetchval(
@@ -141,7 +141,14 @@ async def _sums(dsn: str, contract: str) -> tuple[Decimal, Decimal, Decimal]:
             "SELECT coalesce(sum(amount), 0) FROM claims_ingest.claim_lines WHERE member_id LIKE $1 AND NOT superseded",
             contract + "-M%",
         )
-        return settled, emitted, lines
+        # The member aggregates settlement keeps as spend arrives equal those of its member rows.
+        stats_hold = await conn.fetchval(
+            "SELECT (SELECT (members, total, sum_of_squares) FROM settlement.member_stats WHERE contract_id = $1)"
+            " IS NOT DISTINCT FROM (SELECT (count(*), sum(amount), sum(amount * amount)) FROM settlement.member_spend"
+            " WHERE contract_id = $1)",
+            contract,
+        )
+        return settled, emitted, lines, stats_hold
     finally:
         await conn.close()
 
@@ -176,8 +183,9 @@ def settled_after(stack: Stack, feed: Feed, thread: threading.Thread) -> str:
 def invariant(stack: Stack, feed: Feed) -> str:
     """Every cent once: settlement's spend = claims_ingest's attributed spend = the signed sum of the
     member's claim lines = the feed's total."""
-    settled, emitted, lines = asyncio.run(_sums(stack.database_url, feed.contract))
+    settled, emitted, lines, stats_hold = asyncio.run(_sums(stack.database_url, feed.contract))
     assert settled == emitted == lines == feed.total, (settled, emitted, lines, feed.total)
+    assert stats_hold
     time.sleep(1.0)  # a late duplicate would move the position now
     assert settled_total(stack, feed.contract) == feed.total
     return f"settled {settled:,.2f} = attributed {emitted:,.2f} = claim lines {lines:,.2f} = feed {feed.total:,.2f}"
