@@ -1,4 +1,5 @@
-"""Contract terms for tests: an MSSP BASIC E contract for one calendar year, with what a test changes."""
+"""Contract terms for tests: an MSSP BASIC E contract for one calendar year, with what a test changes; and
+spend deltas as settlement receives them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from shared.events import SpendDelta
 from shared.terms import ContractTerms
 
 
@@ -20,3 +22,20 @@ def mssp_terms(year: int = 2025, **overrides: Any) -> ContractTerms:
         "msr": Decimal("0.02"),
     }
     return ContractTerms(**{**base, **overrides})
+
+
+def spend_deltas(rows: list[tuple[str, str, str]], paid: date = date(2025, 3, 15)) -> list[SpendDelta]:
+    """(contract, member, amount) rows as March professional spend paid on `paid`, each with its own line key."""
+    return [
+        SpendDelta(
+            contract_id=contract,
+            member_id=member,
+            line_key=f"L{n}",
+            enrollment_type="aged_nondual",
+            claim_type="professional",
+            service_month=date(2025, 3, 1),
+            paid_date=paid,
+            amount=Decimal(amount),
+        )
+        for n, (contract, member, amount) in enumerate(rows)
+    ]

@@ -4,7 +4,6 @@ apply_spend keeps equal what aggregating member_spend gives, with concurrent tra
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 from decimal import Decimal as D
 from typing import Any
 
@@ -14,25 +13,9 @@ import pytest
 from services.settlement.app import MIGRATIONS
 from services.settlement.repository import apply_spend
 from shared.db import apply_migrations, create_pool
-from shared.events import SpendDelta
+from tests.terms import spend_deltas
 
 pytestmark = pytest.mark.integration
-
-
-def _deltas(rows: list[tuple[str, str, str]]) -> list[SpendDelta]:
-    return [
-        SpendDelta(
-            contract_id=contract,
-            member_id=member,
-            line_key=f"L{n}",
-            enrollment_type="aged_nondual",
-            claim_type="professional",
-            service_month=date(2025, 3, 1),
-            paid_date=date(2025, 3, 20),
-            amount=D(amount),
-        )
-        for n, (contract, member, amount) in enumerate(rows)
-    ]
 
 
 async def _kept_and_recomputed(pool: asyncpg.Pool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -51,15 +34,15 @@ async def test_stats_follow_member_spend(database: str) -> None:
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn, "settlement", MIGRATIONS)
-            await apply_spend(conn, _deltas([("A", "M1", "100.10"), ("A", "M2", "50"), ("B", "M1", "7.000001")]))
+            await apply_spend(conn, spend_deltas([("A", "M1", "100.10"), ("A", "M2", "50"), ("B", "M1", "7.000001")]))
             # M1 again (and twice in one batch), a reversal that nets M2 to zero, a new member, a negative one.
             await apply_spend(
                 conn,
-                _deltas(
+                spend_deltas(
                     [("A", "M1", "0.90"), ("A", "M1", "-1"), ("A", "M2", "-50"), ("A", "M3", "12.345678"), ("B", "M9", "-3")]
                 ),
             )
-            await apply_spend(conn, _deltas([("A", "M2", "20")]))  # M2 had a row at zero: not a new member
+            await apply_spend(conn, spend_deltas([("A", "M2", "20")]))  # M2 had a row at zero: not a new member
         kept, recomputed = await _kept_and_recomputed(pool)
         assert kept == recomputed
         assert kept["A"] == (3, D("132.345678"), D("100") ** 2 + D("20") ** 2 + D("12.345678") ** 2)
@@ -72,8 +55,10 @@ async def test_stats_follow_member_spend(database: str) -> None:
             tx1, tx2 = first.transaction(), second.transaction()
             await tx1.start()
             await tx2.start()
-            await apply_spend(first, _deltas([("C", "M1", "10"), ("C", "M2", "20"), ("A", "M1", "5")]))
-            waiting = asyncio.create_task(apply_spend(second, _deltas([("C", "M1", "1"), ("C", "M3", "3"), ("A", "M1", "-5")])))
+            await apply_spend(first, spend_deltas([("C", "M1", "10"), ("C", "M2", "20"), ("A", "M1", "5")]))
+            waiting = asyncio.create_task(
+                apply_spend(second, spend_deltas([("C", "M1", "1"), ("C", "M3", "3"), ("A", "M1", "-5")]))
+            )
             await asyncio.sleep(0.3)
             assert not waiting.done()  # blocked on the rows the first holds
             await tx1.commit()

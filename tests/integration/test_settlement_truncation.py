@@ -3,7 +3,6 @@ annual threshold prorated to the months elapsed."""
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal as D
 
 import pytest
@@ -11,23 +10,9 @@ import pytest
 from services.settlement.app import MIGRATIONS
 from services.settlement.repository import _snapshots, apply_spend
 from shared.db import apply_migrations, create_pool
-from shared.events import SpendDelta
-from tests.terms import mssp_terms
+from tests.terms import mssp_terms, spend_deltas
 
 pytestmark = pytest.mark.integration
-
-
-def _delta(contract: str, member: str, amount: str, n: int) -> SpendDelta:
-    return SpendDelta(
-        contract_id=contract,
-        member_id=member,
-        line_key=f"L{n}",
-        enrollment_type="aged_nondual",
-        claim_type="professional",
-        service_month=date(2025, 3, 1),
-        paid_date=date(2025, 3, 15),
-        amount=D(amount),
-    )
 
 
 async def test_member_totals_are_capped_at_the_prorated_threshold(database: str) -> None:
@@ -37,7 +22,7 @@ async def test_member_totals_are_capped_at_the_prorated_threshold(database: str)
     try:
         await apply_migrations(conn, "settlement", MIGRATIONS)
         spend = [("T", "M1", "10000"), ("T", "M2", "40000"), ("T", "M3", "20000"), ("U", "M1", "10000"), ("U", "M2", "40000")]
-        await apply_spend(conn, [_delta(c, m, a, n) for n, (c, m, a) in enumerate(spend)])
+        await apply_spend(conn, spend_deltas(spend))
         snaps = await _snapshots(conn, {"T": terms, "U": mssp_terms()})  # U has no thresholds
         snap = snaps["T"]
     finally:
