@@ -130,15 +130,26 @@ async def publish_all(producer: AIOKafkaProducer, items: Sequence[tuple[str, str
         await asyncio.gather(*futures)
 
 
+MAX_BACKLOG_REST_S = 1.0
+
+
 class WorkLoop:
     """Runs `step` over and over while it finds work (it returns how much it did, up to `batch`), then waits
-    for a wake-up or `idle_s`. A failing step (broker or database away) is logged and tried again."""
+    for a wake-up or `idle_s`. A failing step (broker or database away) is logged and tried again.
 
-    def __init__(self, name: str, step: Callable[[], Awaitable[int]], batch: int, idle_s: float) -> None:
+    `backlog_rest`: after a pass that did at least half a batch (a backlog), rest this many times as long as
+    the pass took, so what arrives meanwhile is done in one pass rather than spread over several. For work
+    that is recomputed rather than consumed (a contract's position), that halves the recomputing under a
+    backlog; a pass of less, as a steady trickle makes, is followed at once."""
+
+    def __init__(
+        self, name: str, step: Callable[[], Awaitable[int]], batch: int, idle_s: float, backlog_rest: float = 0.0
+    ) -> None:
         self.name = name
         self._step = step
         self._batch = batch
         self._idle = idle_s
+        self._backlog_rest = backlog_rest
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -159,7 +170,10 @@ class WorkLoop:
             try:
                 # Cleared before the pass, so a commit that wakes us during it is not lost.
                 self._wake.clear()
+                started = time.monotonic()
                 done = await self._step()
+                if self._backlog_rest and done >= self._batch / 2:
+                    await asyncio.sleep(min(MAX_BACKLOG_REST_S, (time.monotonic() - started) * self._backlog_rest))
                 if done < self._batch:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._idle)

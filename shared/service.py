@@ -93,11 +93,17 @@ class ServiceRuntime:
         )
 
     def work_loop(
-        self, name: str, step: Callable[[Conn], Coroutine[Any, Any, int]], batch: int, queue: str | None = None
+        self,
+        name: str,
+        step: Callable[[Conn], Coroutine[Any, Any, int]],
+        batch: int,
+        queue: str | None = None,
+        backlog_rest: float = 0.0,
     ) -> WorkLoop:
         """A loop that runs `step` in a transaction while it finds work (up to `batch` items a pass), wakes the
         relay after each pass that did some, and waits for a wake-up otherwise. It runs while the service does.
-        `queue`: the table whose rows a pass deletes, one per item done, vacuumed as they add up (QueueVacuum)."""
+        `queue`: the table whose rows a pass deletes, one per item done, vacuumed as they add up (QueueVacuum);
+        `backlog_rest`: see WorkLoop."""
         vacuum = QueueVacuum(lambda: self.pool, queue) if queue else None
 
         async def one_pass() -> int:
@@ -109,7 +115,7 @@ class ServiceRuntime:
                     await vacuum.deleted(done)
             return done
 
-        loop = WorkLoop(f"{self.name}-{name}", one_pass, batch, self.settings.outbox_idle_sleep_s)
+        loop = WorkLoop(f"{self.name}-{name}", one_pass, batch, self.settings.outbox_idle_sleep_s, backlog_rest)
         self._loops.append(loop)
         return loop
 

@@ -67,7 +67,12 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         await enqueue(conn, repository.SCHEMA, outgoing)
         return taken
 
-    positions = runtime.work_loop("positions", publish_positions, limit, queue=f"{repository.SCHEMA}.pending_positions")
+    # Under a backlog (a file loading), a contract's position is recomputed about half as often: 200,000 lines
+    # published 26,490 positions rather than 50,422 and settled 20% sooner (bench.pipeline); a steady trickle
+    # makes small passes, which are not delayed.
+    positions = runtime.work_loop(
+        "positions", publish_positions, limit, queue=f"{repository.SCHEMA}.pending_positions", backlog_rest=1.0
+    )
     spend = runtime.consumer(SPEND_APPLIED, SPEND, apply_spend, wakes=positions)
     spend_batches = runtime.consumer(SPEND_BATCH, SPEND_BATCHES, apply_spend_batches, wakes=positions)
     contracts = runtime.consumer(CONTRACT_CHANGED, CONTRACTS, apply_contracts, wakes=positions)

@@ -1,0 +1,46 @@
+"""WorkLoop's rest after a backlogged pass: a pass of at least half a batch is followed by a rest as long as
+the pass (times backlog_rest); a smaller pass adds none."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from shared.kafka import WorkLoop
+
+
+async def _gaps(sizes: list[int], backlog_rest: float) -> list[float]:
+    """Seconds from the end of each pass to the start of the next; each pass takes 100 ms and more work arrives
+    during it (it wakes the loop), so the only wait between passes is the rest."""
+    ends: list[float] = []
+    gaps: list[float] = []
+    finished = asyncio.Event()
+    loop: WorkLoop
+
+    async def step() -> int:
+        if ends:
+            gaps.append(time.monotonic() - ends[-1])
+        if len(ends) == len(sizes):
+            finished.set()
+            return 0
+        await asyncio.sleep(0.1)
+        loop.wake()
+        ends.append(time.monotonic())
+        return sizes[len(ends) - 1]
+
+    loop = WorkLoop("test", step, batch=10, idle_s=5.0, backlog_rest=backlog_rest)
+    loop.start()
+    try:
+        await asyncio.wait_for(finished.wait(), 5)
+    finally:
+        await loop.stop()
+    return gaps
+
+
+async def test_rests_only_after_a_backlogged_pass() -> None:
+    # A full pass and one of half a batch rest about as long as they took; a pass of 4 does not.
+    gaps = await _gaps([10, 5, 4], backlog_rest=1.0)
+    assert gaps[0] >= 0.095 and gaps[1] >= 0.095
+    assert gaps[2] < 0.05
+    # Without backlog_rest, full passes follow each other at once.
+    assert max(await _gaps([10, 10, 10], backlog_rest=0.0)) < 0.05
