@@ -13,16 +13,16 @@ import argparse
 import asyncio
 import random
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
 
 from bench.machine import describe
+from bench.scratch import DEFAULT_DSN, scratch_pool
 from services.settlement import repository
 from services.settlement.app import MIGRATIONS
-from shared.db import apply_migrations, create_pool, enqueue
+from shared.db import enqueue
 from shared.events import ContractState, RosterSummary, SpendDelta
 from shared.terms import ContractTerms
 
@@ -77,32 +77,20 @@ async def passes(pool: asyncpg.Pool, contracts: int, size: int) -> tuple[float, 
 
 
 async def run(args: argparse.Namespace) -> None:
-    name = f"acoflow_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(args.dsn)
-    await admin.execute(f"CREATE DATABASE {name}")
-    try:
-        pool = await create_pool(args.dsn.rsplit("/", 1)[0] + "/" + name, 2)
-        try:
-            async with pool.acquire() as conn:
-                await apply_migrations(conn, repository.SCHEMA, MIGRATIONS)
-            await load(pool, args.contracts, args.members, args.lines)
-            print(f"machine: {describe()}")
-            print(f"  ({args.contracts:,} contracts, {args.members} members and {args.lines} lines each)")
-            *_, event_bytes = await passes(pool, args.contracts, 500)  # warm: caches, plans
-            print(f"  (a position event is {event_bytes:,} bytes)")
-            for size in (1, 20, 500):
-                rate, per_pass, _ = await passes(pool, args.contracts, size)
-                print(f"positions_per_s_pass_{size}={rate:,.0f}  ms_per_pass={per_pass:.2f}")
-        finally:
-            await pool.close()
-    finally:
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-        await admin.close()
+    async with scratch_pool(args.dsn, repository.SCHEMA, MIGRATIONS) as pool:
+        await load(pool, args.contracts, args.members, args.lines)
+        print(f"machine: {describe()}")
+        print(f"  ({args.contracts:,} contracts, {args.members} members and {args.lines} lines each)")
+        *_, event_bytes = await passes(pool, args.contracts, 500)  # warm: caches, plans
+        print(f"  (a position event is {event_bytes:,} bytes)")
+        for size in (1, 20, 500):
+            rate, per_pass, _ = await passes(pool, args.contracts, size)
+            print(f"positions_per_s_pass_{size}={rate:,.0f}  ms_per_pass={per_pass:.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--dsn", default=DEFAULT_DSN)
     parser.add_argument("--contracts", type=int, default=1000)
     parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--lines", type=int, default=200)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import structlog
 from aiokafka import ConsumerRecord
 from prometheus_client import Counter
+from pydantic import TypeAdapter
 
 from services.claims_ingest.domain.attribution import (
     Correction,
@@ -36,6 +38,7 @@ from shared.events import (
 from shared.events import Attribution as AttributionEvent
 from shared.kafka import Parsed, refusal, rejection_id
 from shared.metrics import REGISTRY
+from shared.terms import EnrollmentType
 from shared.topics import CLAIMS_REJECTED, SPEND_BATCHES, TopicSpec
 
 SCHEMA = "claims_ingest"
@@ -58,8 +61,12 @@ def reject_claim(record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tup
     return CLAIMS_REJECTED, key, new_envelope(CLAIM_REJECTED, payload, PRODUCER, event_id=rejection_id(record))
 
 
-def _spend(contract_id: str, member_id: str, c: Correction, line: dict[str, Any], etype: str) -> tuple[uuid.UUID, SpendDelta]:
-    delta = SpendDelta(
+def _spend(
+    contract_id: str, member_id: str, c: Correction, line: dict[str, Any], etype: EnrollmentType
+) -> tuple[uuid.UUID, SpendDelta]:
+    # Built without validation: every value comes from a validated claim line, assignment or stored row, and
+    # settlement validates the batch again on receipt.
+    delta = SpendDelta.model_construct(
         contract_id=contract_id,
         member_id=member_id,
         line_key=c.line_key,
@@ -83,6 +90,16 @@ def spend_batches(deltas: Deltas) -> Outgoing:
         # Deltas add up in any order: the key only spreads batches over the partitions.
         out.append((SPEND_BATCHES, chunk[0][1].contract_id, new_envelope(SPEND_BATCH, batch, PRODUCER, event_id=event_id)))
     return out
+
+
+_PERIODS = TypeAdapter(tuple[AttributionPeriod, ...])
+
+
+@lru_cache(maxsize=4096)
+def _periods(text: str) -> tuple[AttributionPeriod, ...]:
+    """An assignment's periods from their JSON text; the members of a roster mostly share the same periods, so
+    each distinct text is parsed once rather than once per member per batch."""
+    return _PERIODS.validate_json(text)
 
 
 async def lock_members(conn: Conn, member_ids: set[str]) -> None:
@@ -110,14 +127,16 @@ async def current_ids(conn: Conn, keys: set[tuple[str, str]]) -> dict[tuple[str,
     return {(r["payer"], r["previous_id"]): r["current_id"] for r in rows}
 
 
-async def _store(conn: Conn, values: list[ClaimLine]) -> list[ClaimLine]:
-    """Insert lines not seen before; return those (a row re-delivered in a later file is stored, and counted, once)."""
+async def _store(conn: Conn, lines: dict[str, ClaimLine]) -> dict[str, ClaimLine]:
+    """Insert lines (by line_key) not seen before; return those (a row re-delivered in a later file is stored,
+    and counted, once)."""
+    values = list(lines.values())
     inserted = await conn.fetch(
         f"INSERT INTO {SCHEMA}.claim_lines (line_key, member_id, payer, claim_type, service_date, paid_date, amount,"
         " version_group, version_rank)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::date[],"
         " $7::numeric[], $8::text[], $9::text[]) ON CONFLICT DO NOTHING RETURNING line_key",
-        [v.line_key for v in values],
+        list(lines),
         [v.member_id for v in values],
         [v.payer for v in values],
         [v.claim_type for v in values],
@@ -128,7 +147,7 @@ async def _store(conn: Conn, values: list[ClaimLine]) -> list[ClaimLine]:
         [v.version_rank if v.version_group else None for v in values],
     )
     keys = {r["line_key"] for r in inserted}
-    return [v for v in values if v.line_key in keys]
+    return {k: v for k, v in lines.items() if k in keys}
 
 
 async def _supersede(conn: Conn, new: list[ClaimLine]) -> tuple[set[str], Deltas]:
@@ -185,26 +204,28 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
     renamed = await current_ids(conn, {(v.payer, v.member_id) for v in lines.values()})
     if renamed:
         await lock_members(conn, set(renamed.values()))
-    values = [
-        v.model_copy(update={"member_id": renamed[(v.payer, v.member_id)]}) if (v.payer, v.member_id) in renamed else v
-        for v in lines.values()
-    ]
-    new = await _store(conn, values)
+    # A line's key is computed once, here: it does not depend on the member id a rename changes.
+    if renamed:
+        lines = {
+            k: v.model_copy(update={"member_id": renamed[(v.payer, v.member_id)]}) if (v.payer, v.member_id) in renamed else v
+            for k, v in lines.items()
+        }
+    new = await _store(conn, lines)
     if not new:
         return []
-    not_counted, out = await _supersede(conn, new)
-    new = [v for v in new if v.line_key not in not_counted]
+    not_counted, out = await _supersede(conn, list(new.values()))
     rows = await conn.fetch(
-        f"SELECT member_id, contract_id, payer, periods FROM {SCHEMA}.assignments WHERE member_id = ANY($1::text[])",
-        list({v.member_id for v in new}),
+        f"SELECT member_id, contract_id, payer, periods::text AS periods FROM {SCHEMA}.assignments"
+        " WHERE member_id = ANY($1::text[])",
+        list({v.member_id for v in new.values()}),
     )
-    # (contract, payer, periods) per member, each assignment's periods parsed once per batch.
-    by_member: dict[str, list[tuple[str, str, list[AttributionPeriod]]]] = defaultdict(list)
+    by_member: dict[str, list[tuple[str, str, tuple[AttributionPeriod, ...]]]] = defaultdict(list)
     for r in rows:
-        periods = [AttributionPeriod.model_validate(p) for p in r["periods"]]
-        by_member[r["member_id"]].append((r["contract_id"], r["payer"], periods))
+        by_member[r["member_id"]].append((r["contract_id"], r["payer"], _periods(r["periods"])))
     emitted: list[tuple[str, str, str, Decimal]] = []
-    for line in new:
+    for key, line in new.items():
+        if key in not_counted:
+            continue
         amount = final_action_amount(line) if line.version_group else line.signed_amount
         matched = False
         for contract_id, payer, periods in by_member.get(line.member_id, ()):
@@ -214,10 +235,10 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
             if period is None:
                 continue
             matched = True
-            c = Correction(line.line_key, 1, "+", amount, period)
+            c = Correction(key, 1, "+", amount, period)
             info = {"claim_type": line.claim_type, "service_date": line.from_date, "paid_date": line.paid_date}
             out.append(_spend(contract_id, line.member_id, c, info, period.enrollment_type))
-            emitted.append((line.line_key, contract_id, line.member_id, amount))
+            emitted.append((key, contract_id, line.member_id, amount))
         if not matched:
             UNATTRIBUTED.inc()
     if emitted:
