@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from decimal import Decimal
 from functools import lru_cache
@@ -16,10 +15,11 @@ from pydantic import TypeAdapter
 from services.claims_ingest.domain.attribution import (
     Correction,
     Emitted,
+    batch_event_id,
     corrections,
     covering,
     service_month,
-    spend_event_id,
+    spend_identity,
 )
 from services.claims_ingest.domain.versions import final_action_amount
 from shared.db import Conn
@@ -46,8 +46,7 @@ PRODUCER = "claims_ingest"
 MEMBER_LOCK_STRIPES = 256
 Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
 # Spend produced in a transaction, each delta with its identity (line, contract, generation, sign).
-Deltas = list[tuple[uuid.UUID, SpendDelta]]
-BATCH_NAMESPACE = uuid.UUID("8e0c5a52-1d7b-4f0e-b1c4-2a9f6d3e7b10")
+Deltas = list[tuple[str, SpendDelta]]
 
 log = structlog.get_logger()
 
@@ -63,7 +62,7 @@ def reject_claim(record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tup
 
 def _spend(
     contract_id: str, member_id: str, c: Correction, line: dict[str, Any], etype: EnrollmentType
-) -> tuple[uuid.UUID, SpendDelta]:
+) -> tuple[str, SpendDelta]:
     # Built without validation: every value comes from a validated claim line, assignment or stored row, and
     # settlement validates the batch again on receipt.
     delta = SpendDelta.model_construct(
@@ -76,7 +75,7 @@ def _spend(
         paid_date=line["paid_date"],
         amount=c.amount,
     )
-    return spend_event_id(c.line_key, contract_id, c.generation, c.sign), delta
+    return spend_identity(c.line_key, contract_id, c.generation, c.sign), delta
 
 
 def spend_batches(deltas: Deltas) -> Outgoing:
@@ -85,7 +84,7 @@ def spend_batches(deltas: Deltas) -> Outgoing:
     out: Outgoing = []
     for i in range(0, len(deltas), MAX_SPEND_BATCH):
         chunk = deltas[i : i + MAX_SPEND_BATCH]
-        event_id = uuid.uuid5(BATCH_NAMESPACE, "|".join(str(d_id) for d_id, _ in chunk))
+        event_id = batch_event_id(identity for identity, _ in chunk)
         batch = SpendBatch(deltas=tuple(d for _, d in chunk))
         # Deltas add up in any order: the key only spreads batches over the partitions.
         out.append((SPEND_BATCHES, chunk[0][1].contract_id, new_envelope(SPEND_BATCH, batch, PRODUCER, event_id=event_id)))

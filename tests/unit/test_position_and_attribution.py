@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal as D
 
-from services.claims_ingest.domain.attribution import Emitted, corrections, spend_event_id
+from services.claims_ingest.domain.attribution import Emitted, batch_event_id, corrections, spend_identity
 from services.contracts.domain.roster import RosterMember, changed_members, periods_of, summarize
 from services.settlement.domain.position import MemberStats, PositionInputs, project
 from services.settlement.domain.stats import normal_cdf
@@ -70,4 +70,15 @@ def test_corrections_reverse_and_re_add() -> None:
     assert [(c.line_key, c.sign, c.amount) for c in removed] == [("L1", "-", D("-10"))]
     back = corrections(lines, {"L1": Emitted(1, False, D("10"))}, (period,))
     assert back[0].generation == 2
-    assert spend_event_id("L1", "K", 1, "+") != spend_event_id("L1", "K", 2, "+")
+    assert spend_identity("L1", "K", 1, "+") != spend_identity("L1", "K", 2, "+")
+
+
+def test_a_batch_id_is_its_deltas_identities_in_order_and_unambiguous() -> None:
+    one, two = (
+        spend_identity("S|C1|1|original|2025-01-02", "K", 1, "+"),
+        spend_identity("S|C2|1|original|2025-01-02", "K", 1, "+"),
+    )
+    assert batch_event_id([one, two]) == batch_event_id([one, two])
+    assert batch_event_id([one, two]) != batch_event_id([two, one])
+    # A free-text source holding the separator does not make two different batches one event.
+    assert batch_event_id(["a|b", "c"]) != batch_event_id(["a", "b|c"])

@@ -19,8 +19,19 @@ def submission_event_id(line_key: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"submitted|{line_key}")
 
 
-def spend_event_id(line_key: str, contract_id: str, generation: int, sign: Literal["+", "-"]) -> uuid.UUID:
-    return uuid.uuid5(NAMESPACE, f"spend|{line_key}|{contract_id}|{generation}|{sign}")
+BATCH_NAMESPACE = uuid.UUID("8e0c5a52-1d7b-4f0e-b1c4-2a9f6d3e7b10")
+
+
+def spend_identity(line_key: str, contract_id: str, generation: int, sign: Literal["+", "-"]) -> str:
+    """What makes a spend delta itself: the claim row, the contract, the attribution generation and the sign."""
+    return f"spend|{line_key}|{contract_id}|{generation}|{sign}"
+
+
+def batch_event_id(identities: Iterable[str]) -> uuid.UUID:
+    """A spend batch's event id, from its deltas' identities in order: the same spend is the same event
+    wherever it is re-sent from. Each identity is framed by its length, because a line's source is free text
+    and may hold any separator."""
+    return uuid.uuid5(BATCH_NAMESPACE, "".join(f"{len(i)}:{i}" for i in identities))
 
 
 def covering(periods: Iterable[AttributionPeriod], service_date: date) -> AttributionPeriod | None:
