@@ -294,12 +294,14 @@ async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
     snapshots = await _snapshots(conn, {cid: s.terms for cid, s in known.items()}, rows)
     events = [new_envelope(POSITION_UPDATED, _position(s, s.terms, snapshots[cid]), PRODUCER) for cid, s in known.items()]
     # The stored position is the event's payload, taken from the event's JSON so it is encoded once.
-    await conn.executemany(
+    await conn.execute(
         f"INSERT INTO {SCHEMA}.positions (contract_id, sequence, position)"
-        " VALUES ($1, $2, $3::text::jsonb -> 'payload')"
+        " SELECT c, s, e::jsonb -> 'payload' FROM unnest($1::text[], $2::bigint[], $3::text[]) AS p(c, s, e)"
         " ON CONFLICT (contract_id) DO UPDATE SET sequence = excluded.sequence, position = excluded.position,"
         " updated_at = now()",
-        [(e.payload.contract_id, e.payload.sequence, e.to_bytes().decode()) for e in events],
+        [e.payload.contract_id for e in events],
+        [e.payload.sequence for e in events],
+        [e.to_bytes().decode() for e in events],
     )
     return [(SETTLEMENT, e.payload.contract_id, e) for e in events]
 
