@@ -203,7 +203,7 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
     renamed = await current_ids(conn, {(v.payer, v.member_id) for v in lines.values()})
     if renamed:
         await lock_members(conn, set(renamed.values()))
-    # A line's key is computed once, here: it does not depend on the member id a rename changes.
+    # The keys stay: a line key (computed once, above) does not include the member id a rename changes.
     if renamed:
         lines = {
             k: v.model_copy(update={"member_id": renamed[(v.payer, v.member_id)]}) if (v.payer, v.member_id) in renamed else v
