@@ -4,8 +4,8 @@
 
 Attributes members to contracts as the pipeline benchmark does, then runs the claim consumer's handle() (parse
 every record, then one transaction: lock members, store lines, attribute, write the spend batches to the
-outbox) over batches of generated claim-line records, as FastStream hands them over. Prints lines per second
-and the service's own CPU per line, without Kafka or the other services, so a change to the claim path can be
+outbox) over batches of generated claim-line records, as FastStream hands them over. Prints lines per second,
+the service's own CPU per line and the database's (when it runs on this machine), without Kafka or the other services, so a change to the claim path can be
 measured without the whole stack's noise."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import gc
 import random
-import time
 from typing import Any
 
 import asyncpg
@@ -22,7 +21,7 @@ from aiokafka.structs import ConsumerRecord
 
 from bench.machine import describe
 from bench.pipeline import PY_START, line_envelope
-from bench.scratch import DEFAULT_DSN, scratch_pool
+from bench.scratch import arguments, measure, scratch_pool
 from services.claims_ingest.app import MIGRATIONS
 from services.claims_ingest.handlers import SCHEMA, apply_claims, reject_claim
 from shared.events import CLAIM_SUBMITTED
@@ -64,29 +63,20 @@ async def run(args: argparse.Namespace) -> None:
         gc.freeze()  # as the services do after start-up: the records held here are not the claim path's garbage
         print(f"machine: {describe()}")
         print(f"  ({args.members:,} members in {args.contracts:,} contracts; {args.lines:,} lines in batches of {args.batch:,})")
-        for b in batches[:5]:  # warm: caches, prepared statements
-            await consumer.handle(b)
-        wall = cpu = 0.0
-        done = 0
-        for b in batches[5:]:
-            started, cpu_started = time.perf_counter(), time.process_time()
-            await consumer.handle(b)
-            wall += time.perf_counter() - started
-            cpu += time.process_time() - cpu_started
-            done += len(b)
-            async with pool.acquire() as conn:  # the relay's part, untimed: the outbox stays short
+
+        async def tidy() -> None:  # the relay's part, untimed: the outbox stays short
+            async with pool.acquire() as conn:
                 await conn.execute(f"DELETE FROM {SCHEMA}.outbox")
+
+        figures = await measure(pool, consumer.handle, batches, len, "claims_lines_per_s", "line", tidy)
         async with pool.acquire() as conn:
             emitted = await conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.emitted")
         print(f"  ({emitted:,} spend deltas emitted)")
-        print(f"claims_lines_per_s={done / wall:,.0f}  service_cpu_us_per_line={cpu * 1e6 / done:.1f}")
+        print(figures)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dsn", default=DEFAULT_DSN)
-    parser.add_argument("--members", type=int, default=100_000)
-    parser.add_argument("--contracts", type=int, default=1000)
+    parser = arguments(__doc__)
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1000)
     asyncio.run(run(parser.parse_args()))
