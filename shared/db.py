@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,10 @@ ALTER TABLE {schema}.outbox SET (vacuum_truncate = false);
 
 async def _init_connection(conn: Conn) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # Numeric as text: asyncpg's binary numeric codec runs digit by digit in Python, and a spend batch sends
+    # thousands of amounts. 1,000 amounts cost 937 us to send and 1,224 us there and back in binary, 417 and
+    # 634 us as text (this machine, one connection). Text is exact both ways: str() and Decimal() round trip.
+    await conn.set_type_codec("numeric", encoder=str, decoder=Decimal, schema="pg_catalog", format="text")
 
 
 async def _release(conn: Conn) -> None:
