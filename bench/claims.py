@@ -5,8 +5,8 @@
 Attributes members to contracts as the pipeline benchmark does, then runs the claim consumer's handle() (parse
 every record, then one transaction: lock members, store lines, attribute, write the spend batches to the
 outbox) over batches of generated claim-line records, as FastStream hands them over. Prints lines per second,
-the service's own CPU per line and the database's (when it runs on this machine), without Kafka or the other services, so a change to the claim path can be
-measured without the whole stack's noise."""
+the service's own CPU per line and the database's (when it runs on this machine), without Kafka or the other
+services, so a change to the claim path can be measured without the whole stack's noise."""
 
 from __future__ import annotations
 
