@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 from services.settlement.domain.parameters import PARAMETERS_VERSION
@@ -62,7 +63,6 @@ def _mark(param: str) -> str:
 async def apply_spend(conn: Conn, deltas: list[SpendDelta]) -> set[str]:
     """Aggregate a batch's deltas, add them, and mark their contracts for a new position; returns them."""
     by_member: dict[tuple[str, str], tuple[str, Decimal]] = {}
-    by_month: dict[tuple[str, date], tuple[Decimal, int]] = defaultdict(lambda: (ZERO, 0))
     activity: dict[str, tuple[int, date]] = {}
     by_lag: dict[tuple[str, date, int], Decimal] = defaultdict(lambda: ZERO)
     for d in deltas:
@@ -70,8 +70,6 @@ async def apply_spend(conn: Conn, deltas: list[SpendDelta]) -> set[str]:
         by_lag[(d.contract_id, d.service_month, lag)] += d.amount
         _, amount = by_member.get((d.contract_id, d.member_id), (d.enrollment_type, ZERO))
         by_member[(d.contract_id, d.member_id)] = (d.enrollment_type, amount + d.amount)
-        total, lines = by_month[(d.contract_id, d.service_month)]
-        by_month[(d.contract_id, d.service_month)] = (total + d.amount, lines + 1)
         count, as_of = activity.get(d.contract_id, (0, d.paid_date))
         activity[d.contract_id] = (count + 1, max(as_of, d.paid_date))
     # One statement (the CTEs touch different tables), and the contracts marked for a new position in it: a
@@ -94,28 +92,19 @@ async def apply_spend(conn: Conn, deltas: list[SpendDelta]) -> set[str]:
         f" SET members = {SCHEMA}.member_stats.members + excluded.members,"
         f" total = {SCHEMA}.member_stats.total + excluded.total,"
         f" sum_of_squares = {SCHEMA}.member_stats.sum_of_squares + excluded.sum_of_squares),"
-        f" months AS (INSERT INTO {SCHEMA}.month_spend (contract_id, service_month, amount, lines)"
-        " SELECT * FROM unnest($5::text[], $6::date[], $7::numeric[], $8::bigint[])"
-        " ON CONFLICT (contract_id, service_month) DO UPDATE"
-        f" SET amount = {SCHEMA}.month_spend.amount + excluded.amount,"
-        f" lines = {SCHEMA}.month_spend.lines + excluded.lines),"
         f" lags AS (INSERT INTO {SCHEMA}.lag_spend (contract_id, service_month, lag, amount)"
-        " SELECT * FROM unnest($9::text[], $10::date[], $11::int[], $12::numeric[])"
+        " SELECT * FROM unnest($5::text[], $6::date[], $7::int[], $8::numeric[])"
         f" ON CONFLICT (contract_id, service_month, lag) DO UPDATE SET amount = {SCHEMA}.lag_spend.amount + excluded.amount),"
         f" activity AS (INSERT INTO {SCHEMA}.activity (contract_id, lines, as_of)"
-        " SELECT * FROM unnest($13::text[], $14::bigint[], $15::date[])"
+        " SELECT * FROM unnest($9::text[], $10::bigint[], $11::date[])"
         " ON CONFLICT (contract_id) DO UPDATE"
         f" SET lines = {SCHEMA}.activity.lines + excluded.lines,"
         f" as_of = greatest({SCHEMA}.activity.as_of, excluded.as_of), last_spend_at = now())"
-        f" {_mark('$16')}",
+        f" {_mark('$12')}",
         [k[0] for k in by_member],
         [k[1] for k in by_member],
         [v[0] for v in by_member.values()],
         [v[1] for v in by_member.values()],
-        [k[0] for k in by_month],
-        [k[1] for k in by_month],
-        [v[0] for v in by_month.values()],
-        [v[1] for v in by_month.values()],
         [k[0] for k in by_lag],
         [k[1] for k in by_lag],
         [k[2] for k in by_lag],
@@ -155,7 +144,7 @@ def _thresholds(terms: ContractTerms, as_of: date | None) -> dict[str, Decimal]:
 # Everything a position needs of each contract, in one statement for any number of contracts: a pass
 # recomputes many, and a round trip per table per pass was a good part of its cost.
 _STATE_QUERY = f"""
-SELECT k.contract_id, c.version, a.lines, a.as_of, p.sequence, m.months, m.month_amounts,
+SELECT k.contract_id, c.version, a.lines, a.as_of, p.sequence, b.months_before, b.amounts_before,
        l.lag_months, l.lags, l.lag_amounts, coalesce(s.members, 0) AS members, s.total, s.sum_of_squares, q.years,
        q.scores, q.standards
 FROM unnest($1::text[]) AS k(contract_id)
@@ -164,9 +153,8 @@ LEFT JOIN {SCHEMA}.activity a ON a.contract_id = k.contract_id
 LEFT JOIN {SCHEMA}.positions p ON p.contract_id = k.contract_id
 LEFT JOIN {SCHEMA}.member_stats s ON s.contract_id = k.contract_id
 CROSS JOIN LATERAL (
-    SELECT array_agg(to_char(service_month, 'YYYY-MM') ORDER BY service_month) AS months,
-           array_agg(amount ORDER BY service_month) AS month_amounts
-    FROM {SCHEMA}.month_spend WHERE contract_id = k.contract_id) m
+    SELECT array_agg(to_char(service_month, 'YYYY-MM')) AS months_before, array_agg(amount) AS amounts_before
+    FROM {SCHEMA}.spend_before_lags WHERE contract_id = k.contract_id) b
 CROSS JOIN LATERAL (
     SELECT array_agg(to_char(service_month, 'YYYY-MM')) AS lag_months, array_agg(lag) AS lags,
            array_agg(amount) AS lag_amounts
@@ -208,6 +196,17 @@ async def _truncated(conn: Conn, terms: dict[str, ContractTerms], rows: dict[str
     }
 
 
+def _paid_by_month(row: Any) -> dict[str, Decimal]:
+    """Each service month's spend, in month order: the sum of its lags, and of any spend applied before lags
+    were kept (migration 006)."""
+    months = chain(row["lag_months"] or (), row["months_before"] or ())
+    amounts = chain(row["lag_amounts"] or (), row["amounts_before"] or ())
+    totals: dict[str, Decimal] = {}
+    for month, amount in zip(months, amounts, strict=True):
+        totals[month] = totals[month] + amount if month in totals else amount
+    return dict(sorted(totals.items()))
+
+
 async def _snapshots(conn: Conn, terms: dict[str, ContractTerms], rows: dict[str, Any] | None = None) -> dict[str, Snapshot]:
     """Each contract's snapshot under the given terms; `rows` when the caller has read them already."""
     if rows is None:
@@ -220,7 +219,7 @@ async def _snapshots(conn: Conn, terms: dict[str, ContractTerms], rows: dict[str
         quality = dict(zip(r["years"] or (), zip(r["scores"] or (), r["standards"] or (), strict=True), strict=True))
         score, standard = quality.get(t.performance_year, (None, None))
         out[cid] = Snapshot(
-            paid_by_month=dict(zip(r["months"] or (), r["month_amounts"] or (), strict=True)),
+            paid_by_month=_paid_by_month(r),
             members=r["members"],
             total=total,
             sum_of_squares=r["sum_of_squares"] if r["sum_of_squares"] is not None else ZERO,
