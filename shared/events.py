@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -18,6 +20,18 @@ ClaimType = Literal["inpatient", "outpatient", "snf", "hha", "hospice", "profess
 AdjustmentType = Literal["original", "cancellation", "adjustment"]
 MAX_LINE_AMOUNT = Decimal("10000000")
 EARLIEST_SERVICE = date(1990, 1, 1)
+
+
+@lru_cache(maxsize=1)
+def _latest_paid_date(minute: int) -> date:
+    # 366 days, not replace(year=+1): that raises on 29 February, which would refuse every line that day.
+    return date.today() + timedelta(days=366)
+
+
+def latest_paid_date() -> date:
+    """The latest paid date a claim line may carry. Worked out once a minute rather than per line: date.today()
+    was a seventh of a claim line's validation."""
+    return _latest_paid_date(int(time.time() // 60))
 
 
 class Payload(BaseModel):
@@ -53,8 +67,7 @@ class ClaimLine(Payload):
             raise ValueError(f"from_date: before {EARLIEST_SERVICE}")
         if self.paid_date < self.from_date:
             raise ValueError("paid_date: before from_date")
-        # 366 days, not replace(year=+1): that raises on 29 February, which would refuse every line that day.
-        if self.paid_date > date.today() + timedelta(days=366):
+        if self.paid_date > latest_paid_date():
             raise ValueError("paid_date: more than a year in the future")
         return self
 

@@ -1,13 +1,17 @@
-"""The event envelope's encoding: computed once per envelope, and never carried over to a changed copy."""
+"""The event envelope's encoding: computed once per envelope, and never carried over to a changed copy; and
+parsing's refusal of a claim line paid too far ahead."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import date, timedelta
 from decimal import Decimal
 
-from shared.envelope import Envelope, new_envelope, parse_event
-from shared.events import QUALITY_RECORDED, QualityResult
+import pytest
+
+from shared.envelope import Envelope, EventRejected, new_envelope, parse_event
+from shared.events import CLAIM_SUBMITTED, QUALITY_RECORDED, QualityResult
 
 
 def _envelope() -> Envelope[QualityResult]:
@@ -32,3 +36,22 @@ def test_a_copy_with_changes_encodes_its_own_fields() -> None:
     copy = env.model_copy(update={"event_id": other})
     assert json.loads(copy.to_bytes())["event_id"] == str(other)
     assert json.loads(env.to_bytes())["event_id"] == str(env.event_id)
+
+
+def _line(paid: date) -> bytes:
+    payload = {
+        "source": "t", "claim_id": "C1", "line_number": 1, "member_id": "M1", "payer": "CMS", "claim_type": "professional",
+        "from_date": "2025-01-02", "thru_date": "2025-01-02", "paid_date": paid.isoformat(), "paid_amount": "10.00",
+    }  # fmt: skip
+    return json.dumps({
+        "event_id": str(uuid.uuid4()), "event_type": CLAIM_SUBMITTED.event_type, "schema_version": 1,
+        "occurred_at": "2025-01-03T00:00:00+00:00", "producer": "t", "payload": payload,
+    }).encode()  # fmt: skip
+
+
+def test_a_line_paid_more_than_a_year_ahead_is_refused() -> None:
+    # The limit is worked out once a minute, not per line: it must still be a year and a day from today.
+    assert parse_event(CLAIM_SUBMITTED, _line(date.today() + timedelta(days=366))).payload.member_id == "M1"
+    with pytest.raises(EventRejected) as refused:
+        parse_event(CLAIM_SUBMITTED, _line(date.today() + timedelta(days=367)))
+    assert [r.message for r in refused.value.reasons] == ["Value error, paid_date: more than a year in the future"]
