@@ -4,7 +4,8 @@
 
 Loads contracts with spend as the pipeline benchmark does (MSSP BASIC E, members per contract, lines per
 contract over the year), then marks contracts and runs repository.publish_pending passes of several sizes,
-printing positions per second and the time of one pass. It isolates settlement's recompute from Kafka and
+printing positions per second, the time of one pass and the database's CPU per position (when it runs on
+this machine). It isolates settlement's recompute from Kafka and
 from the other services, so a change to it can be measured without the whole stack's noise."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from decimal import Decimal
 import asyncpg
 
 from bench.machine import describe
-from bench.scratch import DEFAULT_DSN, scratch_pool
+from bench.scratch import DEFAULT_DSN, scratch_pool, server_cpu
 from services.settlement import repository
 from services.settlement.app import MIGRATIONS
 from shared.db import enqueue
@@ -56,11 +57,13 @@ async def load(pool: asyncpg.Pool, contracts: int, members: int, lines: int) -> 
             await repository.apply_spend(conn, deltas)
 
 
-async def passes(pool: asyncpg.Pool, contracts: int, size: int) -> tuple[float, float, int]:
-    """(positions per second, ms per pass, mean event bytes) recomputing every contract in passes of `size`."""
+async def passes(pool: asyncpg.Pool, contracts: int, size: int) -> tuple[float, float, int, float | None]:
+    """(positions per second, ms per pass, mean event bytes, the database's CPU us a position when it runs on
+    this machine) recomputing every contract in passes of `size`."""
     ids = [f"BENCH-{c:04d}" for c in range(contracts)]
     async with pool.acquire() as conn:
         await repository.mark_pending(conn, set(ids))
+    server_before = await server_cpu(pool)
     started, count = time.perf_counter(), 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
@@ -70,10 +73,14 @@ async def passes(pool: asyncpg.Pool, contracts: int, size: int) -> tuple[float, 
             break
         count += 1
     elapsed = time.perf_counter() - started
+    server_after = await server_cpu(pool)
+    server = None
+    if server_before is not None and server_after is not None:
+        server = sum(v - server_before.get(pid, 0.0) for pid, v in server_after.items()) * 1e6 / contracts
     async with pool.acquire() as conn:
         size_of = await conn.fetchval(f"SELECT avg(octet_length(value))::int FROM {repository.SCHEMA}.outbox")
         await conn.execute(f"DELETE FROM {repository.SCHEMA}.outbox")
-    return contracts / elapsed, elapsed * 1000 / max(count, 1), size_of
+    return contracts / elapsed, elapsed * 1000 / max(count, 1), size_of, server
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -81,11 +88,12 @@ async def run(args: argparse.Namespace) -> None:
         await load(pool, args.contracts, args.members, args.lines)
         print(f"machine: {describe()}")
         print(f"  ({args.contracts:,} contracts, {args.members} members and {args.lines} lines each)")
-        *_, event_bytes = await passes(pool, args.contracts, 500)  # warm: caches, plans
+        *_, event_bytes, _ = await passes(pool, args.contracts, 500)  # warm: caches, plans
         print(f"  (a position event is {event_bytes:,} bytes)")
         for size in (1, 20, 500):
-            rate, per_pass, _ = await passes(pool, args.contracts, size)
-            print(f"positions_per_s_pass_{size}={rate:,.0f}  ms_per_pass={per_pass:.2f}")
+            rate, per_pass, _, server = await passes(pool, args.contracts, size)
+            line = f"positions_per_s_pass_{size}={rate:,.0f}  ms_per_pass={per_pass:.2f}"
+            print(line if server is None else f"{line}  postgres_cpu_us_per_position={server:.0f}")
 
 
 def main() -> None:
