@@ -84,7 +84,7 @@ async def passes(pool: asyncpg.Pool, contracts: int, size: int) -> tuple[float, 
 
 
 async def run(args: argparse.Namespace) -> None:
-    async with scratch_pool(args.dsn, repository.SCHEMA, MIGRATIONS) as pool:
+    async with scratch_pool(args.dsn, repository.SCHEMA, MIGRATIONS, repository.DB_SESSION) as pool:
         await load(pool, args.contracts, args.members, args.lines)
         print(f"machine: {describe()}")
         print(f"  ({args.contracts:,} contracts, {args.members} members and {args.lines} lines each)")

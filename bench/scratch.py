@@ -30,12 +30,15 @@ def arguments(doc: str | None) -> argparse.ArgumentParser:
 
 
 @asynccontextmanager
-async def scratch_pool(dsn: str, schema: str, migrations: Path) -> AsyncIterator[asyncpg.Pool]:
+async def scratch_pool(
+    dsn: str, schema: str, migrations: Path, session: dict[str, str] | None = None
+) -> AsyncIterator[asyncpg.Pool]:
+    """`session`: the service's own PostgreSQL settings, as its pool has them."""
     name = f"acoflow_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(dsn)
     await admin.execute(f"CREATE DATABASE {name}")
     try:
-        pool = await create_pool(dsn.rsplit("/", 1)[0] + "/" + name, 2)
+        pool = await create_pool(dsn.rsplit("/", 1)[0] + "/" + name, 2, session)
         try:
             async with pool.acquire() as conn:
                 await apply_migrations(conn, schema, migrations)

@@ -24,7 +24,7 @@ from bench.machine import describe
 from bench.pipeline import PY_START
 from bench.scratch import arguments, measure, scratch_pool
 from services.settlement.app import MIGRATIONS, apply_spend_batches
-from services.settlement.repository import SCHEMA
+from services.settlement.repository import DB_SESSION, SCHEMA
 from shared.envelope import new_envelope
 from shared.events import MAX_SPEND_BATCH, SPEND_BATCH, SpendBatch, SpendDelta
 from shared.kafka import BatchConsumer
@@ -58,7 +58,7 @@ def records(deltas: int, members: int, contracts: int) -> list[list[ConsumerReco
 
 
 async def run(args: argparse.Namespace) -> None:
-    async with scratch_pool(args.dsn, SCHEMA, MIGRATIONS) as pool:
+    async with scratch_pool(args.dsn, SCHEMA, MIGRATIONS, DB_SESSION) as pool:
         consumer = BatchConsumer(
             service="settlement", schema=SCHEMA, spec=SPEND_BATCH, topic=SPEND_BATCHES, pool=lambda: pool,
             apply=apply_spend_batches,

@@ -66,8 +66,11 @@ async def _release(conn: Conn) -> None:
         await conn.execute("ROLLBACK")
 
 
-async def create_pool(dsn: str, size: int = 4) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, init=_init_connection, reset=_release)
+async def create_pool(dsn: str, size: int = 4, session: dict[str, str] | None = None) -> asyncpg.Pool:
+    """`session`: PostgreSQL settings for every connection of the pool (a service's own tuning)."""
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=size, init=_init_connection, reset=_release, server_settings=session
+    )
     assert pool is not None
     return pool
 

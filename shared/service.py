@@ -56,6 +56,8 @@ class ServiceRuntime:
         self.on_start: list[Callable[[Conn], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._loops: list[WorkLoop] = []
+        # PostgreSQL settings for this service's connections, set by the service before start.
+        self.db_session: dict[str, str] = {}
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -158,7 +160,7 @@ class ServiceRuntime:
         dsn = self.settings.database_url
         if not dsn:
             raise RuntimeError("ACOFLOW_DATABASE_URL is not set: run the service under `acoflow up` or set it")
-        self._pool = await create_pool(dsn, self.settings.db_pool_size)
+        self._pool = await create_pool(dsn, self.settings.db_pool_size, self.db_session)
         async with self._pool.acquire() as conn:
             applied = await apply_migrations(conn, self.schema, self.migrations)
             for directory in self.extra_migrations:

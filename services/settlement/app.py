@@ -59,6 +59,7 @@ async def apply_quality(conn: Conn, batch: list[Parsed[QualityResult]]) -> Outgo
 
 def build(runtime: ServiceRuntime) -> FastAPI:
     limit = runtime.settings.settlement_recompute_max_contracts
+    runtime.db_session.update(repository.DB_SESSION)
 
     async def publish_positions(conn: Conn) -> int:
         # Positions are recomputed apart from the consumers: when batches arrive faster than positions can be
