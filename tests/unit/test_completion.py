@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal as D
 
-from services.settlement.domain.completion import estimate_completion, month_index
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.settlement.domain.completion import FLOOR, MAX_LAG, MIN_MONTHS_PER_LAG, estimate_completion, month_index
 from services.settlement.domain.position import DEFAULT_COMPLETION, MemberStats, PositionInputs, project
 from tests.terms import mssp_terms
 
@@ -30,6 +33,45 @@ def test_recovers_the_true_run_out_from_a_consistent_history() -> None:
     assert factors is not None
     rounded = [f.quantize(D("0.0001")) for f in factors]
     assert rounded[:3] == [D("0.4000"), D("0.7000"), D("0.9000")] and set(rounded[3:]) == {D("1.0000")}
+
+
+def chain_ladder(paid: dict[tuple[str, int], D], known_through: int) -> tuple[D, ...] | None:
+    """The chain ladder from its definition: the cumulative triangle, each lag's development factor as the
+    ratio of the column sums over the months observed one lag further with something paid by the lag, and
+    each completion factor the inverse of the product of the factors from its lag on."""
+    longest = min(MAX_LAG, max((lag for _, lag in paid), default=0) + 1)
+    rows = []
+    for m in sorted({month_index(k) for k, _ in paid}):
+        known = min(longest, known_through - m)
+        incremental = [
+            sum((a for (k, lag), a in paid.items() if month_index(k) == m and lag == j), D(0)) for j in range(known + 1)
+        ]
+        rows.append([sum(incremental[: j + 1], D(0)) for j in range(known + 1)])
+    development = []
+    for lag in range(MAX_LAG):
+        used = [r for r in rows if len(r) > lag + 1 and r[lag] > 0]
+        if len(used) < MIN_MONTHS_PER_LAG:
+            break
+        development.append(sum((r[lag + 1] for r in used), D(0)) / sum((r[lag] for r in used), D(0)))
+    if not development:
+        return None
+    out = []
+    for lag in range(len(development)):
+        remaining = D(1)
+        for f in development[lag:]:
+            remaining *= f
+        out.append(min(D(1), max(FLOOR, D(1) / remaining)) if remaining > 0 else D(1))
+    return tuple(out)
+
+
+amounts = st.decimals(min_value=-1000, max_value=900_000, places=2)
+keys = st.tuples(st.integers(2023, 2025), st.integers(1, 12), st.integers(0, 30)).map(lambda t: (f"{t[0]}-{t[1]:02d}", t[2]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(keys, amounts, max_size=60), st.integers(2023 * 12, 2026 * 12))
+def test_the_estimate_is_the_chain_ladder_of_its_triangle(paid: dict[tuple[str, int], D], known_through: int) -> None:
+    assert estimate_completion(paid, known_through) == chain_ladder(paid, known_through)
 
 
 def test_too_little_history_gives_no_estimate() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import lru_cache
 
 from shared.money import ONE, ZERO
 
@@ -14,7 +15,9 @@ MAX_LAG = 24
 FLOOR = Decimal("0.01")
 
 
+@lru_cache(maxsize=4096)
 def month_index(key: str) -> int:
+    """A YYYY-MM key as year * 12 + month - 1. Cached: a position reads the same few dozen keys many times."""
     return int(key[:4]) * 12 + int(key[5:7]) - 1
 
 
@@ -28,27 +31,22 @@ def estimate_completion(paid: Mapping[tuple[str, int], Decimal], known_through: 
     # Past the longest lag anything was paid at, every month's development is exactly 1, which changes no
     # factor: the triangle stops one lag after it.
     longest = min(MAX_LAG, max((lag for _, lag in paid), default=0) + 1)
-    # Per service month (in month order): cumulative paid at lag 0, 1, ... up to what is known.
-    cumulative: list[list[Decimal]] = []
-    for index in sorted(by_month):
-        lags = by_month[index]
-        running = ZERO
-        cum: list[Decimal] = []
-        for lag in range(0, min(longest, known_through - index) + 1):
-            running += lags.get(lag, ZERO)
-            cum.append(running)
-        cumulative.append(cum)
     # Per lag, over the months observed at lag + 1 (and so at lag), in month order: cumulative spend at
-    # lag (before) and at lag + 1 (after), and how many months.
+    # lag (before) and at lag + 1 (after), and how many months. Each month's cumulative paid runs along its
+    # lags up to what is known; a month with nothing paid yet by a lag says nothing about that lag.
     before = [ZERO] * MAX_LAG
     after = [ZERO] * MAX_LAG
     months = [0] * MAX_LAG
-    for cum in cumulative:
-        for lag in range(len(cum) - 1):
-            if cum[lag] > 0:
-                before[lag] += cum[lag]
-                after[lag] += cum[lag + 1]
+    for index in sorted(by_month):
+        lags = by_month[index]
+        cumulative = lags.get(0, ZERO)
+        for lag in range(min(longest, known_through - index)):
+            following = cumulative + lags.get(lag + 1, ZERO)
+            if cumulative > 0:
+                before[lag] += cumulative
+                after[lag] += following
                 months[lag] += 1
+            cumulative = following
     development: list[Decimal] = []
     for lag in range(MAX_LAG):
         if months[lag] < MIN_MONTHS_PER_LAG:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from services.settlement.domain.completion import estimate_completion
+from services.settlement.domain.completion import estimate_completion, month_index
 from services.settlement.domain.settle import Settlement, SettlementError, SettlementInputs, settle, unsettled
 from services.settlement.domain.stats import normal_cdf
 from shared.money import ONE, ZERO, to_cents
@@ -65,10 +65,6 @@ class Position:
     explanation: tuple[str, ...] = field(default=())
 
 
-def _month_index(key: str) -> int:
-    return int(key[:4]) * 12 + int(key[5:7]) - 1
-
-
 def _annual_benchmark(terms: ContractTerms, months: dict[EnrollmentType, int]) -> Decimal:
     if terms.benchmark_pmpm is not None:
         return terms.benchmark_pmpm * sum(months.values())
@@ -79,7 +75,7 @@ def _annual_benchmark(terms: ContractTerms, months: dict[EnrollmentType, int]) -
 def _by_type(member_months: dict[str, dict[EnrollmentType, int]], last: int | None) -> dict[EnrollmentType, int]:
     out: dict[EnrollmentType, int] = {t: 0 for t in ENROLLMENT_TYPES}
     for key, counts in member_months.items():
-        if last is None or _month_index(key) <= last:
+        if last is None or month_index(key) <= last:
             for t, n in counts.items():
                 out[t] += n
     return out
@@ -127,7 +123,7 @@ def project(inputs: PositionInputs) -> Position:
     incurred = ZERO
     for key, amount in inputs.paid_by_month.items():
         # Run-out is measured to the latest paid date, which may fall after the period's end.
-        lag = 0 if known_through is None else known_through - _month_index(key)
+        lag = 0 if known_through is None else known_through - month_index(key)
         incurred += amount / completion_factor(factors, lag)
     stats = inputs.member_stats
     if terms.truncation_threshold and stats.total > 0:
