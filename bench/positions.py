@@ -23,7 +23,6 @@ from bench.machine import describe
 from bench.scratch import DEFAULT_DSN, scratch_pool, server_cpu
 from services.settlement import repository
 from services.settlement.app import MIGRATIONS
-from shared.db import enqueue
 from shared.events import ContractState, RosterSummary, SpendDelta
 from shared.terms import ContractTerms
 
@@ -67,8 +66,7 @@ async def passes(pool: asyncpg.Pool, contracts: int, size: int) -> tuple[float, 
     started, count = time.perf_counter(), 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            taken, outgoing = await repository.publish_pending(conn, size)
-            await enqueue(conn, repository.SCHEMA, outgoing)
+            taken, _ = await repository.publish_pending(conn, size)
         if not taken:
             break
         count += 1

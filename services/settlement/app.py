@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.settlement import repository
 from services.settlement.repository import Outgoing
 from shared.auth import Principal, requires
-from shared.db import Conn, enqueue
+from shared.db import Conn
 from shared.events import (
     CONTRACT_CHANGED,
     QUALITY_RECORDED,
@@ -64,8 +64,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     async def publish_positions(conn: Conn) -> int:
         # Positions are recomputed apart from the consumers: when batches arrive faster than positions can be
         # computed, the contracts they touched wait here once each, however many batches touched them.
-        taken, outgoing = await repository.publish_pending(conn, limit)
-        await enqueue(conn, repository.SCHEMA, outgoing)
+        taken, _ = await repository.publish_pending(conn, limit)
         return taken
 
     # Under a backlog (a file loading), a contract's position is recomputed about half as often: 200,000 lines

@@ -11,7 +11,7 @@ from typing import Any
 
 from services.settlement.domain.parameters import PARAMETERS_VERSION
 from services.settlement.domain.position import MemberStats, PositionInputs, elapsed_share, project
-from shared.db import Conn
+from shared.db import Conn, outbox_insert
 from shared.envelope import Envelope, new_envelope
 from shared.events import POSITION_UPDATED, ContractState, QualityResult, SettlementPosition, SpendDelta
 from shared.money import ZERO
@@ -248,7 +248,8 @@ async def mark_pending(conn: Conn, contract_ids: set[str]) -> None:
 
 
 async def publish_pending(conn: Conn, limit: int) -> tuple[int, Outgoing]:
-    """One recompute pass, in the caller's transaction: (contracts recomputed, their position events).
+    """One recompute pass, in the caller's transaction: (contracts recomputed, their position events, which
+    are in the outbox already).
 
     The pass holds no row lock while it computes, so consumers keep applying and marking meanwhile. It
     reads the marks, recomputes, and removes only the marks it read: a mark committed during the pass
@@ -281,8 +282,9 @@ async def publish_pending(conn: Conn, limit: int) -> tuple[int, Outgoing]:
 
 
 async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
-    """Recompute and store the position of each contract whose terms are known; one event each. Callers hold
-    the contracts' position locks (publish_pending), which keep two recomputes of one contract apart."""
+    """Recompute and store the position of each contract whose terms are known, and queue one event each in
+    the outbox; returns those events. Callers hold the contracts' position locks (publish_pending), which keep
+    two recomputes of one contract apart."""
     rows = await _state_rows(conn, sorted(contract_ids))
     # Spend that arrived before its contract gets a position when the contract does.
     states = {cid: _STATES.get((cid, r["version"])) for cid, r in rows.items() if r["version"] is not None}
@@ -296,15 +298,21 @@ async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
         return []
     snapshots = await _snapshots(conn, {cid: s.terms for cid, s in known.items()}, rows)
     events = [new_envelope(POSITION_UPDATED, _position(s, s.terms, snapshots[cid]), PRODUCER) for cid, s in known.items()]
-    # The stored position is the event's payload, taken from the event's JSON so it is encoded once.
+    # One statement stores each position and queues its event: the stored position is the event's payload,
+    # taken from the event's JSON, which is encoded and sent once. The position events are in the outbox when
+    # this returns.
+    topics = "array_fill($4::text, ARRAY[cardinality($1::text[])])"
+    values = "(SELECT array_agg(convert_to(v, 'UTF8') ORDER BY n) FROM unnest($3::text[]) WITH ORDINALITY AS j(v, n))"
     await conn.execute(
-        f"INSERT INTO {SCHEMA}.positions (contract_id, sequence, position)"
+        f"WITH stored AS (INSERT INTO {SCHEMA}.positions (contract_id, sequence, position)"
         " SELECT c, s, e::jsonb -> 'payload' FROM unnest($1::text[], $2::bigint[], $3::text[]) AS p(c, s, e)"
         " ON CONFLICT (contract_id) DO UPDATE SET sequence = excluded.sequence, position = excluded.position,"
-        " updated_at = now()",
+        f" updated_at = now()) {outbox_insert(SCHEMA, topics, '$1::text[]', '$5::uuid[]', values)}",
         [e.payload.contract_id for e in events],
         [e.payload.sequence for e in events],
         [e.to_bytes().decode() for e in events],
+        SETTLEMENT.name,
+        [e.event_id for e in events],
     )
     return [(SETTLEMENT, e.payload.contract_id, e) for e in events]
 

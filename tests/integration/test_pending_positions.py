@@ -102,3 +102,29 @@ async def test_two_passes_never_take_the_same_contract(database: str) -> None:
         assert await _pending(pool) == []
     finally:
         await pool.close()
+
+
+async def test_a_pass_stores_each_position_and_queues_its_event_in_order(database: str) -> None:
+    pool = await create_pool(database, 2)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, "settlement", MIGRATIONS)
+            for cid in ("P3", "P1", "P2"):
+                state = ContractState(
+                    contract_id=cid, version=1, name=cid, payer="CMS", terms=mssp_terms(),
+                    roster=RosterSummary(members={"aged_nondual": 10}), changed_by="test", changed_at=datetime.now(UTC),
+                )  # fmt: skip
+                await repository.store_contract(conn, state)
+            await repository.mark_pending(conn, {"P1", "P2", "P3"})
+            async with conn.transaction():
+                taken, out = await repository.publish_pending(conn, 10)
+            queued = await conn.fetch("SELECT topic, key, event_id, value FROM settlement.outbox ORDER BY id")
+            stored = {r["contract_id"]: r["position"] for r in await conn.fetch("SELECT * FROM settlement.positions")}
+        assert taken == 3
+        assert [(r["topic"], r["key"], r["event_id"], r["value"]) for r in queued] == [
+            ("settlement.v1", e.payload.contract_id, e.event_id, e.to_bytes())  # type: ignore[attr-defined]
+            for _, _, e in out
+        ]
+        assert stored == {e.payload.contract_id: e.payload.model_dump(mode="json") for _, _, e in out}  # type: ignore[attr-defined]
+    finally:
+        await pool.close()
