@@ -20,7 +20,7 @@ from decimal import Decimal
 import asyncpg
 
 from bench.machine import describe
-from bench.scratch import DEFAULT_DSN, scratch_pool, server_cpu
+from bench.scratch import DEFAULT_DSN, scratch_pool, server_cpu, server_cpu_used
 from services.settlement import repository
 from services.settlement.app import MIGRATIONS
 from shared.events import ContractState, RosterSummary, SpendDelta
@@ -71,10 +71,8 @@ async def passes(pool: asyncpg.Pool, contracts: int, size: int) -> tuple[float, 
             break
         count += 1
     elapsed = time.perf_counter() - started
-    server_after = await server_cpu(pool)
-    server = None
-    if server_before is not None and server_after is not None:
-        server = sum(v - server_before.get(pid, 0.0) for pid, v in server_after.items()) * 1e6 / contracts
+    used = server_cpu_used(server_before, await server_cpu(pool))
+    server = None if used is None else used * 1e6 / contracts
     async with pool.acquire() as conn:
         size_of = await conn.fetchval(f"SELECT avg(octet_length(value))::int FROM {repository.SCHEMA}.outbox")
         await conn.execute(f"DELETE FROM {repository.SCHEMA}.outbox")

@@ -60,6 +60,13 @@ async def server_cpu(pool: asyncpg.Pool) -> dict[int, float] | None:
         return None
 
 
+def server_cpu_used(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+    """CPU seconds the backends used between two server_cpu readings (a backend new since counts whole)."""
+    if before is None or after is None:
+        return None
+    return sum(v - before.get(pid, 0.0) for pid, v in after.items())
+
+
 async def measure(
     pool: asyncpg.Pool,
     handle: Callable[[list[ConsumerRecord[Any, Any]]], Awaitable[None]],
@@ -86,9 +93,8 @@ async def measure(
         done += items(b)
         if tidy is not None:
             await tidy()
-    after = await server_cpu(pool)
+    used = server_cpu_used(before, await server_cpu(pool))
     line = f"{rate}={done / wall:,.0f}  service_cpu_us_per_{per}={cpu * 1e6 / done:.1f}"
-    if before is not None and after is not None:
-        used = sum(v - before.get(pid, 0.0) for pid, v in after.items())
+    if used is not None:
         line += f"  postgres_cpu_us_per_{per}={used * 1e6 / done:.1f}"
     return line
