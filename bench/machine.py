@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 
 
 def describe() -> str:
@@ -17,3 +18,16 @@ def describe() -> str:
     except OSError:
         pass
     return f"{platform.node()}: {model}, {os.cpu_count()} cpus, Python {platform.python_version()}, {platform.system()}"
+
+
+def core_speed_ms() -> float:
+    """Milliseconds a fixed pure-Python loop takes, best of five: on a shared VM the same machine swings by
+    nearly 2x between minutes (174 to 306 ms seen on one), so a run's figures are read beside it."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i * i
+        best = min(best, time.perf_counter() - started)
+    return best * 1000

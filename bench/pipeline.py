@@ -2,8 +2,9 @@
 
 Prints, each with the machine: raw aiokafka produce and consume rates; end-to-end lines/s from
 claims.submitted.v1 to the last settlement.v1 update (1,000 contracts, 100,000 members); submit-to-settlement
-latency p50/p99 at a steady 1,000 lines/s; CCLF parse rate; settle-puf rows/s; each service's peak RSS;
-and last, `ratio=<end-to-end lines/s / raw produce msgs/s>`.
+latency p50/p99 at a steady 1,000 lines/s, with each consumer's messages per handler call meanwhile; CCLF
+parse rate; settle-puf rows/s; each service's peak RSS; a core-speed check from before and after the run
+(shared VMs swing); and last, `ratio=<end-to-end lines/s / raw produce msgs/s>`.
 
 Run: python -m bench.pipeline [--lines 200000] [--contracts 1000] [--members 100000] [--latency-seconds 20]
      [--profile DIR]  (py-spy samples each service: DIR/end_to_end/<service>.txt and DIR/latency/<service>.txt,
@@ -32,7 +33,7 @@ from aiokafka import AIOKafkaConsumer
 
 from acoflow.stack import Stack, private_settings
 from bench import cclf_parse
-from bench.machine import describe
+from bench.machine import core_speed_ms, describe
 from shared.kafka import make_producer, publish_all
 
 PY_START = date(2025, 1, 1)
@@ -298,6 +299,37 @@ def cpu_used(before: dict[str, float], after: dict[str, float]) -> str:
     return "  ".join(f"{k}={v:.1f}" for k, v in used.items())
 
 
+async def handler_batches(stack: Stack) -> dict[str, tuple[float, float]]:
+    """Per service and consumed topic: (messages, handler calls) so far, from FastStream's Prometheus
+    middleware on each service's /metrics (a batch subscriber's handler is called once a batch)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, tuple[float, float]] = {}
+    async with httpx.AsyncClient(timeout=10) as http:
+        for name in stack.services:
+            text = (await http.get(f"{stack.url(name)}/metrics")).text
+            counts: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    topic = sample.labels.get("handler", "")
+                    if sample.name == "faststream_received_messages_total":
+                        counts[topic][0] += sample.value
+                    elif sample.name == "faststream_received_processed_messages_duration_seconds_count":
+                        counts[topic][1] += sample.value
+            out.update({f"{name}/{topic}": (m, b) for topic, (m, b) in counts.items()})
+    return out
+
+
+def batch_sizes(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> str:
+    """Messages per handler call between two handler_batches() readings, for the consumers that had any."""
+    parts = []
+    for key, (messages, batches) in sorted(after.items()):
+        m, b = messages - before.get(key, (0, 0))[0], batches - before.get(key, (0, 0))[1]
+        if b:
+            parts.append(f"{key}={m:,.0f}/{b:,.0f}")
+    return "  ".join(parts)
+
+
 def start_profilers(stack: Stack, directory: Path | None) -> list[subprocess.Popen[bytes]]:
     """py-spy on every service (collapsed stacks, 100 Hz), when asked for and installed (`pip install py-spy`)."""
     if directory is None:
@@ -345,6 +377,7 @@ def settle_puf_rate() -> float:
 
 async def run(args: argparse.Namespace) -> None:
     machine = describe()
+    speed_before = core_speed_ms()
     per = args.members // args.contracts
     with tempfile.TemporaryDirectory() as tmp:
         settings = private_settings(Path(tmp) / "state")
@@ -381,15 +414,18 @@ async def run(args: argparse.Namespace) -> None:
                 print("  cpu_seconds_during_end_to_end " + cpu_used(before, after))
                 profilers = start_profilers(stack, args.profile and args.profile / "latency")
                 before, positions = cpu_seconds(stack), watcher.positions
+                batches_before = await handler_batches(stack)
                 p50, p99, n, submitted = await latency(
                     stack, watcher, args.rate, args.latency_seconds, args.contracts, per, args.latency_log
                 )
                 after, positions = cpu_seconds(stack), watcher.positions - positions
+                batches_after = await handler_batches(stack)
                 stop_profilers(profilers)
                 print(f"latency_ms_p50={p50:.0f}  latency_ms_p99={p99:.0f}  ({n:,} lines at a steady {args.rate:,} lines/s, "
                       f"submitted at {submitted:,.0f} lines/s; "
                       f"{positions:,} positions published)")  # fmt: skip
                 print("  cpu_seconds_during_latency " + cpu_used(before, after))
+                print("  messages/batches_during_latency " + batch_sizes(batches_before, batches_after))
             finally:
                 await watcher.stop()
             rss = peak_rss(stack)
@@ -398,6 +434,7 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.to_thread(stack.stop)
     print(f"cclf_parse_lines_per_s={cclf_parse.measure(500_000):,.0f}  (500,000 records, one core)")
     print(f"settle_puf_rows_per_s={settle_puf_rate():,.0f}  (2,397 PUF rows)")
+    print(f"core_speed_ms before={speed_before:.0f} after={core_speed_ms():.0f}  (pure-Python loop, best of 5)")
     print(f"ratio={Decimal(e2e / produce).quantize(Decimal('0.001'))}")
 
 
