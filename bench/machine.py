@@ -22,7 +22,8 @@ def describe() -> str:
 
 def core_speed_ms() -> float:
     """Milliseconds a fixed pure-Python loop takes, best of five: on a shared VM the same machine swings by
-    nearly 2x between minutes (174 to 306 ms seen on one), so a run's figures are read beside it."""
+    about 2x between minutes (57 to 112 ms across two `make bench` runs on one), so a run's figures are read
+    beside it."""
     best = float("inf")
     for _ in range(5):
         started = time.perf_counter()

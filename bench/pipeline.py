@@ -324,7 +324,8 @@ def batch_sizes(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
     """Messages per handler call between two handler_batches() readings, for the consumers that had any."""
     parts = []
     for key, (messages, batches) in sorted(after.items()):
-        m, b = messages - before.get(key, (0, 0))[0], batches - before.get(key, (0, 0))[1]
+        messages_before, batches_before = before.get(key, (0.0, 0.0))
+        m, b = messages - messages_before, batches - batches_before
         if b:
             parts.append(f"{key}={m:,.0f}/{b:,.0f}")
     return "  ".join(parts)
