@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.machine import describe
+from bench.machine import header
 from services.claims_ingest.loaders.base import LoadOptions
 from services.claims_ingest.loaders.cclf import CclfLoader, format_record
 
@@ -48,8 +48,9 @@ def measure(lines: int) -> float:
 
 def main() -> None:
     lines = int(sys.argv[1]) if len(sys.argv) > 1 else 500_000
+    print(header())
     rate = measure(lines)
-    print(f"cclf_parse_lines_per_s={rate:,.0f}  ({lines:,} CCLF1/CCLF5 records, one core; {describe()})")
+    print(f"cclf_parse_lines_per_s={rate:,.0f}  ({lines:,} CCLF1/CCLF5 records, one core)")
 
 
 if __name__ == "__main__":

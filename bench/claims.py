@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 from aiokafka.structs import ConsumerRecord
 
-from bench.machine import describe
+from bench.machine import header
 from bench.pipeline import PY_START, line_envelope
 from bench.scratch import arguments, measure, scratch_pool
 from services.claims_ingest.app import MIGRATIONS
@@ -61,7 +61,7 @@ async def run(args: argparse.Namespace) -> None:
         )  # fmt: skip
         batches = records(args.lines, args.members, args.batch)
         gc.freeze()  # as the services do after start-up: the records held here are not the claim path's garbage
-        print(f"machine: {describe()}")
+        print(header())
         print(f"  ({args.members:,} members in {args.contracts:,} contracts; {args.lines:,} lines in batches of {args.batch:,})")
 
         async def tidy() -> None:  # the relay's part, untimed: the outbox stays short

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 
 def describe() -> str:
@@ -18,6 +22,27 @@ def describe() -> str:
     except OSError:
         pass
     return f"{platform.node()}: {model}, {os.cpu_count()} cpus, Python {platform.python_version()}, {platform.system()}"
+
+
+def header() -> str:
+    """The lines a benchmark prints first: the machine, the command as typed, and the code it ran, so a figure
+    can be reproduced from its own output."""
+    main = sys.modules["__main__"]
+    module = main.__spec__.name if main.__spec__ is not None else Path(sys.argv[0]).name
+    command = shlex.join(["python", "-m", module, *sys.argv[1:]])
+    return f"machine: {describe()}\ncommand: {command}\ncode: {_commit()}"
+
+
+def _commit() -> str:
+    root = Path(__file__).parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return sha.stdout.strip() + (" with uncommitted changes" if changed.stdout.strip() else "")
 
 
 def core_speed_ms() -> float:

@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer
 
 from acoflow.stack import Stack, private_settings
 from bench import cclf_parse
-from bench.machine import core_speed_ms, describe
+from bench.machine import core_speed_ms, header
 from shared.kafka import make_producer, publish_all
 
 PY_START = date(2025, 1, 1)
@@ -377,7 +377,7 @@ def settle_puf_rate() -> float:
 
 
 async def run(args: argparse.Namespace) -> None:
-    machine = describe()
+    first = header()
     speed_before = core_speed_ms()
     per = args.members // args.contracts
     with tempfile.TemporaryDirectory() as tmp:
@@ -385,7 +385,7 @@ async def run(args: argparse.Namespace) -> None:
         stack = Stack(settings, settings.state_dir)
         await asyncio.to_thread(stack.start)
         try:
-            print(f"machine: {machine}")
+            print(first)
             print(
                 f"stack: Tansu (memory storage, {stack.partitions} partitions a topic), "
                 f"PostgreSQL {'embedded' if stack.pgdata else stack.database_url}"

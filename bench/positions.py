@@ -19,7 +19,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from bench.machine import describe
+from bench.machine import header
 from bench.scratch import DEFAULT_DSN, scratch_pool, server_cpu, server_cpu_used
 from services.settlement import repository
 from services.settlement.app import MIGRATIONS
@@ -82,7 +82,7 @@ async def passes(pool: asyncpg.Pool, contracts: int, size: int) -> tuple[float, 
 async def run(args: argparse.Namespace) -> None:
     async with scratch_pool(args.dsn, repository.SCHEMA, MIGRATIONS, repository.DB_SESSION) as pool:
         await load(pool, args.contracts, args.members, args.lines)
-        print(f"machine: {describe()}")
+        print(header())
         print(f"  ({args.contracts:,} contracts, {args.members} members and {args.lines} lines each)")
         *_, event_bytes, _ = await passes(pool, args.contracts, 500)  # warm: caches, plans
         print(f"  (a position event is {event_bytes:,} bytes)")

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 
-from bench.machine import describe
+from bench.machine import header
 from bench.pipeline import PY_START
 from bench.scratch import arguments, measure, scratch_pool
 from services.settlement.app import MIGRATIONS, apply_spend_batches
@@ -65,7 +65,7 @@ async def run(args: argparse.Namespace) -> None:
         )  # fmt: skip
         batches = records(args.deltas, args.members, args.contracts)
         gc.freeze()
-        print(f"machine: {describe()}")
+        print(header())
         print(
             f"  ({args.members:,} members in {args.contracts:,} contracts; {args.deltas:,} deltas, {MAX_SPEND_BATCH:,} a message)"
         )
