@@ -1,6 +1,6 @@
 """`make bench`: the whole pipeline against the raw broker, in one run, on the embedded stack.
 
-Prints, each with the machine: raw aiokafka produce and consume rates; end-to-end lines/s from
+Prints, after the machine, the command and the commit: raw aiokafka produce and consume rates; end-to-end lines/s from
 claims.submitted.v1 to the last settlement.v1 update (1,000 contracts, 100,000 members); submit-to-settlement
 latency p50/p99 at a steady 1,000 lines/s, with each consumer's messages per handler call meanwhile; CCLF
 parse rate; settle-puf rows/s; each service's peak RSS; a core-speed check from before and after the run
@@ -377,7 +377,7 @@ def settle_puf_rate() -> float:
 
 
 async def run(args: argparse.Namespace) -> None:
-    first = header()
+    provenance = header()
     speed_before = core_speed_ms()
     per = args.members // args.contracts
     with tempfile.TemporaryDirectory() as tmp:
@@ -385,7 +385,7 @@ async def run(args: argparse.Namespace) -> None:
         stack = Stack(settings, settings.state_dir)
         await asyncio.to_thread(stack.start)
         try:
-            print(first)
+            print(provenance)
             print(
                 f"stack: Tansu (memory storage, {stack.partitions} partitions a topic), "
                 f"PostgreSQL {'embedded' if stack.pgdata else stack.database_url}"
