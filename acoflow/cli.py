@@ -553,13 +553,15 @@ def notifications_rules(contract_id: str, rules_file: Path | None) -> None:
 @main.command("settle-puf")
 @click.argument("input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "output", required=True, type=click.Path(dir_okay=False, path_type=Path))
-def settle_puf(input_path: Path, output: Path) -> None:
-    """Settle MSSP public-use-file rows from their inputs; compare with the published figure where present."""
-    from services.settlement.puf import read_rows, settle_rows, write_results
+@click.option("--performance-year", type=int, default=None, help="the year of a CMS file that has no year column")
+def settle_puf(input_path: Path, output: Path, performance_year: int | None) -> None:
+    """Settle MSSP results PUF rows (our format or CMS's file as downloaded) from their inputs; compare with
+    the published earned savings/losses where present and explain every miss."""
+    from services.settlement.puf import explain_miss, read_rows, settle_rows, write_results
 
     started = time.perf_counter()
     rows = read_rows(input_path)
-    results = list(settle_rows(rows))
+    results = list(settle_rows(rows, performance_year))
     elapsed = time.perf_counter() - started
     write_results(output, list(rows[0].keys()) if rows else [], results)
     click.echo(f"rows: {len(results)}  settled in {elapsed:.3f} s ({len(results) / max(elapsed, 1e-9):,.0f} rows/s)")
@@ -569,19 +571,19 @@ def settle_puf(input_path: Path, output: Path) -> None:
         share = sum(r.within(Decimal(1), Decimal("0.001")) for r in compared)
         click.echo(f"within $1: {dollar}/{len(compared)} ({dollar / len(compared):.2%})")
         click.echo(f"within 0.1% (or $1): {share}/{len(compared)} ({share / len(compared):.2%})")
+        for year in sorted({r.year for r in compared if r.year is not None}):
+            of_year = [r for r in compared if r.year == year]
+            ok = sum(r.within(Decimal(1), Decimal("0.001")) for r in of_year)
+            click.echo(f"  PY{year}: {ok}/{len(of_year)} within 0.1% ({ok / len(of_year):.2%})")
         for r in compared:
             if not r.within(Decimal(1), Decimal("0.001")):
-                why = r.error or "; ".join(r.settlement.explanation if r.settlement else ()) or "no note"
-                fsr = r.row.get("final_sharing_rate", "")
-                if r.settlement is not None and fsr and Decimal(fsr) == 0 and r.settlement.final_sharing_rate > 0:
-                    why += f"; published final sharing rate 0 vs {r.settlement.final_sharing_rate} from the inputs"
+                track = r.settlement and r.settlement.gate
                 click.echo(
-                    f"  miss line {r.line}: PY{r.row.get('performance_year')} {r.row.get('track')} "
-                    f"published {r.published} computed {r.computed}: {why}"
+                    f"  miss line {r.line}: PY{r.year} published {r.published} computed {r.computed} ({track}): {explain_miss(r)}"
                 )
-    errors = [r for r in results if r.error]
-    for r in errors:
-        click.echo(f"  error line {r.line}: {r.error}")
+    for r in results:
+        if r.error and r.published is None:
+            click.echo(f"  error line {r.line}: {r.error}")
 
 
 @main.command()

@@ -1,82 +1,245 @@
-"""Settling rows in the column format of CMS's MSSP public-use file (see ../shared/data/mssp_puf).
+"""Settling rows of CMS's MSSP results public-use files: our column format (../shared/data/mssp_puf) or the
+Performance Year Financial and Quality Results PUF exactly as CMS publishes it, for any year.
 
-Only the inputs are read; the published outcome columns are compared against, never used."""
+CMS's column names vary by year and in case (N_AB / n_ab, QualScore on 0-1 or 0-100, the track as dummy
+columns before PY2022 and a Current_Track letter after), so every field is looked up by a normalised name
+(lower case, no underscores) among its known spellings. Only inputs are read; the published outcome columns
+(EarnSaveLoss, GenSaveLoss, FinalShareRate, FinalLossRate, ReducedSS, Sav_rate) are compared against, never
+used. Two published columns are read as inputs because CMS publishes nothing they could be derived from: DisAdj
+(the EUC reduction, from months affected and the share of beneficiaries in affected counties) and RevLossLimit
+(whether the revenue-based loss limit applied, from participant revenue).
+"""
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from services.settlement.domain.settle import Settlement, SettlementError, SettlementInputs, settle
-from shared.money import parse_decimal
+from services.settlement.domain.settle import (
+    RevenueCategory,
+    Settlement,
+    SettlementError,
+    SettlementInputs,
+    published_msr,
+    settle,
+)
 from shared.terms import QualityStandard
 
-INPUT_COLUMNS = (
-    "performance_year",
-    "track",
-    "assigned_beneficiaries",
-    "benchmark_total",
-    "expenditure_total",
-    "min_savings_rate",
-    "quality_score",
-    "met_quality_standard",
-    "euc_loss_adjustment",
-    "revenue_based_loss_limit",
-)
-PUBLISHED_COLUMN = "earned_savings_losses"
 OUTPUT_COLUMN = "computed_earned_savings_losses"
+SUPPRESSED = {"*", "**", "."}
+
+# Logical field -> its spellings in our format and CMS's files, normalised (lower case, no "_", " " or "-").
+ALIASES: dict[str, tuple[str, ...]] = {
+    "performance_year": ("performanceyear", "py", "year"),
+    "aco": ("aco", "acoid"),
+    "track": ("track", "currenttrack"),
+    "assigned_beneficiaries": ("assignedbeneficiaries", "nab"),
+    "benchmark_total": ("benchmarktotal", "abtotbnchmk"),
+    "expenditure_total": ("expendituretotal", "abtotexp"),
+    "msr": ("minsavingsrate", "minsavperc"),
+    "quality_score": ("qualityscore", "qualscore"),
+    "met_quality_standard": ("metqualitystandard", "metqps"),
+    "met_alternative_standard": ("metalternativestandard", "metaltqps"),
+    "euc_loss_adjustment": ("euclossadjustment", "disadj"),
+    "revenue_based_loss_limit": ("revenuebasedlosslimit", "revlosslimit"),
+    "revenue_category": ("revenuecategory", "revexpcat"),
+    "advance_payment_recoupment": ("advancepaymentrecoupment", "aiprecoup", "advpayrecoup"),
+    "mid_year_termination": ("impactmidyeartermination",),
+    "updated_benchmark": ("updatedbenchmark", "updatedbnchmk"),
+    "person_years": ("personyears", "nabyearpy"),
+    # Published outcomes: for comparison and for explaining a miss, never inputs.
+    "published": ("earnedsavingslosses", "earnsaveloss"),
+    "published_sharing_rate": ("finalsharingrate", "finalsharerate"),
+}
+# Before PY2022 CMS gives the track as one 0/1 column per track.
+TRACK_DUMMIES: dict[str, str] = {
+    "currenttrack1": "T1",
+    "currenttrack1plus": "T1P",
+    "currenttrack2": "T2",
+    "currenttrack3": "T3",
+    "currentbasica": "BA",
+    "currentbasicb": "BB",
+    "currentbasicc": "BC",
+    "currentbasicd": "BD",
+    "currentbasice": "BE",
+    "currentenhanced": "EN",
+}
+TRACK_WORDS: dict[str, str] = {
+    **{t: t for t in ("T1", "T1P", "T2", "T3", "BA", "BB", "BC", "BD", "BE", "EN")},
+    **{letter: f"B{letter}" for letter in "ABCDE"},
+    "ENHANCED": "EN",
+    "1": "T1",
+    "1+": "T1P",
+    "1PLUS": "T1P",
+    "2": "T2",
+    "3": "T3",
+}
 
 
-def _optional(row: dict[str, str], column: str) -> Decimal | None:
-    text = (row.get(column) or "").strip()
-    return None if text == "" else parse_decimal(text, column)
+def normalise(name: str) -> str:
+    return re.sub(r"[\s_\-]", "", name.strip().lower())
 
 
-def _flag(row: dict[str, str], column: str) -> bool | None:
-    value = _optional(row, column)
-    return None if value is None else value != 0
+class Columns:
+    """Where each logical field lives in one file's header."""
+
+    def __init__(self, header: Iterable[str]) -> None:
+        by_norm: dict[str, str] = {}
+        for name in header:
+            by_norm.setdefault(normalise(name), name)
+        self.fields = {f: next((by_norm[a] for a in aliases if a in by_norm), None) for f, aliases in ALIASES.items()}
+        self.dummies = {by_norm[k]: track for k, track in TRACK_DUMMIES.items() if k in by_norm}
+
+    def label(self, field: str) -> str:
+        return self.fields.get(field) or field
 
 
-def inputs_from_row(row: dict[str, str]) -> SettlementInputs:
-    missing = [
-        c
-        for c in (
-            "performance_year",
-            "track",
-            "assigned_beneficiaries",
-            "benchmark_total",
-            "expenditure_total",
-        )
-        if not (row.get(c) or "").strip()
-    ]
-    if missing:
-        raise SettlementError(f"{missing[0]}: required column is empty")
-    score = _optional(row, "quality_score")
-    met = _flag(row, "met_quality_standard")
-    standard: QualityStandard
-    if met is None:
-        standard = "met" if score is None or score > 0 else "not_met"
-    else:
-        standard = "met" if met else "not_met"
-    beneficiaries = parse_decimal(row["assigned_beneficiaries"], "assigned_beneficiaries")
+class RowError(ValueError):
+    """A row that cannot be settled; the message names the column."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    columns: Columns
+    row: dict[str, str]
+
+    def text(self, field: str) -> str | None:
+        column = self.columns.fields.get(field)
+        if column is None:
+            return None
+        value = (self.row.get(column) or "").strip()
+        return None if value == "" or value in SUPPRESSED else value
+
+    def suppressed(self, field: str) -> bool:
+        column = self.columns.fields.get(field)
+        return column is not None and (self.row.get(column) or "").strip() in SUPPRESSED
+
+    def number(self, field: str) -> Decimal | None:
+        text = self.text(field)
+        if text is None:
+            return None
+        cleaned = text.replace("$", "").replace(",", "").strip()
+        percent = cleaned.endswith("%")
+        if percent:
+            cleaned = cleaned[:-1]
+        if cleaned.startswith("(") and cleaned.endswith(")"):  # accounting negative
+            cleaned = "-" + cleaned[1:-1]
+        try:
+            value = Decimal(cleaned)
+        except InvalidOperation:
+            raise RowError(f"{self.columns.label(field)}: {text!r} is not a number") from None
+        if not value.is_finite():
+            raise RowError(f"{self.columns.label(field)}: {text!r} is not a finite number")
+        return value / 100 if percent else value
+
+    def required(self, field: str) -> Decimal:
+        value = self.number(field)
+        if value is None:
+            what = "suppressed" if self.suppressed(field) else "empty or missing"
+            raise RowError(f"{self.columns.label(field)}: required column is {what}")
+        return value
+
+    def flag(self, field: str) -> bool | None:
+        text = self.text(field)
+        if text is None:
+            return None
+        if text.strip().lower() in ("y", "yes", "true"):
+            return True
+        if text.strip().lower() in ("n", "no", "false"):
+            return False
+        value = self.number(field)
+        return None if value is None else value != 0
+
+
+def _track(cell: Cell) -> str:
+    text = cell.text("track")
+    if text is not None:
+        word = re.sub(r"^(BASIC\s*(LEVEL)?|LEVEL|TRACK)\s*", "", text.strip().upper()).replace(" ", "")
+        if word in TRACK_WORDS:
+            return TRACK_WORDS[word]
+        raise RowError(f"{cell.columns.label('track')}: {text!r} is not a known track")
+    chosen = [track for column, track in cell.columns.dummies.items() if (cell.row.get(column) or "").strip() in ("1", "1.0")]
+    if len(chosen) == 1:
+        return chosen[0]
+    if not cell.columns.dummies:
+        raise RowError("track: no track column (Current_Track, or the Current_Track_* / Current_BASIC_* dummies)")
+    raise RowError(f"Current_Track_*: {len(chosen)} track columns are set; expected exactly one")
+
+
+def _standard(cell: Cell, score: Decimal | None) -> QualityStandard:
+    met = cell.flag("met_quality_standard")
+    alternative = cell.flag("met_alternative_standard")
+    if met:
+        return "met"
+    if met is False:
+        return "alternative" if alternative else "not_met"
+    if alternative:
+        return "alternative"
+    return "met" if score is None or score > 0 else "not_met"
+
+
+def _revenue(cell: Cell) -> RevenueCategory | None:
+    text = cell.text("revenue_category")
+    if text is None:
+        return None
+    lowered = text.lower()
+    if "low" in lowered:
+        return "low"
+    if "high" in lowered:
+        return "high"
+    raise RowError(f"{cell.columns.label('revenue_category')}: {text!r} is neither low nor high revenue")
+
+
+def inputs_from_row(columns: Columns, row: dict[str, str], year: int | None = None) -> SettlementInputs:
+    cell = Cell(columns, row)
+    year_value = cell.number("performance_year")
+    if year_value is None and year is None:
+        raise RowError("performance_year: the file has no year column; pass --performance-year")
+    performance_year = year if year is not None else int(year_value)  # type: ignore[arg-type]
+    if year_value is not None and year is not None and int(year_value) != year:
+        raise RowError(f"{columns.label('performance_year')}: {int(year_value)} but --performance-year is {year}")
+    beneficiaries = cell.required("assigned_beneficiaries")
     if beneficiaries != beneficiaries.to_integral_value() or beneficiaries < 0:
-        raise SettlementError("assigned_beneficiaries: must be a whole, non-negative number")
+        raise RowError(f"{columns.label('assigned_beneficiaries')}: must be a whole, non-negative number")
+    score = cell.number("quality_score")
+    if score is not None and score > 1:
+        score = score / 100  # CMS publishes QualScore on a 0-100 scale from PY2022
+    if score is not None and not 0 <= score <= 1:
+        raise RowError(f"{columns.label('quality_score')}: {score} is outside 0-1 (or 0-100)")
+    track = _track(cell)
+    n = int(beneficiaries)
+    benchmark = cell.required("benchmark_total")
+    msr = cell.number("msr")
     return SettlementInputs(
         program="MSSP",
-        track=row["track"].strip().upper(),
-        performance_year=int(parse_decimal(row["performance_year"], "performance_year")),
-        assigned_beneficiaries=int(beneficiaries),
-        benchmark_total=parse_decimal(row["benchmark_total"], "benchmark_total"),
-        expenditure_total=parse_decimal(row["expenditure_total"], "expenditure_total"),
-        msr=_optional(row, "min_savings_rate"),
+        track=track,
+        performance_year=performance_year,
+        assigned_beneficiaries=n,
+        benchmark_total=benchmark,
+        expenditure_total=cell.required("expenditure_total"),
+        msr=None if msr is None else published_msr(msr, n),
         quality_score=score,
-        quality_standard=standard,
-        euc_loss_adjustment=_optional(row, "euc_loss_adjustment"),
-        revenue_based_loss_cap=_flag(row, "revenue_based_loss_limit"),
+        quality_standard=_standard(cell, score),
+        euc_loss_adjustment=cell.number("euc_loss_adjustment"),
+        revenue_based_loss_cap=cell.flag("revenue_based_loss_limit"),
+        revenue_category=_revenue(cell),
+        advance_payment_recoupment=cell.number("advance_payment_recoupment"),
+        period_months=_period_months(cell, benchmark),
     )
+
+
+def _period_months(cell: Cell, benchmark_total: Decimal) -> int:
+    """6 for the six-month performance periods of 2019 (42 CFR 425.609), whose totals CMS publishes for half a
+    year: the total benchmark is then half the per-capita benchmark times the person-years."""
+    per_capita, person_years = cell.number("updated_benchmark"), cell.number("person_years")
+    if not per_capita or not person_years:
+        return 12
+    share = benchmark_total / (per_capita * person_years)
+    return 6 if abs(share - Decimal("0.5")) <= Decimal("0.01") else 12
 
 
 @dataclass(frozen=True)
@@ -86,6 +249,7 @@ class RowResult:
     settlement: Settlement | None
     error: str | None
     published: Decimal | None
+    year: int | None = None
 
     @property
     def computed(self) -> Decimal | None:
@@ -98,15 +262,81 @@ class RowResult:
         return diff <= dollars or diff <= share * abs(self.published)
 
 
-def settle_rows(rows: Iterable[dict[str, str]]) -> Iterator[RowResult]:
-    for line, row in enumerate(rows, start=2):
-        published = _optional(row, PUBLISHED_COLUMN)
+def settle_rows(rows: Iterable[dict[str, str]], year: int | None = None) -> Iterator[RowResult]:
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:
+        return
+    columns = Columns(first.keys())
+    for line, row in enumerate([first, *rows], start=2):
+        cell = Cell(columns, row)
         try:
-            result = settle(inputs_from_row(row))
+            published = cell.number("published")
+        except RowError:
+            published = None
+        try:
+            inputs = inputs_from_row(columns, row, year)
+            result = settle(inputs)
         except (SettlementError, ValueError, KeyError) as exc:
-            yield RowResult(line, row, None, str(exc), published)
+            message = str(exc).strip("'\"")
+            yield RowResult(line, row, None, message, published, year)
         else:
-            yield RowResult(line, row, result, None, published)
+            yield RowResult(line, row, result, None, published, inputs.performance_year)
+
+
+def explain_miss(result: RowResult) -> str:
+    """Why a row's computed amount differs from CMS's, from what the row says and what it does not publish."""
+    if result.error:
+        return result.error
+    assert result.settlement is not None
+    cell = Cell(Columns(result.row.keys()), result.row)
+    s = result.settlement
+    reasons: list[str] = []
+    try:
+        published_rate = cell.number("published_sharing_rate")
+    except RowError:
+        published_rate = None
+    if published_rate is not None and published_rate == 0 and s.final_sharing_rate > 0 and s.gate == "savings":
+        reasons.append(
+            f"CMS's final sharing rate is 0 where the inputs give {s.final_sharing_rate}: a quality failure the file"
+            " does not show (incomplete reporting or a failed domain)"
+        )
+    euc = cell.number("euc_loss_adjustment") or Decimal(0)
+    if s.gate == "losses" and cell.flag("revenue_based_loss_limit"):
+        reason = "the revenue-based loss limit applied and ACO participant revenue is not published"
+        rate = _revenue_cap_rate(result)
+        if result.published is not None and rate:
+            implied = (-(result.published + euc) / rate).quantize(Decimal(1))
+            reason += f" (CMS's figure implies participant revenue of about {implied:,})"
+        reasons.append(reason)
+    elif s.gate == "losses" and euc and result.published is not None:
+        before = s.earned - s.euc_adjustment
+        if abs(before - euc / 2 - result.published) <= 1:
+            reasons.append(
+                f"CMS's figure takes half of DisAdj {euc}: a six-month 2019 period (42 CFR 425.609), whose annual EUC"
+                " amount is halved; this file lacks the UpdatedBnchmk and N_AB_Year_PY columns that show the period"
+            )
+        else:
+            reasons.append(
+                f"published DisAdj {euc} does not reconcile: CMS's losses before it {result.published + euc} against"
+                f" {before} computed"
+            )
+    if cell.text("mid_year_termination") not in (None, "0", "0.0"):
+        reasons.append("mid-year termination: the months of participation are not published")
+    reasons.extend(s.explanation)
+    return "; ".join(reasons) or "no note"
+
+
+def _revenue_cap_rate(result: RowResult) -> Decimal | None:
+    from services.settlement.domain.parameters import track_parameters
+
+    if result.settlement is None or result.year is None:
+        return None
+    try:
+        track = _track(Cell(Columns(result.row.keys()), result.row))
+        return track_parameters("MSSP", track, result.year).loss_cap_revenue
+    except (RowError, KeyError):
+        return None
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

@@ -163,8 +163,10 @@ def test_reach_global_discount_and_withhold() -> None:
             quality_score=D("0.5"),
         )
     )
-    # 3% discount -> 97M; 2% withheld (1.94M), half earned back -> 96.03M; gross 6.03M all kept (<25%).
-    assert r.benchmark_total == D("96030000.00") and r.earned == D("6030000.00")
+    # 3% discount -> 97M; 2% withheld (1.94M), half earned back -> 96.03M; gross 6.03M all kept (<25%),
+    # then sequestered like every Medicare savings payment: 6.03M * 0.98.
+    assert r.benchmark_total == D("96030000.00") and r.earned == D("5909400.00")
+    assert r.sequestration == D("0.02")
 
 
 @settings(max_examples=300, deadline=None)
@@ -231,8 +233,9 @@ def test_reach_global_py2026_narrows_the_first_corridor_band() -> None:
 
     # 4% discount -> 96M (withhold earned back in full); gross savings 26M = 27.1% of the benchmark.
     # PY2026: 10% band (9.6M) kept whole, the rest (16.4M) at 50% -> 17.8M. PY2025: 25% band (24M) whole, 2M at 50%.
-    assert earned(2026) == D("17800000.00")
-    assert earned(2025) == D("25000000.00")
+    # Both sequestered at 2%.
+    assert earned(2026) == D("17444000.00")
+    assert earned(2025) == D("24500000.00")
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,14 @@ from decimal import Decimal
 from typing import Literal
 
 from services.settlement.domain.parameters import (
+    BELOW_MSR_MIN_BENEFICIARIES,
     MSR_BANDS,
     MSR_FLOOR,
     PARAMETERS_VERSION,
+    REACH_WORST_CASE_LOSS,
     TrackParameters,
-    euc_offsets_all_losses,
-    pay_for_performance_rule,
+    euc_blanket_offset,
+    quality_rule,
     reach_corridors,
     reach_discount,
     reach_quality_withhold,
@@ -27,7 +29,9 @@ from services.settlement.domain.parameters import (
 from shared.money import ONE, ZERO, to_cents
 from shared.terms import CorridorBand, QualityStandard
 
-Gate = Literal["savings", "losses", "neutral", "below_minimum", "cannot_settle"]
+Gate = Literal["savings", "savings_below_msr", "losses", "neutral", "below_minimum", "cannot_settle"]
+RevenueCategory = Literal["low", "high"]
+TWELVE = Decimal(12)
 
 
 class SettlementError(ValueError):
@@ -63,6 +67,13 @@ class SettlementInputs:
     discount: Decimal | None = None
     quality_withhold: Decimal | None = None
     minimum_members: int = 0
+    # CMS's high/low revenue class (42 CFR 425.20): low-revenue BASIC ACOs may share savings below the MSR.
+    revenue_category: RevenueCategory | None = None
+    # Months of the year the ACO took part in, when it terminated during the year: losses are prorated.
+    participation_months: int | None = None
+    advance_payment_recoupment: Decimal | None = None  # advance investment payments due back (>= 0)
+    # A six-month performance period (42 CFR 425.609): totals are for the period, an EUC amount for the year.
+    period_months: int = 12
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,8 @@ class Settlement:
     loss_cap_amount: Decimal | None  # positive; None for one-sided terms
     euc_adjustment: Decimal  # >= 0: the part of the losses forgiven
     earned: Decimal  # > 0 shared savings paid, < 0 shared losses owed; rounded to the cent
+    # Recouped from the earned savings (never inside `earned`): what is paid is earned - recoupment.
+    advance_payment_recoupment: Decimal = ZERO
     parameters_version: str = PARAMETERS_VERSION
     explanation: tuple[str, ...] = field(default=())
 
@@ -95,6 +108,23 @@ def one_sided_msr(assigned_beneficiaries: int) -> Decimal:
         if low <= n <= high:
             return at_low + (at_high - at_low) * Decimal(n - low) / Decimal(high - low)
     return MSR_FLOOR
+
+
+def published_msr(published: Decimal, assigned_beneficiaries: int) -> Decimal:
+    """The MSR behind a published, rounded one: CMS prints the table's value to a few places (0.0298 for
+    2.9836%), and a savings rate between the two would pass or fail the gate wrongly. Where the table's
+    value rounds to the published figure it is the MSR; otherwise (an elected MSR, or fewer than 5,000
+    beneficiaries) the published figure is."""
+    if assigned_beneficiaries < MSR_BANDS[0][0] or published <= 0:
+        return published
+    exponent = published.normalize().as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    if places < 4:
+        return published  # elected MSRs are whole tenths of a point (0.5%, 1.0%, ...): never a rounded table value
+    table = one_sided_msr(assigned_beneficiaries)
+    if table != published and abs(table - published) <= Decimal(5).scaleb(-(places + 1)):
+        return table
+    return published
 
 
 def corridor_amount(gross: Decimal, benchmark: Decimal, bands: tuple[CorridorBand, ...]) -> Decimal:
@@ -118,18 +148,22 @@ def _final_sharing_rate(inputs: SettlementInputs, max_rate: Decimal, notes: list
         if standard == "not_met":
             return ZERO
         return max_rate * (score if inputs.quality_scaled_sharing and score is not None else ONE)
-    rule = pay_for_performance_rule(inputs.performance_year)
     if standard == "not_met":
         notes.append("quality standard not met: no shared savings")
         return ZERO
     if standard == "reporting" or score is None:
         notes.append("pay-for-reporting: full sharing rate")
         return max_rate
+    rule = quality_rule(inputs.performance_year)
     if rule == "scaled":
         return max_rate * score
-    if rule == "all_or_nothing" or standard == "met":
+    if standard == "met":
         return max_rate
-    return max_rate * score  # PY2023+ alternative quality standard: sliding scale
+    if rule == "all_or_nothing":
+        notes.append(f"PY{inputs.performance_year} has no alternative quality standard: no shared savings")
+        return ZERO
+    notes.append(f"alternative quality standard: sharing rate scaled by the quality score {score}")
+    return max_rate * score
 
 
 def _loss_sharing_rate(inputs: SettlementInputs, params: TrackParameters, final_rate: Decimal) -> Decimal:
@@ -172,9 +206,57 @@ def _reach_benchmark(inputs: SettlementInputs, notes: list[str]) -> Decimal:
     withhold = inputs.quality_withhold if inputs.quality_withhold is not None else reach_quality_withhold(year)
     discounted = inputs.benchmark_total * (ONE - discount)
     withheld = discounted * withhold
-    score = ZERO if inputs.quality_standard == "not_met" else (inputs.quality_score or ONE)
+    score = ZERO if inputs.quality_standard == "not_met" else (ONE if inputs.quality_score is None else inputs.quality_score)
     notes.append(f"REACH: discount {discount}, quality withhold {withhold}, earned back at quality {score}")
     return discounted - withheld + withheld * score
+
+
+def _msr_mlr(inputs: SettlementInputs, reach: bool) -> tuple[Decimal, Decimal]:
+    if reach:
+        return ZERO, ZERO
+    if inputs.msr is not None:
+        return inputs.msr, inputs.mlr if inputs.mlr is not None else inputs.msr
+    if inputs.program == "COMMERCIAL" and inputs.assigned_beneficiaries < MSR_BANDS[0][0]:
+        return ZERO, ZERO
+    msr = one_sided_msr(inputs.assigned_beneficiaries)
+    return msr, msr
+
+
+def _savings_cap(inputs: SettlementInputs, params: TrackParameters | None, benchmark: Decimal) -> Decimal | None:
+    if inputs.savings_cap_amount is not None:
+        return inputs.savings_cap_amount
+    if inputs.savings_cap is not None:
+        return inputs.savings_cap * benchmark
+    return None if params is None else params.savings_cap * benchmark
+
+
+def _below_msr_rate(inputs: SettlementInputs, params: TrackParameters | None, notes: list[str]) -> Decimal | None:
+    """The sharing rate for savings below the MSR (42 CFR 425.605(h)), or None when the ACO is not eligible."""
+    if params is None or params.below_msr_rate is None or params.below_msr_from is None:
+        return None
+    if inputs.performance_year < params.below_msr_from or inputs.quality_standard in ("not_met", "reporting"):
+        return None
+    if inputs.assigned_beneficiaries < BELOW_MSR_MIN_BENEFICIARIES:
+        return None
+    if inputs.revenue_category is None:
+        notes.append("revenue category unknown: savings below the MSR (low-revenue BASIC ACOs) not assessed")
+        return None
+    if inputs.revenue_category != "low":
+        return None
+    if inputs.quality_standard == "alternative" and inputs.quality_score is not None:
+        return params.below_msr_rate * inputs.quality_score
+    return params.below_msr_rate
+
+
+def _reach_worst_case(benchmark: Decimal, corridors: tuple[CorridorBand, ...], notes: list[str]) -> Decimal:
+    """REACH has no loss cap: its worst case is stated at a gross loss of REACH_WORST_CASE_LOSS of the benchmark."""
+    at = -REACH_WORST_CASE_LOSS * benchmark
+    beyond = corridors[-1].share
+    notes.append(
+        f"REACH has no loss cap: worst case shown at gross losses of {REACH_WORST_CASE_LOSS:.0%} of the benchmark,"
+        f" plus {beyond:.0%} of any loss beyond that"
+    )
+    return -corridor_amount(at, benchmark, corridors)
 
 
 def settle(inputs: SettlementInputs) -> Settlement:
@@ -183,6 +265,8 @@ def settle(inputs: SettlementInputs) -> Settlement:
         raise SettlementError("benchmark_total: must be positive")
     if inputs.expenditure_total < 0:
         raise SettlementError("expenditure_total: must not be negative")
+    if inputs.participation_months is not None and not 1 <= inputs.participation_months <= 12:
+        raise SettlementError("participation_months: must be between 1 and 12")
     notes: list[str] = []
     year = inputs.performance_year
     reach = inputs.program == "REACH"
@@ -192,16 +276,7 @@ def settle(inputs: SettlementInputs) -> Settlement:
     benchmark = _reach_benchmark(inputs, notes) if reach else inputs.benchmark_total
     gross = benchmark - inputs.expenditure_total
     rate = gross / benchmark
-
-    if reach:
-        msr = mlr = ZERO
-    elif inputs.msr is not None:
-        msr = inputs.msr
-        mlr = inputs.mlr if inputs.mlr is not None else msr
-    elif inputs.program == "COMMERCIAL" and inputs.assigned_beneficiaries < MSR_BANDS[0][0]:
-        msr = mlr = ZERO
-    else:
-        msr = mlr = one_sided_msr(inputs.assigned_beneficiaries)
+    msr, mlr = _msr_mlr(inputs, reach)
 
     max_rate = ONE if params is None else params.max_sharing_rate
     if inputs.sharing_rate is not None:
@@ -210,35 +285,44 @@ def settle(inputs: SettlementInputs) -> Settlement:
     loss_rate = ONE if params is None else _loss_sharing_rate(inputs, params, final_rate)
     seq = inputs.sequestration
     if seq is None:
-        seq = sequestration_rate(year) if inputs.program == "MSSP" else ZERO
-    savings_cap = None
-    if inputs.savings_cap_amount is not None:
-        savings_cap = inputs.savings_cap_amount
-    elif inputs.savings_cap is not None:
-        savings_cap = inputs.savings_cap * benchmark
-    elif params is not None:
-        savings_cap = params.savings_cap * benchmark
-    loss_cap = None
-    if two_sided and params is not None:
-        loss_cap = _loss_cap(inputs, params, benchmark, notes)
-    elif reach and (inputs.loss_cap is not None or inputs.loss_cap_amount is not None):
-        loss_cap = inputs.loss_cap_amount if inputs.loss_cap_amount is not None else inputs.loss_cap * benchmark  # type: ignore[operator]
+        seq = sequestration_rate(year) if inputs.program in ("MSSP", "REACH") else ZERO
+    savings_cap = _savings_cap(inputs, params, benchmark)
 
     corridors = inputs.corridors
     if corridors is None and reach:
         corridors = reach_corridors(inputs.track, year)
+    loss_cap = None
+    if inputs.loss_cap_amount is not None and two_sided:
+        loss_cap = inputs.loss_cap_amount
+    elif inputs.loss_cap is not None and two_sided:
+        loss_cap = inputs.loss_cap * benchmark
+    elif reach and corridors is not None:
+        loss_cap = _reach_worst_case(benchmark, corridors, notes)
+    elif two_sided and params is not None:
+        loss_cap = _loss_cap(inputs, params, benchmark, notes)
 
     euc = ZERO
     earned = ZERO
+    below_rate = None if gross <= 0 or rate >= msr else _below_msr_rate(inputs, params, notes)
     if inputs.assigned_beneficiaries < inputs.minimum_members:
         gate: Gate = "below_minimum"
         notes.append(f"{inputs.assigned_beneficiaries} members is below the minimum {inputs.minimum_members}")
-    elif gross > 0 and rate >= msr and (reach or final_rate > 0):
-        gate = "savings"
-        if corridors is not None:
-            shared = corridor_amount(gross, benchmark, corridors) * (final_rate if not reach else ONE)
+    elif gross > 0 and ((rate >= msr and (reach or final_rate > 0)) or below_rate):
+        if rate >= msr:
+            gate = "savings"
+            if corridors is not None:
+                shared = corridor_amount(gross, benchmark, corridors) * (final_rate if not reach else ONE)
+            else:
+                shared = gross * final_rate
         else:
-            shared = gross * final_rate
+            assert below_rate is not None
+            gate = "savings_below_msr"
+            final_rate = below_rate
+            shared = gross * below_rate
+            notes.append(
+                f"savings rate {rate:.4%} below the MSR {msr:.4%}: a low-revenue BASIC ACO meeting the quality"
+                f" standard shares at {below_rate:.2%} (42 CFR 425.605(h))"
+            )
         earned = shared * (ONE - seq)
         if savings_cap is not None and earned > savings_cap:
             notes.append("shared savings limited by the savings cap")
@@ -251,11 +335,18 @@ def settle(inputs: SettlementInputs) -> Settlement:
         if loss_cap is not None and -loss > loss_cap:
             notes.append("shared losses limited by the loss cap")
             loss = -loss_cap
-        if euc_offsets_all_losses(year) and inputs.program == "MSSP":
-            euc = -loss
-            notes.append(f"PY{year}: EUC policy offsets all shared losses")
+        if inputs.participation_months is not None and inputs.participation_months < 12:
+            loss = loss * Decimal(inputs.participation_months) / TWELVE
+            notes.append(f"terminated during the year: losses prorated to {inputs.participation_months} of 12 months")
+        blanket = euc_blanket_offset(year) if inputs.program == "MSSP" else ZERO
+        if blanket > 0:
+            euc = -loss * blanket
+            notes.append(f"PY{year}: the COVID-19 EUC policy offsets {blanket:.0%} of shared losses")
         elif inputs.euc_loss_adjustment is not None:
-            euc = min(-inputs.euc_loss_adjustment, -loss)
+            annual = -inputs.euc_loss_adjustment
+            if inputs.period_months != 12:
+                notes.append(f"{inputs.period_months}-month period: the annual EUC adjustment prorated to it")
+            euc = min(annual * Decimal(inputs.period_months) / TWELVE, -loss)
         else:
             euc = -loss * inputs.euc_share
         earned = loss + euc
@@ -265,6 +356,12 @@ def settle(inputs: SettlementInputs) -> Settlement:
             notes.append(f"savings rate {rate:.4%} below the MSR {msr:.4%}")
         elif gross < 0 and two_sided:
             notes.append(f"loss rate {-rate:.4%} inside the MLR {mlr:.4%}")
+
+    earned = to_cents(earned)
+    recoup = ZERO
+    if inputs.advance_payment_recoupment is not None and inputs.advance_payment_recoupment > 0 and earned > 0:
+        recoup = min(to_cents(inputs.advance_payment_recoupment), earned)
+        notes.append(f"advance investment payments recouped from the shared savings: {recoup} (paid {earned - recoup})")
 
     return Settlement(
         benchmark_total=benchmark,
@@ -281,7 +378,8 @@ def settle(inputs: SettlementInputs) -> Settlement:
         savings_cap_amount=savings_cap,
         loss_cap_amount=loss_cap,
         euc_adjustment=euc,
-        earned=to_cents(earned),
+        earned=earned,
+        advance_payment_recoupment=recoup,
         explanation=tuple(notes),
     )
 
