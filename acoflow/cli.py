@@ -144,6 +144,10 @@ def load(paths: tuple[Path, ...], fmt: str | None, payer: str, dry_run: bool, as
         f"{report.lines} claim lines, {report.rejected} rejected, {ledger.duplicates} re-delivered, {ledger.denied} denied, "
         f"{ledger.superseded} superseded, {report.id_changes} member id changes; paid total {ledger.total}"
     )
+    gross = ledger.gross_by_claim_type
+    for kind, amount in ledger.by_claim_type.items():
+        extra = f" (gross {gross[kind]}: IME, DSH and uncompensated care excluded)" if gross.get(kind) != amount else ""
+        console.print(f"  {kind}: {amount}{extra}")
     if not dry_run:
         console.print(f"published {report.published} events")
 

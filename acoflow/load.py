@@ -39,7 +39,13 @@ class LoadReport:
     published: int = 0
 
     def summary(self) -> dict[str, Any]:
-        return {"lines": self.lines, "rejected": self.rejected, "paid_total": str(self.ledger.total)}
+        return {
+            "lines": self.lines,
+            "rejected": self.rejected,
+            "paid_total": str(self.ledger.total),
+            "by_claim_type": {k: str(v) for k, v in self.ledger.by_claim_type.items()},
+            "gross_by_claim_type": {k: str(v) for k, v in self.ledger.gross_by_claim_type.items()},
+        }
 
 
 def items(paths: list[Path], fmt: str | None, options: LoadOptions) -> Iterator[tuple[str, Item]]:

@@ -53,7 +53,15 @@ class ClaimLine(Payload):
     thru_date: date
     paid_date: date
     effective_date: date | None = None
+    # What counts as expenditure: for Part A claims CMS's amount, CLM_PMT_AMT less the operating IME, operating
+    # DSH and uncompensated-care payments (METHODOLOGY.md section 5); for Part D (CCLF7) 0, as CCLF carries no
+    # plan-paid amount.
     paid_amount: Money = Field(ge=-MAX_LINE_AMOUNT, le=MAX_LINE_AMOUNT)
+    # The payment as the payer made it, where it differs from paid_amount (Part A: CLM_PMT_AMT, with the add-ons
+    # paid_amount leaves out), kept for reconciliation; never counted.
+    gross_amount: Money | None = Field(default=None, ge=-MAX_LINE_AMOUNT, le=MAX_LINE_AMOUNT)
+    # The beneficiary's own payment (CCLF7 CLM_LINE_BENE_PMT_AMT): utilization detail, never spend.
+    member_paid_amount: Money | None = Field(default=None, ge=-MAX_LINE_AMOUNT, le=MAX_LINE_AMOUNT)
     denied: bool = False
     # Lines sharing a version group are versions of one final-action claim (CCLF7 Part D): only the latest
     # by (effective_date, paid_date, claim_id) counts; the others are superseded.
@@ -69,11 +77,20 @@ class ClaimLine(Payload):
             raise ValueError("paid_date: before from_date")
         if self.paid_date > latest_paid_date():
             raise ValueError("paid_date: more than a year in the future")
+        if self.gross_amount is not None and (
+            abs(self.gross_amount) < abs(self.paid_amount) or self.gross_amount * self.paid_amount < 0
+        ):
+            raise ValueError("gross_amount: must be at least paid_amount, with the same sign")
         return self
 
     @property
     def signed_amount(self) -> Decimal:
         return -abs(self.paid_amount) if self.adjustment_type == "cancellation" else self.paid_amount
+
+    @property
+    def signed_gross(self) -> Decimal:
+        gross = self.paid_amount if self.gross_amount is None else self.gross_amount
+        return -abs(gross) if self.adjustment_type == "cancellation" else gross
 
     @property
     def version_rank(self) -> str:

@@ -57,8 +57,13 @@ def test_packet_both_parts_total_967_and_signs_cancellations() -> None:
 
 def test_later_month_rekeys_dedupes_denies_and_takes_part_d_final_action() -> None:
     r = report(files("month2"))
-    # claim 7 (50) + claim 8 (1234.567, kept exact) + one allowed Part B line (45.10) + Part D final actions (60, 0)
-    assert r.ledger.total == Decimal("1389.667")
+    # claim 7 (50) + claim 8 (1234.567, kept exact) + one allowed Part B line (45.10); Part D's final actions
+    # (beneficiary payments 60 and 0) are not spend: CCLF7 carries no plan-paid amount.
+    assert r.ledger.total == Decimal("1329.667")
+    assert r.ledger.by_claim_type == {"inpatient": Decimal("1284.567"), "pharmacy": Decimal(0), "professional": Decimal("45.10")}
+    part_d = [x for x in read(files("month2")) if isinstance(x, dict) and x["source"] == "cclf7"]
+    assert {x["member_paid_amount"] for x in part_d} == {Decimal("50.00"), Decimal("60.00"), Decimal("30.00"), Decimal("0.00")}
+    assert {x["paid_amount"] for x in part_d} == {Decimal(0)}
     assert (r.ledger.denied, r.ledger.superseded, r.id_changes) == (3, 2, 2)
     items_ = read(files("month2"))
     changes = {(x.previous_id, x.current_id) for x in items_ if isinstance(x, IdChange)}
@@ -69,7 +74,7 @@ def test_later_month_rekeys_dedupes_denies_and_takes_part_d_final_action() -> No
 def test_two_months_together_count_the_redelivered_row_once() -> None:
     r = report(files("packet") + files("month2"))
     assert r.ledger.duplicates == 1
-    assert r.ledger.total == Decimal("967.00") + Decimal("1389.667") - Decimal("50.00")
+    assert r.ledger.total == Decimal("967.00") + Decimal("1329.667") - Decimal("50.00")
 
 
 def test_bad_records_are_rejected_with_the_field_named() -> None:
@@ -113,7 +118,6 @@ EXPECTED_FHIR = {
     "eobReadDme.json": ("dme", "777.75"),
     "eobReadHha.json": ("hha", "188.0"),
     "eobReadHospice.json": ("hospice", "130.32"),
-    "eobReadInpatient.json": ("inpatient", "7699.48"),
     "eobReadOutpatient.json": ("outpatient", "693.11"),
     "eobReadPde.json": ("pharmacy", "126.99"),  # no payment.amount: the plan-paid adjudication
     "eobReadSnf.json": ("snf", "3333.33"),
@@ -133,10 +137,12 @@ def test_fhir_bundle_and_ndjson_give_the_same_lines(tmp_path: Path) -> None:
     bundle = FHIR / "bfd_r4_carin" / "eobByPatientIdAll.json"
     from_bundle = read([bundle])
     assert len(from_bundle) == 8
+    # CMS's synthetic inpatient EOB pays 7,699.48 with 66,271.07 of IME, DSH and uncompensated care: refused.
+    assert [x.reasons[0].code for x in from_bundle if isinstance(x, Rejected)] == ["less_than_exclusions"]
     ndjson = tmp_path / "ExplanationOfBenefit.ndjson"
     entries = json.loads(bundle.read_text())["entry"]
     ndjson.write_text("\n".join(json.dumps(e["resource"]) for e in entries) + "\n")
-    assert read([ndjson]) == from_bundle
+    assert [x for x in read([ndjson]) if isinstance(x, dict)] == [x for x in from_bundle if isinstance(x, dict)]
     assert report([bundle, ndjson]).ledger.total == sum(Decimal(v) for _, v in EXPECTED_FHIR.values())
 
 
@@ -147,7 +153,34 @@ def test_fhir_patient_mbis_rekey_and_preauthorizations_carry_no_spend() -> None:
     ]
     pharmacy = [x for x in out if isinstance(x, dict) and x["claim_type"] == "pharmacy"]
     assert [(x["member_id"], x["paid_amount"]) for x in pharmacy] == [("ABB2BB0BB22", Decimal("45.50"))]
-    assert not [x for x in out if isinstance(x, Rejected)]  # the prior authorization is skipped, not refused
+    # The prior authorization is skipped, not refused. The institutional examples pay 3.50 with thousands of IME,
+    # DSH and uncompensated care: an expenditure below zero is refused, with the reason.
+    refused = {x.file: x.reasons[0] for x in out if isinstance(x, Rejected)}
+    assert set(refused) == {f"ExplanationOfBenefit{k}.json" for k in ("", "-HHA", "-Hospice", "-Outpatient", "-SNF")}
+    assert all(r.field == "payment.amount" and r.code == "less_than_exclusions" for r in refused.values())
+
+
+@pytest.mark.parametrize(
+    ("path", "payment", "excluded"),
+    [
+        # BFD R4 (CARIN): operating IME and DSH and uncompensated care as extensions; the capital IME and DSH
+        # adjudications stay in.
+        ("bfd_r4_carin/eobReadInpatient.json", "100000.00", "66271.07"),
+        # BFD v3: the same as claim-level adjudication categories.
+        ("bfd_v3/ExplanationOfBenefit.json", "50000.00", "12371.28"),
+    ],
+)
+def test_fhir_part_a_expenditure_leaves_out_ime_dsh_and_uncompensated_care(
+    path: str, payment: str, excluded: str, tmp_path: Path
+) -> None:
+    eob = json.loads((FHIR / path).read_text())
+    eob["payment"]["amount"]["value"] = payment
+    src = tmp_path / "eob.json"
+    src.write_text(json.dumps(eob))
+    [line] = [x for x in read([src]) if isinstance(x, dict)]
+    claim = ClaimLine.model_validate(line)
+    assert claim.gross_amount == Decimal(payment)
+    assert claim.paid_amount == Decimal(payment) - Decimal(excluded)
 
 
 def test_fhir_cancelled_eob_takes_the_spend_back(tmp_path: Path) -> None:
@@ -198,7 +231,10 @@ def test_cclf_detected_by_content_without_its_name(tmp_path: Path) -> None:
 def test_dry_run_json_prints_one_object() -> None:
     result = CliRunner().invoke(main, ["load", "--dry-run", "--json", *map(str, files("packet") + files("month2"))])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"lines": 26, "rejected": 0, "paid_total": "2306.667"}
+    summary = json.loads(result.stdout)
+    assert (summary["lines"], summary["rejected"], summary["paid_total"]) == (26, 0, "2246.667")
+    assert summary["by_claim_type"] == {"inpatient": "1494.567", "pharmacy": "0", "professional": "752.10"}
+    assert sum(Decimal(v) for v in summary["by_claim_type"].values()) == Decimal(summary["paid_total"])
 
 
 def test_dry_run_refuses_a_miscounted_delivery() -> None:

@@ -35,7 +35,8 @@ class Ledger:
     denied: int = 0
     superseded: int = 0
     _seen: set[str] = field(default_factory=set)
-    _plain: Decimal = Decimal(0)
+    _plain: dict[str, Decimal] = field(default_factory=dict)  # by claim type
+    _plain_gross: dict[str, Decimal] = field(default_factory=dict)
     _groups: dict[str, ClaimLine] = field(default_factory=dict)
 
     def add(self, line: ClaimLine) -> None:
@@ -49,18 +50,39 @@ class Ledger:
             return
         group = line.version_group
         if group is None:
-            self._plain += line.signed_amount
+            kind = line.claim_type
+            self._plain[kind] = self._plain.get(kind, Decimal(0)) + line.signed_amount
+            self._plain_gross[kind] = self._plain_gross.get(kind, Decimal(0)) + line.signed_gross
             return
         current = self._groups.get(group)
         if current is None or line.version_rank > current.version_rank:
             self._groups[group] = line
         self.superseded += current is not None
 
+    def _by_type(self, plain: dict[str, Decimal], gross: bool) -> dict[str, Decimal]:
+        out = dict(plain)
+        for line in self._groups.values():
+            amount = final_action_amount(line, gross=gross)
+            out[line.claim_type] = out.get(line.claim_type, Decimal(0)) + amount
+        return dict(sorted(out.items()))
+
+    @property
+    def by_claim_type(self) -> dict[str, Decimal]:
+        """Signed totals by claim type: what each type stands for before a contract's terms choose what counts."""
+        return self._by_type(self._plain, gross=False)
+
+    @property
+    def gross_by_claim_type(self) -> dict[str, Decimal]:
+        """The same with Part A's gross payments (IME, DSH and uncompensated care left in), to reconcile a file."""
+        return self._by_type(self._plain_gross, gross=True)
+
     @property
     def total(self) -> Decimal:
-        return self._plain + sum((final_action_amount(x) for x in self._groups.values()), Decimal(0))
+        return sum(self.by_claim_type.values(), Decimal(0))
 
 
-def final_action_amount(line: ClaimLine) -> Decimal:
+def final_action_amount(line: ClaimLine, gross: bool = False) -> Decimal:
     """What the final version of a group stands for: a deletion (cancellation) leaves nothing."""
-    return Decimal(0) if line.adjustment_type == "cancellation" else line.signed_amount
+    if line.adjustment_type == "cancellation":
+        return Decimal(0)
+    return line.signed_gross if gross else line.signed_amount

@@ -179,8 +179,12 @@ def _adjustment(v: dict[str, str]) -> str:
 
 
 # Each parser's fields, in the order a short record is refused on: the dates first, as they are checked first.
+# What CMS leaves out of a Part A claim's expenditure (METHODOLOGY.md section 5): the operating IME and DSH
+# payments (value codes 18 and 19) and the uncompensated-care payment (value code Q8). The capital IME and DSH
+# fields are parts of the capital PPS payment, which counts.
+PART_A_EXCLUDED = ("CLM_OPRTNL_IME_AMT", "CLM_OPRTNL_DSPRPRTNT_AMT", "CLM_HIPPS_UNCOMPD_CARE_AMT")
 PART_A = ("CLM_FROM_DT", "CLM_THRU_DT", *DATES, "CUR_CLM_UNIQ_ID", "BENE_MBI_ID", "CLM_TYPE_CD", "CLM_ADJSMT_TYPE_CD",
-          "CLM_PMT_AMT", "CLM_MDCR_NPMT_RSN_CD")  # fmt: skip
+          "CLM_PMT_AMT", "CLM_MDCR_NPMT_RSN_CD", *PART_A_EXCLUDED)  # fmt: skip
 PART_B = ("CLM_LINE_FROM_DT", "CLM_LINE_THRU_DT", *DATES, "CLM_LINE_NUM", "CLM_CARR_PMT_DNL_CD", "CLM_PRCSG_IND_CD",
           "CUR_CLM_UNIQ_ID", "BENE_MBI_ID", "CLM_TYPE_CD", "CLM_ADJSMT_TYPE_CD", "CLM_LINE_CVRD_PD_AMT")  # fmt: skip
 # Part D's natural key: the latest row of a key replaces the earlier ones (packet 3.3, 5.1.2).
@@ -190,8 +194,21 @@ PART_D = ("CLM_LINE_FROM_DT", *DATES, *PART_D_KEY[1:], "CUR_CLM_UNIQ_ID", "BENE_
           "CLM_LINE_BENE_PMT_AMT")  # fmt: skip
 
 
+def part_a_amounts(v: dict[str, str]) -> tuple[Decimal, Decimal]:
+    """(expenditure, gross): CLM_PMT_AMT less the excluded add-ons, and CLM_PMT_AMT. The add-ons follow the
+    debit/credit method and may carry a sign where CLM_PMT_AMT does not, so they are taken off its magnitude."""
+    gross = amount_of("CLM_PMT_AMT", v["CLM_PMT_AMT"])
+    excluded = sum((abs(amount_of(label, v[label])) for label in PART_A_EXCLUDED if v[label]), Decimal(0))
+    if excluded > abs(gross):
+        raise FieldError(
+            "CLM_PMT_AMT", "less_than_exclusions", f"CLM_PMT_AMT {gross} is less than its IME, DSH and uncompensated care"
+        )
+    return gross - excluded if gross >= 0 else gross + excluded, gross
+
+
 def part_a(v: dict[str, str], payer: str) -> dict[str, Any]:
     start, thru, effective, paid = _dates(v, "CLM_FROM_DT", "CLM_THRU_DT")
+    expenditure, gross = part_a_amounts(v)
     return {
         "source": "cclf1",
         "claim_id": required_of("CUR_CLM_UNIQ_ID", v["CUR_CLM_UNIQ_ID"]),
@@ -204,7 +221,8 @@ def part_a(v: dict[str, str], payer: str) -> dict[str, Any]:
         "thru_date": thru,
         "paid_date": paid,
         "effective_date": effective,
-        "paid_amount": amount_of("CLM_PMT_AMT", v["CLM_PMT_AMT"]),
+        "paid_amount": expenditure,
+        "gross_amount": gross if gross != expenditure else None,
         # Part A claims are accepted or denied whole; a non-payment reason code denies it (packet 3.2).
         "denied": bool(v["CLM_MDCR_NPMT_RSN_CD"]),
     }
@@ -252,7 +270,9 @@ def part_d(v: dict[str, str], payer: str) -> dict[str, Any]:
         "thru_date": thru,
         "paid_date": paid,
         "effective_date": effective,
-        "paid_amount": amount_of("CLM_LINE_BENE_PMT_AMT", v["CLM_LINE_BENE_PMT_AMT"]),
+        # CCLF7 carries no plan-paid amount: its one amount is the beneficiary's own payment, which is not spend.
+        "paid_amount": Decimal(0),
+        "member_paid_amount": amount_of("CLM_LINE_BENE_PMT_AMT", v["CLM_LINE_BENE_PMT_AMT"]),
         "version_group": "cclf7|" + "|".join(v[x] for x in PART_D_KEY),
     }
 

@@ -25,6 +25,14 @@ C4BB_TYPES = {"pharmacy": "pharmacy", "professional": "professional", "instituti
               "vision": "other"}  # fmt: skip
 # Adjudication categories that carry what the plan paid, CMS and CARIN names, tried in this order.
 PAID_CATEGORIES = ("benefit", "paidtoprovider", "line_nch_pmt_amt", "CLM_LINE_CVRD_PD_AMT", "cvrd_d_plan_pd_amt")
+# Part A add-ons the payment includes and CMS leaves out of expenditure (METHODOLOGY.md section 5): operating
+# IME and DSH (value codes 18, 19) and uncompensated care. BFD v3 gives them as claim-level adjudication
+# categories (one spelled CLM_OPRTNL_DSPRTNT_AMT there), BFD R4 (CARIN) as extensions. Capital IME and DSH count.
+EXCLUDED_CATEGORIES = frozenset(
+    {"clm_oprtnl_ime_amt", "clm_oprtnl_dsprprtnt_amt", "clm_oprtnl_dsprtnt_amt", "clm_hipps_uncompd_care_amt"}
+)
+EXCLUDED_EXTENSIONS = frozenset({"ime_op_clm_val_amt", "dsh_op_clm_val_amt", "clm_uncompd_care_pmt_amt"})
+PART_A_TYPES = frozenset({"inpatient", "outpatient", "snf", "hha", "hospice"})
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -79,6 +87,18 @@ def paid_amount(eob: dict[str, Any]) -> Decimal:
         if found:
             return total
     raise FieldError("payment.amount", "missing", "no payment.amount and no adjudication carrying the paid amount")
+
+
+def excluded_amount(eob: dict[str, Any]) -> Decimal:
+    """The claim's IME, DSH and uncompensated-care payments, which its paid amount includes."""
+    total = Decimal(0)
+    for i, adj in enumerate(_list(eob.get("adjudication"))):
+        if isinstance(adj, dict) and _category(adj).lower() in EXCLUDED_CATEGORIES and "amount" in adj:
+            total += abs(_money(_obj(adj["amount"]).get("value"), f"adjudication[{i}].amount.value"))
+    for i, ext in enumerate(_list(eob.get("extension"))):
+        if isinstance(ext, dict) and str(ext.get("url", "")).rsplit("/", 1)[-1].lower() in EXCLUDED_EXTENSIONS:
+            total += abs(_money(_obj(ext.get("valueMoney")).get("value"), f"extension[{i}].valueMoney.value"))
+    return total
 
 
 def claim_type(eob: dict[str, Any]) -> str:
@@ -142,6 +162,15 @@ def to_line(eob: dict[str, Any], mbis: dict[str, str], payer: str) -> dict[str, 
     if paid is None or paid < start:
         paid = thru
     kind = claim_type(eob)
+    gross = paid_amount(eob)
+    excluded = excluded_amount(eob) if kind in PART_A_TYPES else Decimal(0)
+    if excluded > abs(gross):
+        raise FieldError(
+            "payment.amount",
+            "less_than_exclusions",
+            f"payment {gross} is less than the IME, DSH and uncompensated-care payments it includes ({excluded})",
+        )
+    expenditure = gross - excluded if gross >= 0 else gross + excluded
     return {
         # Producers' claim ids are unique per claim family, not across them.
         "source": f"fhir:{kind}",
@@ -155,7 +184,8 @@ def to_line(eob: dict[str, Any], mbis: dict[str, str], payer: str) -> dict[str, 
         "from_date": start,
         "thru_date": thru,
         "paid_date": paid,
-        "paid_amount": paid_amount(eob),
+        "paid_amount": expenditure,
+        "gross_amount": gross if excluded else None,
         "denied": status == "entered-in-error" or eob.get("outcome") == "error",
     }
 
