@@ -12,11 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.envelope import EventSpec
 from shared.money import Money, Rate
-from shared.terms import ContractTerms, EnrollmentType, QualityStandard
+from shared.terms import ClaimType, ContractTerms, EnrollmentType, QualityStandard
 
 Identifier = str
 _ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
-ClaimType = Literal["inpatient", "outpatient", "snf", "hha", "hospice", "professional", "dme", "pharmacy", "other"]
 AdjustmentType = Literal["original", "cancellation", "adjustment"]
 MAX_LINE_AMOUNT = Decimal("10000000")
 EARLIEST_SERVICE = date(1990, 1, 1)
@@ -188,6 +187,8 @@ class Attribution(Payload):
     payer: Identifier = _ID
     contract_version: int = Field(ge=1)
     periods: tuple[AttributionPeriod, ...]
+    # The claim types whose spend counts in the contract (None, from events before they were sent: every type).
+    claim_types: tuple[ClaimType, ...] | None = None
 
 
 class QualityResult(Payload):
@@ -251,6 +252,8 @@ class SettlementPosition(Payload):
     quality_score: Rate
     final_sharing_rate: Rate
     projected_shared_savings_losses: Money
+    # Advance investment payments recouped from the projected savings: paid = projected_shared_savings_losses - this.
+    advance_payment_recoupment: Money = Decimal(0)
     downside_exposure_now: Money
     downside_exposure_at_cap: Money
     probability_clears_msr: Rate

@@ -13,8 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.money import Money, Rate
 
 EnrollmentType = Literal["esrd", "disabled", "aged_dual", "aged_nondual"]
+ClaimType = Literal["inpatient", "outpatient", "snf", "hha", "hospice", "professional", "dme", "pharmacy", "other"]
+# What counts as expenditure, by claim type (METHODOLOGY.md section 5). MSSP and ACO REACH count Parts A and B
+# only (42 CFR 425.605(a), 425.610(a): "Parts A and B services"); Part D never counts. Commercial and MA
+# contracts count these by default, and pharmacy or other claims only where their terms list them. Which part
+# of a claim counts (Part A less IME, DSH and uncompensated care) is the loaders' paid_amount.
+PARTS_A_AND_B: frozenset[ClaimType] = frozenset({"inpatient", "outpatient", "snf", "hha", "hospice", "professional", "dme"})
 ENROLLMENT_TYPES: tuple[EnrollmentType, ...] = ("esrd", "disabled", "aged_dual", "aged_nondual")
 Program = Literal["MSSP", "REACH", "COMMERCIAL"]
+RevenueCategory = Literal["low", "high"]
 QualityStandard = Literal["met", "alternative", "not_met", "reporting"]
 
 TRACKS: dict[str, frozenset[str]] = {
@@ -67,6 +74,17 @@ class ContractTerms(BaseModel):
     completion_factors: tuple[Rate, ...] | None = None
     sequestration: Rate | None = Field(default=None, ge=0, lt=1)
     euc_share: Rate = Field(default=Decimal(0), ge=0, le=1)
+    # Claim types whose spend counts; None: the program's (see counted_claim_types).
+    claim_types: tuple[ClaimType, ...] | None = Field(default=None, min_length=1)
+    # CMS's high/low revenue class: low-revenue BASIC ACOs may share savings below the MSR (PY2024+).
+    revenue_category: RevenueCategory | None = None
+    # Advance investment payments to be recouped from this year's shared savings.
+    advance_payment_recoupment: Money | None = Field(default=None, ge=0)
+    # Stop-loss (ACO REACH's optional arrangement, or a commercial reinsurance): per-member spend above the
+    # attachment point (truncation_threshold) is the stop-loss's, for a charge per member-month added to spend.
+    stop_loss_charge_pmpm: Money | None = Field(default=None, ge=0)
+    # An ACO that leaves during the year owes losses for the months it took part (prorated).
+    termination_date: date | None = None
 
     @model_validator(mode="after")
     def _settleable(self) -> Self:
@@ -92,7 +110,27 @@ class ContractTerms(BaseModel):
                 raise ValueError("corridors: band edges must increase")
         if self.completion_factors is not None and any(not 0 < f <= 1 for f in self.completion_factors):
             raise ValueError("completion_factors: each factor must be in (0, 1]")
+        if self.claim_types is not None and self.program in ("MSSP", "REACH") and set(self.claim_types) != PARTS_A_AND_B:
+            listed = ", ".join(sorted(PARTS_A_AND_B))
+            raise ValueError(f"claim_types: {self.program} counts Parts A and B claims ({listed}) and never Part D")
+        if self.stop_loss_charge_pmpm is not None and not self.truncation_threshold:
+            raise ValueError("stop_loss_charge_pmpm: a stop-loss needs its attachment point in truncation_threshold")
+        if self.termination_date is not None and not self.period_start <= self.termination_date <= self.period_end:
+            raise ValueError("termination_date: must fall within the performance period")
         return self
+
+    @property
+    def counted_claim_types(self) -> frozenset[ClaimType]:
+        return PARTS_A_AND_B if self.claim_types is None else frozenset(self.claim_types)
+
+    @property
+    def participation_months(self) -> int | None:
+        """Months of the period the ACO took part in, when it terminated before the period's end."""
+        if self.termination_date is None or self.termination_date >= self.period_end:
+            return None
+        return (
+            (self.termination_date.year - self.period_start.year) * 12 + self.termination_date.month - self.period_start.month + 1
+        )
 
     @property
     def months(self) -> int:

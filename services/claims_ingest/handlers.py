@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -92,6 +93,11 @@ def spend_batches(deltas: Deltas) -> Outgoing:
 
 
 _PERIODS = TypeAdapter(tuple[AttributionPeriod, ...])
+
+
+@lru_cache(maxsize=64)
+def _claim_types(types: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(types)
 
 
 @lru_cache(maxsize=4096)
@@ -214,21 +220,22 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
         return []
     not_counted, out = await _supersede(conn, list(new.values()))
     rows = await conn.fetch(
-        f"SELECT member_id, contract_id, payer, periods::text AS periods FROM {SCHEMA}.assignments"
+        f"SELECT member_id, contract_id, payer, periods::text AS periods, claim_types FROM {SCHEMA}.assignments"
         " WHERE member_id = ANY($1::text[])",
         list({v.member_id for v in new.values()}),
     )
-    by_member: dict[str, list[tuple[str, str, tuple[AttributionPeriod, ...]]]] = defaultdict(list)
+    by_member: dict[str, list[tuple[str, str, tuple[AttributionPeriod, ...], frozenset[str] | None]]] = defaultdict(list)
     for r in rows:
-        by_member[r["member_id"]].append((r["contract_id"], r["payer"], _periods(r["periods"])))
+        types = None if r["claim_types"] is None else _claim_types(tuple(r["claim_types"]))
+        by_member[r["member_id"]].append((r["contract_id"], r["payer"], _periods(r["periods"]), types))
     emitted: list[tuple[str, str, str, Decimal]] = []
     for key, line in new.items():
         if key in not_counted:
             continue
         amount = final_action_amount(line) if line.version_group else line.signed_amount
         matched = False
-        for contract_id, payer, periods in by_member.get(line.member_id, ()):
-            if payer != line.payer:
+        for contract_id, payer, periods, types in by_member.get(line.member_id, ()):
+            if payer != line.payer or (types is not None and line.claim_type not in types):
                 continue
             period = covering(periods, line.from_date)
             if period is None:
@@ -252,8 +259,16 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
     return spend_batches(out)
 
 
-async def reconcile(conn: Conn, member_id: str, contract_id: str, payer: str, periods: tuple[AttributionPeriod, ...]) -> Deltas:
-    """Emit what makes the member's spend in the contract equal the signed sum of the lines its periods cover."""
+async def reconcile(
+    conn: Conn,
+    member_id: str,
+    contract_id: str,
+    payer: str,
+    periods: tuple[AttributionPeriod, ...],
+    claim_types: Collection[str] | None,
+) -> Deltas:
+    """Emit what makes the member's spend in the contract equal the signed sum of the lines its periods cover,
+    of the payer and the claim types the contract counts."""
     line_rows = await conn.fetch(
         f"SELECT line_key, payer, claim_type, service_date, paid_date, amount, superseded FROM {SCHEMA}.claim_lines"
         " WHERE member_id = $1",
@@ -266,8 +281,13 @@ async def reconcile(conn: Conn, member_id: str, contract_id: str, payer: str, pe
     )
     info = {r["line_key"]: dict(r) for r in line_rows}
     emitted = {r["line_key"]: Emitted(r["generation"], r["active"], r["amount"]) for r in emitted_rows}
-    counted = {k: (v["service_date"], v["amount"]) for k, v in info.items() if v["payer"] == payer and not v["superseded"]}
-    # Lines of another payer (the contract's payer changed) or superseded versions are covered by no period.
+    counted = {
+        k: (v["service_date"], v["amount"])
+        for k, v in info.items()
+        if v["payer"] == payer and not v["superseded"] and (claim_types is None or v["claim_type"] in claim_types)
+    }
+    # Lines of another payer (the contract's payer changed), of claim types the contract does not count, or
+    # superseded versions are covered by no period.
     other = {k: (v["service_date"], v["amount"]) for k, v in info.items() if k not in counted}
     out: Deltas = []
     for c in corrections(counted, emitted, periods) + corrections(other, emitted, ()):
@@ -306,16 +326,18 @@ async def apply_attribution(conn: Conn, batch: list[Parsed[AttributionEvent]]) -
         if current is not None and current >= a.contract_version:
             continue  # an older version arriving late changes nothing
         await conn.execute(
-            f"INSERT INTO {SCHEMA}.assignments (member_id, contract_id, payer, contract_version, periods)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (member_id, contract_id) DO UPDATE"
-            " SET payer = excluded.payer, contract_version = excluded.contract_version, periods = excluded.periods",
+            f"INSERT INTO {SCHEMA}.assignments (member_id, contract_id, payer, contract_version, periods, claim_types)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (member_id, contract_id) DO UPDATE"
+            " SET payer = excluded.payer, contract_version = excluded.contract_version, periods = excluded.periods,"
+            " claim_types = excluded.claim_types",
             member,
             a.contract_id,
             a.payer,
             a.contract_version,
             [period.model_dump(mode="json") for period in a.periods],
+            None if a.claim_types is None else list(a.claim_types),
         )
-        out += await reconcile(conn, member, a.contract_id, a.payer, a.periods)
+        out += await reconcile(conn, member, a.contract_id, a.payer, a.periods, a.claim_types)
     return spend_batches(out)
 
 
@@ -367,10 +389,12 @@ async def apply_id_changes(conn: Conn, batch: list[Parsed[MemberIdChanged]]) -> 
             newest,
         )
         for a in await conn.fetch(
-            f"SELECT contract_id, payer, periods FROM {SCHEMA}.assignments WHERE member_id = $1 AND payer = $2", newest, payer
+            f"SELECT contract_id, payer, periods, claim_types FROM {SCHEMA}.assignments WHERE member_id = $1 AND payer = $2",
+            newest,
+            payer,
         ):
             periods = tuple(AttributionPeriod.model_validate(x) for x in a["periods"])
-            out += await reconcile(conn, newest, a["contract_id"], a["payer"], periods)
+            out += await reconcile(conn, newest, a["contract_id"], a["payer"], periods, a["claim_types"])
     return spend_batches(out)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from services.contracts.domain.roster import RosterMember, changed_members, periods_of, summarize
+from services.contracts.domain.roster import RosterMember, attribution_changes, periods_of, summarize
 from shared.db import Conn, enqueue
 from shared.envelope import Envelope, new_envelope
 from shared.events import (
@@ -142,7 +142,7 @@ async def save_version(
         changes["name"] = {"from": None if prev is None else prev.name, "to": name}
     if prev is None or prev.payer != payer:
         changes["payer"] = {"from": None if prev is None else prev.payer, "to": payer}
-    moved = after if prev is not None and prev.payer != payer else changed_members(before, after)
+    moved = attribution_changes(prev, before, after, payer, terms)
     if moved:
         changes["roster"] = {"members": len(after), "members_changed": len(moved)}
     await conn.execute(
@@ -168,6 +168,7 @@ async def save_version(
                     payer=payer,
                     contract_version=version,
                     periods=periods,
+                    claim_types=tuple(sorted(terms.counted_claim_types)),
                 ),
                 PRODUCER,
             ),

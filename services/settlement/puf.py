@@ -20,16 +20,16 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from services.settlement.domain.settle import (
-    RevenueCategory,
     Settlement,
     SettlementError,
     SettlementInputs,
     published_msr,
     settle,
 )
-from shared.terms import QualityStandard
+from shared.terms import QualityStandard, RevenueCategory
 
 OUTPUT_COLUMN = "computed_earned_savings_losses"
+MSR_AS_FRACTION_MAX = Decimal("0.2")
 SUPPRESSED = {"*", "**", "."}
 
 # Logical field -> its spellings in our format and CMS's files, normalised (lower case, no "_", " " or "-").
@@ -214,6 +214,8 @@ def inputs_from_row(columns: Columns, row: dict[str, str], year: int | None = No
     n = int(beneficiaries)
     benchmark = cell.required("benchmark_total")
     msr = cell.number("msr")
+    if msr is not None and msr > MSR_AS_FRACTION_MAX:
+        msr = msr / 100  # printed as a percentage: no MSR is above 20% (small ACOs reach about 12%)
     return SettlementInputs(
         program="MSSP",
         track=track,
@@ -296,6 +298,8 @@ def explain_miss(result: RowResult) -> str:
         published_rate = cell.number("published_sharing_rate")
     except RowError:
         published_rate = None
+    if published_rate is not None and published_rate > 1:
+        published_rate = published_rate / 100
     if published_rate is not None and published_rate == 0 and s.final_sharing_rate > 0 and s.gate == "savings":
         reasons.append(
             f"CMS's final sharing rate is 0 where the inputs give {s.final_sharing_rate}: a quality failure the file"

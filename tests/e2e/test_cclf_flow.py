@@ -38,9 +38,15 @@ def wait_until(check: Callable[[], Any], seconds: float = 60) -> Any:
     return value
 
 
-def spend(stack: Stack) -> Decimal:
-    r = httpx.get(stack.url("settlement") + "/positions/CCLF-1", headers={"Authorization": f"Bearer {stack.api_key}"}, timeout=10)
-    return Decimal(r.json()["paid_to_date"]) if r.status_code == 200 else Decimal(-1)
+def position(stack: Stack, contract_id: str) -> dict[str, Any]:
+    url = stack.url("settlement") + f"/positions/{contract_id}"
+    r = httpx.get(url, headers={"Authorization": f"Bearer {stack.api_key}"}, timeout=10)
+    return dict(r.json()) if r.status_code == 200 else {}
+
+
+def spend(stack: Stack, contract_id: str = "CCLF-1") -> Decimal:
+    found = position(stack, contract_id)
+    return Decimal(found["paid_to_date"]) if found else Decimal(-1)
 
 
 async def count_lines(dsn: str) -> int:
@@ -93,8 +99,9 @@ def test_cclf_months_rekey_redeliver_reject_and_replay(tmp_path: Path, database:
         assert spend(stack) in (Decimal(-1), Decimal(0))
 
         # December: CCLF9 says 6U50TE7GG18 became 8ZZ9YY8XX76 (through 7AB1CD2EF34): November's claims move.
+        # Part D's lines carry the beneficiary's payment, which is not spend.
         load("month2")
-        expected = Decimal("967.00") + Decimal("1389.667") - Decimal("50.00")
+        expected = Decimal("967.00") + Decimal("1329.667") - Decimal("50.00")
         assert wait_until(lambda: spend(stack) == expected), f"spend {spend(stack)} != {expected}"
 
         # The whole December delivery again: nothing counts twice.
@@ -144,5 +151,54 @@ def test_cclf_months_rekey_redeliver_reject_and_replay(tmp_path: Path, database:
         assert len(still_open) == 3
         closed = json.loads(cli(settings, "rejects", "list", "--status", "replayed", "--json").stdout)
         assert [str(r["event_id"]) for r in closed] == [str(amount_reject["event_id"])]
+    finally:
+        stack.stop()
+
+
+def test_mssp_delivery_settles_the_spend_cms_counts(tmp_path: Path, database: str) -> None:
+    """A PY2025 delivery of Part A (with IME, DSH and uncompensated care), Part B, DME and Part D for a rostered
+    MSSP contract settles, to the cent, the expenditure CMS counts; a version that changes payer and roster
+    together moves exactly the spend it should."""
+    settings = private_settings(tmp_path / "state", database_url=database)
+    stack = Stack(settings, settings.state_dir)
+    stack.start()
+    auth = {"Authorization": f"Bearer {stack.api_key}"}
+    aged, disabled = "1AA0AA0AA01", "1AA0AA0AA02"
+    terms = {
+        "program": "MSSP",
+        "track": "BE",
+        "performance_year": 2025,
+        "period_start": "2025-01-01",
+        "period_end": "2025-12-31",
+        "benchmark_per_capita": {"aged_nondual": "12000.00", "disabled": "11000.00"},
+        "msr": "0.02",
+    }
+    roster = [{"member_id": aged}, {"member_id": disabled, "enrollment_type": "disabled"}]
+    try:
+        contract = {"contract_id": "MSSP-25", "name": "MSSP ACO", "payer": "CMS", "terms": terms, "roster": roster}
+        assert httpx.post(stack.url("contracts") + "/contracts", json=contract, headers=auth, timeout=30).status_code == 201
+        quiet = Console(quiet=True)
+        asyncio.run(publish(sorted((CCLF / "mssp").iterdir()), None, "CMS", stack.bootstrap, quiet, quiet=True))
+        # 10,789.25 + 7,680.00 (Part A net of IME, DSH, UCC) + 900.00 + 120.00 + 75.50 + 310.00; not Part D's 45.00,
+        # not the unrostered member's 1,000.00. Gross, as before, it was 22,150.50.
+        expected = Decimal("19874.75")
+        assert wait_until(lambda: spend(stack, "MSSP-25") == expected), f"spend {spend(stack, 'MSSP-25')} != {expected}"
+        explanation = " ".join(position(stack, "MSSP-25")["explanation"])
+        assert "Part D (pharmacy) does not count" in explanation and "IME" in explanation
+
+        # One version changes the payer and drops the disabled member: nothing of CMS's claims counts.
+        put = httpx.put(
+            stack.url("contracts") + "/contracts/MSSP-25",
+            json={"payer": "OTHER", "roster": [{"member_id": aged}]},
+            headers=auth,
+            timeout=30,
+        )
+        assert put.status_code == 200, put.text
+        assert wait_until(lambda: spend(stack, "MSSP-25") == 0), f"spend {spend(stack, 'MSSP-25')} != 0"
+        # Back to CMS, still without the disabled member: the aged member's claims count again, and only those.
+        put = httpx.put(stack.url("contracts") + "/contracts/MSSP-25", json={"payer": "CMS"}, headers=auth, timeout=30)
+        assert put.status_code == 200, put.text
+        aged_only = Decimal("10789.25") + Decimal("7680.00") + Decimal("120.00") + Decimal("75.50")
+        assert wait_until(lambda: spend(stack, "MSSP-25") == aged_only), f"spend {spend(stack, 'MSSP-25')} != {aged_only}"
     finally:
         stack.stop()

@@ -228,14 +228,51 @@ def test_cms_py2022_onward_shape_letters_0_100_scores_alternative_standard_and_s
         "A0004,E,Two-Sided,*,0.02,80,1,,Low Revenue,0,0,100000000,90000000,,0.5,,0,4900000",
         # BASIC A with AIP recouped beside the earned 40% * 10M * 0.98.
         "A0005,A,One-Sided,9000,0.031,90,1,,Low Revenue,0,0,100000000,90000000,250000,0.4,,0,3920000",
+        # Rates printed as percentages (MSR 2.6%, sharing rate 20%): the same as the second row.
+        "A0006,B,One-Sided,12000,2.6,85.5,1,,Low Revenue,0,0,100000000,98500000,,20,,1,294000",
     ]
     src = tmp_path / "PY_Financial_and_Quality_Results_2024.csv"
     src.write_text(PY2024_HEADER + "\n" + "\n".join(rows) + "\n")
     results = list(settle_rows(read_rows(src), 2024))
-    assert [r.computed for r in results] == [D("4410000.00"), D("294000.00"), D("-5942500.00"), None, D("3920000.00")]
+    assert [r.computed for r in results] == [
+        D("4410000.00"), D("294000.00"), D("-5942500.00"), None, D("3920000.00"), D("294000.00")
+    ]  # fmt: skip
     assert results[3].error == "N_AB: required column is suppressed"
     assert results[4].settlement is not None and results[4].settlement.advance_payment_recoupment == D("250000.00")
     out = tmp_path / "out.csv"
     run = CliRunner().invoke(main, ["settle-puf", str(src), "--out", str(out), "--performance-year", "2024"])
     assert run.exit_code == 0, run.output
-    assert "within 0.1% (or $1): 4/5" in run.output and "N_AB: required column is suppressed" in run.output
+    assert "within 0.1% (or $1): 5/6" in run.output and "N_AB: required column is suppressed" in run.output
+
+
+def mssp_terms(**kw: object) -> dict[str, object]:
+    return {
+        "program": "MSSP",
+        "track": "BE",
+        "performance_year": 2025,
+        "period_start": "2025-01-01",
+        "period_end": "2025-12-31",
+        "benchmark_per_capita": {"aged_nondual": "12000"},
+        **kw,
+    }
+
+
+def test_mssp_and_reach_count_parts_a_and_b_only() -> None:
+    from pydantic import ValidationError
+
+    from shared.terms import PARTS_A_AND_B, ContractTerms
+
+    assert ContractTerms.model_validate(mssp_terms()).counted_claim_types == PARTS_A_AND_B
+    with pytest.raises(ValidationError, match="claim_types: MSSP counts Parts A and B"):
+        ContractTerms.model_validate(mssp_terms(claim_types=[*sorted(PARTS_A_AND_B), "pharmacy"]))
+    commercial = ContractTerms.model_validate(
+        mssp_terms(program="COMMERCIAL", track="SHARED_RISK", claim_types=["professional", "pharmacy"])
+    )
+    assert commercial.counted_claim_types == {"professional", "pharmacy"}
+
+
+def test_termination_date_gives_the_months_of_participation() -> None:
+    from shared.terms import ContractTerms
+
+    assert ContractTerms.model_validate(mssp_terms(termination_date="2025-08-31")).participation_months == 8
+    assert ContractTerms.model_validate(mssp_terms()).participation_months is None

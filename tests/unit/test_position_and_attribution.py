@@ -82,3 +82,21 @@ def test_a_batch_id_is_its_deltas_identities_in_order_and_unambiguous() -> None:
     assert batch_event_id([one, two]) != batch_event_id([two, one])
     # A free-text source holding the separator does not make two different batches one event.
     assert batch_event_id(["a|b", "c"]) != batch_event_id(["a", "b|c"])
+
+
+def test_position_says_what_counted_and_adds_a_stop_loss_charge() -> None:
+    plain = project(inputs())
+    assert any("Part D (pharmacy) does not count" in n for n in plain.explanation)
+    terms = TERMS.model_copy(update={"truncation_threshold": {"aged_nondual": D("100000")}, "stop_loss_charge_pmpm": D("12.50")})
+    insured = project(inputs(terms=terms))
+    # 1,200 member-months at 12.50 on top of the same projection (no member near the attachment point).
+    assert insured.projected_expenditure == plain.projected_expenditure + D("15000.00")
+    assert any("stop-loss" in n for n in insured.explanation)
+
+
+def test_reach_position_exposure_at_cap_from_the_corridors() -> None:
+    terms = TERMS.model_copy(update={"program": "REACH", "track": "GLOBAL", "performance_year": 2025, "msr": None})
+    p = project(inputs(terms=terms))
+    # Benchmark 1.2M less the 4% discount and the 2% withhold earned back at quality 1: 1,152,000. At gross
+    # losses of 50% of it: 25% kept whole, 10% at 50%, 15% at 25% -> 33.75% of 1,152,000.
+    assert p.downside_exposure_at_cap == D("388800.00")

@@ -10,7 +10,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.events import AttributionPeriod, RosterSummary
+from shared.events import AttributionPeriod, ContractState, RosterSummary
 from shared.terms import ContractTerms, EnrollmentType
 
 
@@ -74,6 +74,21 @@ def changed_members(
     changed = {m: p for m, p in after.items() if before.get(m) != p}
     changed.update({m: () for m in before if m not in after})
     return changed
+
+
+def attribution_changes(
+    prev: ContractState | None,
+    before: dict[str, tuple[AttributionPeriod, ...]],
+    after: dict[str, tuple[AttributionPeriod, ...]],
+    payer: str,
+    terms: ContractTerms,
+) -> dict[str, tuple[AttributionPeriod, ...]]:
+    """The attribution events that make claims_ingest's view equal the new version: members whose periods
+    changed, and removed members with none. When the payer or the counted claim types change, every member's
+    spend is re-decided, so every kept member is sent again."""
+    if prev is not None and (prev.payer != payer or prev.terms.counted_claim_types != terms.counted_claim_types):
+        return {**{m: () for m in before if m not in after}, **after}
+    return changed_members(before, after)
 
 
 def parse_roster_csv(text: str) -> list[RosterMember]:

@@ -81,6 +81,15 @@ def _by_type(member_months: dict[str, dict[EnrollmentType, int]], last: int | No
     return out
 
 
+def expenditure_note(terms: ContractTerms) -> str:
+    """What the position counts as spend, in the words a finance team reconciles with."""
+    counted = ", ".join(sorted(terms.counted_claim_types))
+    note = f"expenditure counts {counted} claims"
+    if "pharmacy" not in terms.counted_claim_types:
+        note += "; Part D (pharmacy) does not count"
+    return note + "; Part A at CMS's amount: the payment less operating IME, DSH and uncompensated care"
+
+
 def elapsed_share(terms: ContractTerms, as_of: date | None) -> Decimal:
     """Share of the period's months elapsed by as_of (whole months, at least one, at most all)."""
     start = terms.period_start.year * 12 + terms.period_start.month - 1
@@ -140,6 +149,10 @@ def project(inputs: PositionInputs) -> Position:
         projected = benchmark_total  # nothing known yet: assume spend runs at the benchmark
         notes.append("no member-months elapsed: projection assumes spend equal to the benchmark")
 
+    notes.append(expenditure_note(terms))
+    if terms.stop_loss_charge_pmpm is not None and terms.capitation_pmpm is None:
+        projected += terms.stop_loss_charge_pmpm * mm_total
+        notes.append(f"stop-loss: spend above the attachment point replaced by a charge of {terms.stop_loss_charge_pmpm} PMPM")
     quality_score = inputs.quality_score if inputs.quality_score is not None else terms.quality_score
     standard = inputs.quality_standard or terms.quality_standard
     members = sum(inputs.members.values())
@@ -169,6 +182,9 @@ def project(inputs: PositionInputs) -> Position:
         discount=terms.discount,
         quality_withhold=terms.quality_withhold,
         minimum_members=terms.minimum_members,
+        revenue_category=terms.revenue_category,
+        participation_months=terms.participation_months,
+        advance_payment_recoupment=terms.advance_payment_recoupment,
     )
     try:
         result = settle(settle_inputs)

@@ -27,10 +27,9 @@ from services.settlement.domain.parameters import (
     track_parameters,
 )
 from shared.money import ONE, ZERO, to_cents
-from shared.terms import CorridorBand, QualityStandard
+from shared.terms import CorridorBand, QualityStandard, RevenueCategory
 
 Gate = Literal["savings", "savings_below_msr", "losses", "neutral", "below_minimum", "cannot_settle"]
-RevenueCategory = Literal["low", "high"]
 TWELVE = Decimal(12)
 
 
