@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.envelope import EventSpec
 from shared.money import Money, Rate
 from shared.terms import ClaimType, ContractTerms, EnrollmentType, QualityStandard
+from shared.text import Text
 
 Identifier = str
 _ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
@@ -41,7 +42,7 @@ class ClaimLine(Payload):
     """One claim line as the payer sent it (claims.submitted.v1). Amounts are unsigned as in CCLF:
     a cancellation negates; `signed_amount` gives the spend it stands for."""
 
-    source: str = Field(min_length=1, max_length=40)
+    source: Text = Field(min_length=1, max_length=40)
     claim_id: Identifier = _ID
     line_number: int = Field(ge=0, le=9999)
     member_id: Identifier = _ID
@@ -64,7 +65,7 @@ class ClaimLine(Payload):
     denied: bool = False
     # Lines sharing a version group are versions of one final-action claim (CCLF7 Part D): only the latest
     # by (effective_date, paid_date, claim_id) counts; the others are superseded.
-    version_group: str | None = Field(default=None, max_length=300)
+    version_group: Text | None = Field(default=None, max_length=300)
 
     @model_validator(mode="after")
     def _dates(self) -> Self:
@@ -131,7 +132,7 @@ class ApiKeyChanged(Payload):
     """keys.v1: an API key created or revoked by the contracts service; the hash, never the key."""
 
     key_id: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     role: Literal["viewer", "editor", "admin"]
     key_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     revoked: bool = False
@@ -144,7 +145,7 @@ class MemberIdChanged(Payload):
     previous_id: Identifier = _ID
     current_id: Identifier = _ID
     effective_date: date | None = None
-    source: str = Field(min_length=1, max_length=40)
+    source: Text = Field(min_length=1, max_length=40)
 
     @model_validator(mode="after")
     def _distinct(self) -> Self:
@@ -165,7 +166,7 @@ class ContractState(Payload):
 
     contract_id: Identifier = _ID
     version: int = Field(ge=1)
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     payer: Identifier = _ID
     terms: ContractTerms
     roster: RosterSummary

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash, replica_lookup, replicate
 from shared.db import Conn, QueueVacuum, apply_migrations, create_pool
 from shared.events import API_KEY_CHANGED, ApiKeyChanged
+from shared.http import ServiceApp
 from shared.kafka import (
     BatchConsumer,
     OutboxRelay,
@@ -232,7 +233,7 @@ class ServiceRuntime:
             finally:
                 await self.stop()
 
-        app = FastAPI(title=title, lifespan=lifespan)
+        app = ServiceApp(title=title, lifespan=lifespan)
 
         @app.get("/health", tags=["ops"])
         async def health() -> Response:

@@ -15,6 +15,7 @@ from shared.events import ContractState, QualityResult
 from shared.money import Rate
 from shared.runtime_types import Pooled
 from shared.terms import ContractTerms, QualityStandard
+from shared.text import Text
 
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 Viewer = Annotated[Principal, Depends(requires("viewer"))]
@@ -24,7 +25,7 @@ Editor = Annotated[Principal, Depends(requires("editor"))]
 class ContractIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     contract_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     payer: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     terms: ContractTerms
     roster: list[RosterMember] | None = None
@@ -32,7 +33,7 @@ class ContractIn(BaseModel):
 
 class ContractUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
     payer: str | None = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
     terms: ContractTerms | None = None
     roster: list[RosterMember] | None = None

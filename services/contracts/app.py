@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from services.contracts.api import build_router
 from services.contracts.auth import lookup, register_bootstrap
 from services.contracts.keys_api import build_keys_router, publish_key
+from services.contracts.repository import UnsettleableVersion
 from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash
 from shared.db import Conn
 from shared.service import ServiceRuntime, serve
@@ -32,6 +34,12 @@ def build(runtime: ServiceRuntime) -> FastAPI:
             return await lookup(conn, key)
 
     app.add_middleware(ApiKeyMiddleware, lookup=find)
+
+    @app.exception_handler(UnsettleableVersion)
+    async def unsettleable(_: Request, exc: UnsettleableVersion) -> JSONResponse:
+        field, _sep, msg = str(exc).partition(": ")
+        return JSONResponse({"detail": [{"loc": ["body", field], "msg": msg}]}, status_code=422)
+
     app.include_router(build_router(runtime))
     app.include_router(build_keys_router(runtime))
     return app

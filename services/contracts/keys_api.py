@@ -13,6 +13,7 @@ from shared.db import Conn, enqueue
 from shared.envelope import new_envelope
 from shared.events import API_KEY_CHANGED, ApiKeyChanged
 from shared.runtime_types import Pooled
+from shared.text import Text
 from shared.topics import KEYS
 
 Admin = Annotated[Principal, Depends(requires("admin"))]
@@ -26,7 +27,7 @@ async def publish_key(conn: Conn, key_id: str, name: str, role: Role, hashed: st
 
 class KeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100)
     role: Role
 
 

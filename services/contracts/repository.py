@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from services.contracts.domain.roster import RosterMember, attribution_changes, periods_of, summarize
+from services.contracts.domain.roster import RosterMember, attribution_changes, periods_of, summarize, unpriced
 from shared.db import Conn, enqueue
 from shared.envelope import Envelope, new_envelope
 from shared.events import (
@@ -28,6 +28,10 @@ PRODUCER = "contracts"
 
 class VersionConflict(Exception):
     pass
+
+
+class UnsettleableVersion(ValueError):
+    """The version's roster and terms cannot be settled together; the message names the member and field."""
 
 
 def _state(row: asyncpg.Record) -> ContractState:
@@ -103,6 +107,9 @@ async def save_version(
         raise VersionConflict(f"contract_id: {contract_id!r} already exists (version {prev.version})")
     before_members = [] if prev is None else await roster(conn, contract_id, prev.version)
     after_members = before_members if members is None else members
+    problem = unpriced(after_members, terms)
+    if problem is not None:
+        raise UnsettleableVersion(problem)
     if prev is not None and (prev.name, prev.payer, prev.terms) == (name, payer, terms) and _same(before_members, after_members):
         return prev  # nothing changed: no new version, no events (so `contracts apply` can be re-run safely)
     before = {} if prev is None else periods_of(before_members, prev.terms)

@@ -14,10 +14,12 @@ from services.settlement.domain.position import MemberStats, PositionInputs, ela
 from shared.db import Conn, outbox_insert
 from shared.envelope import Envelope, new_envelope
 from shared.events import POSITION_UPDATED, ContractState, QualityResult, SettlementPosition, SpendDelta
+from shared.logging import get_logger
 from shared.money import ZERO
 from shared.terms import ContractTerms, QualityStandard
 from shared.topics import SETTLEMENT, TopicSpec
 
+log = get_logger(__name__)
 SCHEMA = "settlement"
 PRODUCER = "settlement"
 # Generic plans: PostgreSQL's default kept planning the position state read afresh on every pass (0.6 ms of
@@ -297,7 +299,7 @@ async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
     if not known:
         return []
     snapshots = await _snapshots(conn, {cid: s.terms for cid, s in known.items()}, rows)
-    events = [new_envelope(POSITION_UPDATED, _position(s, s.terms, snapshots[cid]), PRODUCER) for cid, s in known.items()]
+    events = [new_envelope(POSITION_UPDATED, _isolated_position(s, snapshots[cid]), PRODUCER) for cid, s in known.items()]
     # One statement stores each position and queues its event: the stored position is the event's payload,
     # taken from the event's JSON, which is encoded and sent once. The position events are in the outbox when
     # this returns.
@@ -347,6 +349,55 @@ async def what_if(conn: Conn, contract_id: str, alternatives: list[ContractTerms
 async def current_terms(conn: Conn, contract_id: str) -> ContractTerms | None:
     row = await conn.fetchrow(f"SELECT state FROM {SCHEMA}.contracts WHERE contract_id = $1", contract_id)
     return None if row is None else _state(row["state"]).terms
+
+
+def _isolated_position(state: ContractState, snap: Snapshot) -> SettlementPosition:
+    """The contract's position, or, when it cannot be computed, a cannot_settle position that says why: one
+    contract never stops the pass for the others."""
+    try:
+        return _position(state, state.terms, snap)
+    except (ArithmeticError, ValueError) as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}"
+        log.warning("position_cannot_settle", contract_id=state.contract_id, error=reason)
+        return _unsettled_position(state, snap, reason)
+
+
+def _unsettled_position(state: ContractState, snap: Snapshot, reason: str) -> SettlementPosition:
+    terms = state.terms
+    zero = Decimal(0)
+    return SettlementPosition(
+        contract_id=state.contract_id,
+        contract_version=state.version,
+        sequence=snap.sequence + 1,
+        program=terms.program,
+        track=terms.track,
+        performance_year=terms.performance_year,
+        as_of=snap.as_of,
+        members=sum(state.roster.members.values()),
+        member_months_to_date=0,
+        member_months_total=sum(sum(m.values()) for m in state.roster.member_months.values()),
+        lines_applied=snap.lines,
+        benchmark_to_date=zero,
+        benchmark_total=zero,
+        paid_to_date=sum(snap.paid_by_month.values(), zero),
+        paid_by_service_month=snap.paid_by_month,
+        incurred_to_date=zero,
+        projected_expenditure=zero,
+        projected_gross_savings=zero,
+        projected_savings_rate=zero,
+        msr=zero,
+        mlr=zero,
+        gate="cannot_settle",
+        quality_score=zero,
+        final_sharing_rate=zero,
+        projected_shared_savings_losses=zero,
+        downside_exposure_now=zero,
+        downside_exposure_at_cap=zero,
+        probability_clears_msr=zero,
+        probability_crosses_mlr=zero,
+        parameters_version=PARAMETERS_VERSION,
+        explanation=(f"cannot settle: the position could not be computed ({reason})",),
+    )
 
 
 def _position(state: ContractState, terms: ContractTerms, snap: Snapshot) -> SettlementPosition:

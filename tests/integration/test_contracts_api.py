@@ -35,7 +35,7 @@ CONTRACT = {
         "performance_year": 2025,
         "period_start": "2025-01-01",
         "period_end": "2025-12-31",
-        "benchmark_per_capita": {"aged_nondual": "12000.00"},
+        "benchmark_per_capita": {"aged_nondual": "12000.00", "disabled": "11000.00"},
         "msr": "0.02",
     },
     "roster": [{"member_id": "R1"}, {"member_id": "R2"}],
@@ -193,3 +193,24 @@ async def test_contracts_apply_from_yaml_is_idempotent(service: tuple[str, str],
     assert refused.returncode == 1 and "track: 'XX' is not a MSSP track" in refused.stdout, refused.stdout
     history = await asyncio.to_thread(cli, "contracts", "history", "EXAMPLE-MSSP-EN-2026")
     assert history.returncode == 0 and "create" in history.stdout
+
+
+async def test_hostile_input_gets_a_4xx_naming_the_field_never_a_500(service: tuple[str, str]) -> None:
+    base, admin = service
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        nul_name = await http.post("/keys", json={"name": "a\u0000b", "role": "viewer"}, headers=bearer(admin))
+        assert nul_name.status_code == 422 and nul_name.json()["detail"][0]["loc"] == ["body", "name"]
+        for path in ("/contracts/A%00B", "/contracts/A%00B/history", "/contracts?x=%01"):
+            answer = await http.get(path, headers=bearer(admin))
+            assert answer.status_code == 422, (path, answer.text)
+            assert answer.json()["detail"][0]["msg"] == "control characters are not allowed"
+            assert answer.headers["x-request-id"]
+        bad_name = await http.post("/contracts", json={**CONTRACT, "name": "line\nbreak"}, headers=bearer(admin))
+        assert bad_name.status_code == 422 and bad_name.json()["detail"][0]["loc"] == ["body", "name"]
+        # A roster whose enrollment types the benchmark does not price cannot be settled: refused, naming the member.
+        esrd = {**CONTRACT, "roster": [{"member_id": "R1"}, {"member_id": "R9", "enrollment_type": "esrd"}]}
+        refused = await http.post("/contracts", json=esrd, headers=bearer(admin))
+        assert refused.status_code == 422, refused.text
+        detail = refused.json()["detail"][0]
+        assert detail["loc"] == ["body", "roster[1]"] and "R9" in detail["msg"] and "esrd" in detail["msg"]
+        assert (await http.get("/contracts/API-1", headers=bearer(admin))).status_code == 404  # nothing saved

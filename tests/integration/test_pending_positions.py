@@ -128,3 +128,42 @@ async def test_a_pass_stores_each_position_and_queues_its_event_in_order(databas
         assert stored == {e.payload.contract_id: e.payload.model_dump(mode="json") for _, _, e in out}  # type: ignore[attr-defined]
     finally:
         await pool.close()
+
+
+async def test_a_contract_that_cannot_settle_gets_a_position_saying_why_and_the_others_go_on(database: str) -> None:
+    """The probe a user ran: an ESRD member on a roster whose benchmark prices only aged/non-dual, sent as a
+    contract event (contracts now refuses it, but events from before, or hostile ones, still arrive); and a
+    contract whose numbers overflow a position field."""
+    pool = await create_pool(database, 2)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, "settlement", MIGRATIONS)
+            months = {f"2025-{m:02d}": {"esrd": 1} for m in range(1, 13)}
+
+            def state(cid: str, roster: RosterSummary, **terms: object) -> ContractState:
+                return ContractState(
+                    contract_id=cid, version=1, name=cid, payer="CMS", terms=mssp_terms(**terms), roster=roster,
+                    changed_by="test", changed_at=datetime.now(UTC),
+                )  # fmt: skip
+
+            good = RosterSummary(members={"aged_nondual": 10}, member_months={"2025-01": {"aged_nondual": 10}})
+            async with conn.transaction():
+                await repository.store_contract(conn, state("ESRD", RosterSummary(members={"esrd": 1}, member_months=months)))
+                await repository.store_contract(
+                    conn, state("HUGE", good, benchmark_per_capita={"aged_nondual": D("0.01")})
+                )  # a benchmark of a cent a year: the savings rate runs to millions
+                await repository.store_contract(conn, state("P1", good))
+                await repository.apply_spend(
+                    conn, [_spend("100"), _spend("200").model_copy(update={"contract_id": "HUGE", "line_key": "h"})]
+                )
+                await repository.mark_pending(conn, {"ESRD", "HUGE", "P1"})
+            async with conn.transaction():
+                taken, out = await repository.publish_pending(conn, 100)
+        positions = {o[2].payload.contract_id: o[2].payload for o in out}  # type: ignore[attr-defined]
+        assert taken == 3 and set(positions) == {"ESRD", "HUGE", "P1"}
+        assert positions["ESRD"].gate == "cannot_settle" and "esrd" in positions["ESRD"].explanation[-1]
+        assert positions["HUGE"].gate == "cannot_settle" and positions["HUGE"].paid_to_date == D("200")
+        assert positions["P1"].gate != "cannot_settle" and positions["P1"].paid_to_date == D("100")
+        assert await _pending(pool) == []
+    finally:
+        await pool.close()

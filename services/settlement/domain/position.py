@@ -186,7 +186,13 @@ def project(inputs: PositionInputs) -> Position:
         participation_months=terms.participation_months,
         advance_payment_recoupment=terms.advance_payment_recoupment,
     )
+    unpriced = [t for t, n in mm_total_by_type.items() if n and terms.benchmark_per_capita is not None
+                and t not in terms.benchmark_per_capita]  # fmt: skip
     try:
+        if unpriced:
+            raise SettlementError(
+                f"benchmark_per_capita: the roster has {', '.join(unpriced)} members, whose benchmark the terms do not give"
+            )
         result = settle(settle_inputs)
     except SettlementError as exc:
         # A running position must never stop the stream: it reports why the terms cannot settle yet.

@@ -1,0 +1,93 @@
+"""What every service's HTTP side shares below the routes: a request id on every request and response, paths
+and queries with control characters refused (422 naming them), and any unexpected error answered as JSON and
+logged as one structured line with method, path and request id."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import unquote
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.logging import get_logger
+from shared.text import CONTROL_MESSAGE, has_control
+
+log = get_logger(__name__)
+REQUEST_ID = "x-request-id"
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == REQUEST_ID.encode():
+            text = str(value.decode("latin-1"))[:64]
+            if text and not has_control(text):
+                return text
+    return uuid.uuid4().hex
+
+
+async def _json(send: Send, status: int, body: dict[str, Any], request_id: str) -> None:
+    response = JSONResponse(body, status_code=status, headers={REQUEST_ID: request_id})
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class RequestGuard:
+    """The outermost layer of a service's app (ServiceApp puts it there)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        query = unquote(scope.get("query_string", b"").decode("latin-1"))
+        for where, text in (("path", scope.get("path", "")), ("query", query)):
+            if has_control(text):
+                await _json(send, 422, {"detail": [{"loc": [where], "msg": CONTROL_MESSAGE}]}, request_id)
+                return
+        started = False
+
+        async def tagged(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID.encode(), request_id.encode())]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, tagged)
+            except Exception as exc:  # the error handler below has answered; this is the one log line
+                log.error(
+                    "request_failed",
+                    method=scope.get("method"),
+                    path=scope.get("path"),
+                    error=type(exc).__name__,
+                    detail=str(exc)[:300],
+                    exc_info=True,
+                )
+                if not started:
+                    await _json(send, 500, {"detail": "internal error", "request_id": request_id}, request_id)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": "internal error", "request_id": getattr(request.state, "request_id", None)}, status_code=500)
+
+
+class ServiceApp(FastAPI):
+    """FastAPI with RequestGuard outside everything (the API-key middleware and Starlette's error layer
+    included), whatever middleware a service adds later."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_exception_handler(Exception, _internal_error)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestGuard(super().build_middleware_stack())
