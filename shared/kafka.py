@@ -264,6 +264,23 @@ class Parsed(Generic[P]):
     envelope: Envelope[P]
 
 
+Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
+# A record whose apply fails on its data is tried this many times, on its own, before it is quarantined.
+MAX_APPLY_ATTEMPTS = 3
+# SQLSTATE classes of failures that are the database's, not the data's: connection, transaction rollback
+# (serialization, deadlock), insufficient resources, operator intervention, system error.
+TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure says nothing about the data (the database or network is away): retry the batch as is."""
+    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError | KafkaError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "") or "")[:2] in TRANSIENT_SQLSTATE_CLASSES
+    return False
+
+
 RejectBuilder = Callable[[ConsumerRecord[Any, Any], list[Reason]], tuple[TopicSpec, str, Envelope[Any]]]
 
 
@@ -304,18 +321,9 @@ class BatchConsumer(Generic[P]):
         payload = DeadLetter(consumer=self.service, **fields)
         return DEADLETTER, key, new_envelope(DEAD_LETTER, payload, self.service, event_id=rejection_id(record))
 
-    async def handle(self, records: list[ConsumerRecord[Any, Any]]) -> None:
-        good: list[Parsed[P]] = []
-        rejects: list[tuple[TopicSpec, str, Envelope[Any]]] = []
-        for record in records:
-            try:
-                good.append(Parsed(record, parse_event(self.spec, record.value)))
-            except EventRejected as exc:
-                bind_message_context(record.topic, record.partition, record.offset)
-                log.warning("event_rejected", reasons=[r.as_dict() for r in exc.reasons][:5])
-                clear_message_context()
-                EVENTS_REJECTED.labels(self.service, self.topic.name, exc.reasons[0].code).inc()
-                rejects.append(self._reject(record, exc.reasons))
+    async def _apply_in_one(self, good: list[Parsed[P]], rejects: Outgoing) -> list[Parsed[P]]:
+        """The batch in one transaction: record the event ids, drop those already processed, apply the rest and
+        enqueue what they produce (and the batch's rejections). Returns what was new."""
         async with self._pool().acquire() as conn, conn.transaction():
             ids = [p.envelope.event_id for p in good]
             new_ids = await claim_new_events(conn, self.schema, ids) if self._dedupe_by_id else set(ids)
@@ -327,6 +335,61 @@ class BatchConsumer(Generic[P]):
                     fresh.append(p)
             outgoing = await self._apply(conn, fresh) if fresh else []
             await enqueue(conn, self.schema, [*rejects, *outgoing])
+        return fresh
+
+    async def _apply_one_by_one(self, good: list[Parsed[P]], rejects: Outgoing) -> list[Parsed[P]]:
+        """After a batch failed on its data: each record in its own transaction, up to MAX_APPLY_ATTEMPTS times;
+        one that still fails is quarantined (rejected or dead-lettered with the reason) and the rest go on."""
+        if rejects:
+            async with self._pool().acquire() as conn, conn.transaction():
+                await enqueue(conn, self.schema, rejects)
+        fresh: list[Parsed[P]] = []
+        for p in good:
+            for attempt in range(1, MAX_APPLY_ATTEMPTS + 1):
+                try:
+                    fresh += await self._apply_in_one([p], [])
+                    break
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    if attempt < MAX_APPLY_ATTEMPTS:
+                        await asyncio.sleep(0.05 * attempt)
+                        continue
+                    await self._quarantine(p, exc)
+        return fresh
+
+    async def _quarantine(self, p: Parsed[P], exc: Exception) -> None:
+        record = p.record
+        bind_message_context(record.topic, record.partition, record.offset, str(p.envelope.event_id))
+        log.error("event_quarantined", error=type(exc).__name__, detail=str(exc)[:300], attempts=MAX_APPLY_ATTEMPTS)
+        clear_message_context()
+        EVENTS_REJECTED.labels(self.service, self.topic.name, "apply_failed").inc()
+        first_line = (str(exc).splitlines() or [""])[0][:500]
+        reason = Reason("payload", "apply_failed", f"could not be applied ({type(exc).__name__}: {first_line})")
+        async with self._pool().acquire() as conn, conn.transaction():
+            if self._dedupe_by_id:
+                await claim_new_events(conn, self.schema, [p.envelope.event_id])
+            await enqueue(conn, self.schema, [self._reject(record, [reason])])
+
+    async def handle(self, records: list[ConsumerRecord[Any, Any]]) -> None:
+        good: list[Parsed[P]] = []
+        rejects: Outgoing = []
+        for record in records:
+            try:
+                good.append(Parsed(record, parse_event(self.spec, record.value)))
+            except EventRejected as exc:
+                bind_message_context(record.topic, record.partition, record.offset)
+                log.warning("event_rejected", reasons=[r.as_dict() for r in exc.reasons][:5])
+                clear_message_context()
+                EVENTS_REJECTED.labels(self.service, self.topic.name, exc.reasons[0].code).inc()
+                rejects.append(self._reject(record, exc.reasons))
+        try:
+            fresh = await self._apply_in_one(good, rejects)
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the database or broker is away: the whole batch is read again, nothing is lost
+            log.warning("batch_apply_failed", topic=self.topic.name, error=type(exc).__name__, detail=str(exc)[:200])
+            fresh = await self._apply_one_by_one(good, rejects)
         EVENTS_PROCESSED.labels(self.service, self.topic.name).inc(len(fresh))
         if len(good) > len(fresh):
             EVENTS_DUPLICATE.labels(self.service, self.topic.name).inc(len(good) - len(fresh))
