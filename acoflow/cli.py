@@ -49,8 +49,9 @@ def main() -> None:
 
 @main.command()
 def up() -> None:
-    """Start broker, database and the four services; run until Ctrl-C or SIGTERM."""
-    from acoflow.stack import Stack
+    """Start broker, database and the four services; run until Ctrl-C or SIGTERM. A process that dies is
+    started again; one that keeps dying stops everything, saying which and why."""
+    from acoflow.stack import CrashLoop, Stack
 
     settings = get_settings()
     stack = Stack(settings, settings.state_dir)
@@ -67,10 +68,12 @@ def up() -> None:
     console.print("[bold green]acoflow is up[/] - Ctrl-C stops everything")
     try:
         while not stopping:
-            for name, proc in stack.services.items():
-                if proc.poll() is not None:
-                    console.print(f"[red]{name} exited with {proc.returncode}; stopping[/]")
-                    stopping = True
+            try:
+                for line in stack.supervise():
+                    console.print(f"[yellow]{line}[/]")
+            except CrashLoop as exc:
+                console.print(f"[red]{exc}: stopping[/]")
+                stopping = True
             time.sleep(0.5)
     finally:
         stack.stop()
@@ -79,12 +82,13 @@ def up() -> None:
 
 def _print_endpoints(status: dict[str, Any]) -> None:
     table = Table(title="acoflow endpoints")
-    for column in ("component", "pid", "where"):
+    for column in ("component", "pid", "restarts", "where"):
         table.add_column(column)
-    table.add_row("broker (Kafka protocol)", str(status["broker"]["pid"]), status["broker"]["bootstrap"])
-    table.add_row("postgresql", "-", status["database"]["url"])
+    broker = status["broker"]
+    table.add_row("broker (Kafka protocol)", str(broker["pid"]), str(broker.get("restarts", 0)), broker["bootstrap"])
+    table.add_row("postgresql", "-", "-", status["database"]["url"])
     for name, svc in status["services"].items():
-        table.add_row(name, str(svc["pid"]), f"{svc['url']}  (/health, /metrics)")
+        table.add_row(name, str(svc["pid"]), str(svc.get("restarts", 0)), f"{svc['url']}  (/health, /metrics)")
     console.print(table)
 
 
@@ -552,6 +556,39 @@ def notifications_rules(contract_id: str, rules_file: Path | None) -> None:
         console.print(f"[red]{ApiError(response)}[/]")
         sys.exit(1)
     click.echo(yaml.safe_dump(response.json(), sort_keys=False))
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="send every unconfirmed spend batch again now")
+@click.option("--older-than", type=float, default=0.0, show_default=True, help="only spend unconfirmed this many seconds")
+@click.option("--json", "as_json", is_flag=True)
+def reconcile(repair: bool, older_than: float, as_json: bool) -> None:
+    """Spend claims_ingest sent and settlement has not confirmed, per contract (it is re-sent on its own after
+    ACOFLOW_SPEND_RESEND_AFTER_S; --repair re-sends it now). Exit 1 while any is unconfirmed."""
+    base = _service_url(get_settings(), "claims_ingest")
+    if repair:
+        response = httpx.post(base + "/spend/resend", headers=_auth(), timeout=60)
+        if response.status_code >= 400:
+            raise click.ClickException(f"claims_ingest answered {response.status_code}: {response.text[:300]}")
+        console.print(f"re-sent {response.json()['resent']} spend batches")
+    response = httpx.get(base + "/spend/unconfirmed", params={"older_than_s": older_than}, headers=_auth(), timeout=60)
+    if response.status_code >= 400:
+        raise click.ClickException(f"claims_ingest answered {response.status_code}: {response.text[:300]}")
+    rows: list[dict[str, Any]] = response.json()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+    elif not rows:
+        console.print("every spend batch sent is confirmed by settlement")
+    else:
+        table = Table(title="spend sent, not confirmed by settlement")
+        for column in ("contract", "batches", "deltas", "amount", "first sent", "sends"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(
+                r["contract_id"], str(r["batches"]), str(r["deltas"]), str(r["amount"]), str(r["first_sent_at"]), str(r["sends"])
+            )
+        console.print(table)
+    sys.exit(1 if rows else 0)
 
 
 @main.command("settle-puf")

@@ -84,6 +84,25 @@ def migrations_dir(service: str) -> Path:
     return ROOT / "services" / service / "migrations"
 
 
+class CrashLoop(RuntimeError):
+    """A component that keeps dying: the supervisor stops the stack and says which and why."""
+
+
+# A component restarted this many times within the window is crash-looping; between restarts the supervisor
+# waits 0.5 s, doubling with each recent restart up to MAX_BACKOFF_S.
+CRASH_LIMIT = 5
+CRASH_WINDOW_S = 120.0
+MAX_BACKOFF_S = 16.0
+
+
+@dataclass
+class Restarts:
+    count: int = 0
+    recent: list[float] = field(default_factory=list)
+    due: float | None = None  # when the pending restart may run
+    last_exit: int | None = None
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -94,6 +113,40 @@ class Stack:
     pgdata: Path | None = None
     services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    restarts: dict[str, Restarts] = field(default_factory=dict)
+
+    def supervise(self, now: float | None = None) -> list[str]:
+        """One look at every process: a broker or service that died is started again after a backoff. Returns
+        what it did, for the console; raises CrashLoop when one keeps dying."""
+        now = time.monotonic() if now is None else now
+        done: list[str] = []
+        procs: dict[str, subprocess.Popen[bytes] | None] = {"broker": self.broker, **self.services}
+        for name, proc in procs.items():
+            if proc is None or proc.poll() is None:
+                continue
+            record = self.restarts.setdefault(name, Restarts())
+            if record.due is None:
+                record.last_exit = proc.returncode
+                record.recent = [t for t in record.recent if now - t < CRASH_WINDOW_S]
+                if len(record.recent) >= CRASH_LIMIT:
+                    where = self.state_dir / f"{name}.log"
+                    raise CrashLoop(
+                        f"{name} exited with {proc.returncode} {len(record.recent) + 1} times in"
+                        f" {CRASH_WINDOW_S:.0f} s; see {where}"
+                    )
+                record.due = now + min(MAX_BACKOFF_S, 0.5 * 2 ** len(record.recent))
+                done.append(f"{name} exited with {proc.returncode}; restarting in {record.due - now:.1f} s")
+            elif now >= record.due:
+                if name == "broker":
+                    self.restart_broker()
+                else:
+                    self.services[name] = self.spawn(name, self.ports[name])
+                record.due = None
+                record.count += 1
+                record.recent.append(now)
+                self.write_status()
+                done.append(f"{name} restarted (restart {record.count})")
+        return done
 
     @property
     def partitions(self) -> int:
@@ -136,6 +189,7 @@ class Stack:
                 "ACOFLOW_DATABASE_URL": self.database_url,
                 "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
                 "ACOFLOW_TOPIC_PARTITIONS": str(self.partitions),
+                "ACOFLOW_SPEND_RESEND_AFTER_S": str(self.settings.spend_resend_after_s),
             }
         )
         for name, port in self.ports.items():
@@ -219,7 +273,11 @@ class Stack:
 
     def status(self) -> dict[str, object]:
         return {
-            "broker": {"pid": self.broker.pid if self.broker else None, "bootstrap": self.bootstrap},
+            "broker": {
+                "pid": self.broker.pid if self.broker else None,
+                "bootstrap": self.bootstrap,
+                "restarts": self.restarts.get("broker", Restarts()).count,
+            },
             "database": {"url": _without_password(self.database_url), "embedded": self.pgdata is not None},
             "services": {
                 name: {
@@ -227,6 +285,7 @@ class Stack:
                     "url": self.url(name),
                     "health": self.url(name) + "/health",
                     "metrics": self.url(name) + "/metrics",
+                    "restarts": self.restarts.get(name, Restarts()).count,
                 }
                 for name, proc in self.services.items()
             },

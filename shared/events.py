@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -225,6 +226,12 @@ class SpendBatch(Payload):
     deltas: tuple[SpendDelta, ...] = Field(min_length=1, max_length=MAX_SPEND_BATCH)
 
 
+class SpendReceipt(Payload):
+    """spend.acks.v1: spend.v2 batches settlement holds (applied in this transaction or before), by event id."""
+
+    batch_ids: tuple[uuid.UUID, ...] = Field(min_length=1, max_length=10_000)
+
+
 class SettlementPosition(Payload):
     """settlement.v1: the contract's running position after a change (METHODOLOGY.md section 4)."""
 
@@ -293,6 +300,7 @@ ATTRIBUTION_CHANGED = EventSpec("attribution.changed", Attribution)
 QUALITY_RECORDED = EventSpec("quality.recorded", QualityResult)
 SPEND_APPLIED = EventSpec("spend.delta", SpendDelta)
 SPEND_BATCH = EventSpec("spend.batch", SpendBatch)
+SPEND_RECEIPT = EventSpec("spend.receipt", SpendReceipt)
 POSITION_UPDATED = EventSpec("settlement.position", SettlementPosition)
 NOTIFICATION = EventSpec("notification", NotificationEvent)
 DEAD_LETTER = EventSpec("dead_letter", DeadLetter)

@@ -303,6 +303,7 @@ class BatchConsumer(Generic[P]):
         on_committed: Callable[[], None] = lambda: None,
         reject: RejectBuilder | None = None,
         dedupe_by_id: bool = True,
+        receipt: Callable[[list[Parsed[P]]], Outgoing] | None = None,
     ) -> None:
         self.service = service
         self.schema = schema
@@ -315,6 +316,9 @@ class BatchConsumer(Generic[P]):
         # False where every effect is keyed by a natural key the apply step upserts on (claim lines by
         # line_key): that key is the dedupe, and recording each event id as well only costs a write per event.
         self._dedupe_by_id = dedupe_by_id
+        # Events that confirm what this consumer holds, for every record read (applied now or before), enqueued
+        # in the same transaction: a producer waiting for them re-sends what was lost on the way.
+        self._receipt = receipt
 
     def _dead_letter(self, record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tuple[TopicSpec, str, Envelope[Any]]:
         key, fields = refusal(record, reasons)
@@ -334,7 +338,8 @@ class BatchConsumer(Generic[P]):
                     seen.add(p.envelope.event_id)
                     fresh.append(p)
             outgoing = await self._apply(conn, fresh) if fresh else []
-            await enqueue(conn, self.schema, [*rejects, *outgoing])
+            receipts = self._receipt(good) if self._receipt is not None and good else []
+            await enqueue(conn, self.schema, [*rejects, *outgoing, *receipts])
         return fresh
 
     async def _apply_one_by_one(self, good: list[Parsed[P]], rejects: Outgoing) -> list[Parsed[P]]:
@@ -366,10 +371,11 @@ class BatchConsumer(Generic[P]):
         EVENTS_REJECTED.labels(self.service, self.topic.name, "apply_failed").inc()
         first_line = (str(exc).splitlines() or [""])[0][:500]
         reason = Reason("payload", "apply_failed", f"could not be applied ({type(exc).__name__}: {first_line})")
+        receipts = self._receipt([p]) if self._receipt is not None else []  # held, as a dead letter: not re-sent
         async with self._pool().acquire() as conn, conn.transaction():
             if self._dedupe_by_id:
                 await claim_new_events(conn, self.schema, [p.envelope.event_id])
-            await enqueue(conn, self.schema, [self._reject(record, [reason])])
+            await enqueue(conn, self.schema, [self._reject(record, [reason]), *receipts])
 
     async def handle(self, records: list[ConsumerRecord[Any, Any]]) -> None:
         good: list[Parsed[P]] = []
@@ -393,5 +399,5 @@ class BatchConsumer(Generic[P]):
         EVENTS_PROCESSED.labels(self.service, self.topic.name).inc(len(fresh))
         if len(good) > len(fresh):
             EVENTS_DUPLICATE.labels(self.service, self.topic.name).inc(len(good) - len(fresh))
-        if fresh or rejects:
+        if fresh or rejects or (good and self._receipt is not None):
             self._on_committed()

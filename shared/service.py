@@ -74,6 +74,7 @@ class ServiceRuntime:
         reject: Any = None,
         wakes: WorkLoop | None = None,
         dedupe_by_id: bool = True,
+        receipt: Any = None,
     ) -> BatchConsumer[Any]:
         """A BatchConsumer on this service's schema and pool that wakes the outbox relay (and `wakes`, a loop
         with work the batch may have left) after each commit."""
@@ -93,6 +94,7 @@ class ServiceRuntime:
             on_committed=committed,
             reject=reject,
             dedupe_by_id=dedupe_by_id,
+            receipt=receipt,
         )
 
     def work_loop(
@@ -102,6 +104,7 @@ class ServiceRuntime:
         batch: int,
         queue: str | None = None,
         backlog_rest: float = 0.0,
+        idle_s: float | None = None,
     ) -> WorkLoop:
         """A loop that runs `step` in a transaction while it finds work (up to `batch` items a pass), wakes the
         relay after each pass that did some, and waits for a wake-up otherwise. It runs while the service does.
@@ -118,7 +121,8 @@ class ServiceRuntime:
                     await vacuum.deleted(done)
             return done
 
-        loop = WorkLoop(f"{self.name}-{name}", one_pass, batch, self.settings.outbox_idle_sleep_s, backlog_rest)
+        idle = self.settings.outbox_idle_sleep_s if idle_s is None else idle_s
+        loop = WorkLoop(f"{self.name}-{name}", one_pass, batch, idle, backlog_rest)
         self._loops.append(loop)
         return loop
 

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # for work nobody woke them for (rows left by a crash or another instance). Polling more often costs the
     # database and the service CPU while idle.
     outbox_idle_sleep_s: float = 1.0
+    # claims_ingest re-sends a spend batch settlement has not confirmed (spend.acks.v1) after this long.
+    spend_resend_after_s: float = 30.0
     db_pool_size: int = 4
     log_level: str = "INFO"
     shutdown_timeout_s: float = 15.0

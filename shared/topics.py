@@ -23,6 +23,9 @@ ATTRIBUTION = TopicSpec("attribution.v1", 8)
 QUALITY = TopicSpec("quality.v1", 4)
 SPEND = TopicSpec("spend.v1", 8)  # one delta per event; superseded by spend.v2, read so none in flight is lost
 SPEND_BATCHES = TopicSpec("spend.v2", 8, hot=True)
+# Settlement's receipts for the spend batches it holds (applied now or before): claims_ingest re-sends a batch
+# until its receipt arrives, so spend a broker lost on the way is sent again.
+SPEND_ACKS = TopicSpec("spend.acks.v1", 2)
 # Positions end the path: their consumers (alerts) can wait a quarter second.
 SETTLEMENT = TopicSpec("settlement.v1", 4)
 NOTIFICATIONS = TopicSpec("notifications.v1", 4)
@@ -39,6 +42,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     QUALITY,
     SPEND,
     SPEND_BATCHES,
+    SPEND_ACKS,
     SETTLEMENT,
     NOTIFICATIONS,
     KEYS,

@@ -74,7 +74,9 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         "positions", publish_positions, limit, queue=f"{repository.SCHEMA}.pending_positions", backlog_rest=1.0
     )
     spend = runtime.consumer(SPEND_APPLIED, SPEND, apply_spend, wakes=positions)
-    spend_batches = runtime.consumer(SPEND_BATCH, SPEND_BATCHES, apply_spend_batches, wakes=positions)
+    spend_batches = runtime.consumer(
+        SPEND_BATCH, SPEND_BATCHES, apply_spend_batches, wakes=positions, receipt=repository.spend_receipts
+    )
     contracts = runtime.consumer(CONTRACT_CHANGED, CONTRACTS, apply_contracts, wakes=positions)
     quality = runtime.consumer(QUALITY_RECORDED, QUALITY, apply_quality, wakes=positions)
 
