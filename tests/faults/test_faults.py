@@ -27,16 +27,9 @@ from tests.faults.harness import (
     settled_after,
     start_stack,
     wait_for_total,
-    write_doc,
 )
 
 pytestmark = pytest.mark.faults
-
-
-@pytest.fixture(scope="module", autouse=True)
-def faults_table() -> Iterator[None]:
-    yield
-    write_doc()
 
 
 @pytest.fixture
@@ -249,12 +242,28 @@ def test_poison_and_hostile_input_is_rejected_and_the_partition_flows(stack: Sta
         variant(from_date="1800-01-01", thru_date="1800-01-01"),
         variant(paid_date="2999-01-01"),
         variant(claim_type="spaceship"),
+        variant(source="a\u0000b"),  # valid JSON that PostgreSQL cannot store
+        variant(version_group="g\u0007"),
         b'{"event_id": "' + str(uuid.uuid4()).encode() + b'", "pad": "' + b"x" * 1_100_000 + b'"}',
     ]
+    # A contract that cannot settle, as an event from before contracts refused it (an ESRD member, a benchmark for
+    # aged/non-dual only): its position says so, and every other contract's goes on.
+    unsettleable = {
+        "event_id": str(uuid.uuid4()), "event_type": "contract.changed", "schema_version": 1,
+        "occurred_at": good["occurred_at"], "producer": "contracts",
+        "payload": {
+            "contract_id": "UNSETTLEABLE", "version": 1, "name": "u", "payer": "CMS",
+            "terms": feed.contract_body()["terms"], "changed_by": "old", "changed_at": good["occurred_at"],
+            "roster": {"members": {"esrd": 1}, "member_months": {f"2025-{m:02d}": {"esrd": 1} for m in range(1, 13)}},
+        },
+    }  # fmt: skip
     items = feed.items[:200] + [("claims.submitted.v1", key, p) for p in poison] + feed.items[200:]
+    publish(stack.bootstrap, [("contracts.v1", "UNSETTLEABLE", json.dumps(unsettleable).encode())])
     publish(stack.bootstrap, items)
     wait_for_total(stack, feed)
     observed = invariant(stack, feed)
+    position = httpx.get(stack.url("settlement") + "/positions/UNSETTLEABLE", headers=auth(stack), timeout=10).json()
+    assert position["gate"] == "cannot_settle" and "esrd" in position["explanation"][-1]
 
     def rejects() -> list[dict[str, object]]:
         r = httpx.get(stack.url("claims_ingest") + "/rejects", params={"limit": 1000}, headers=auth(stack), timeout=10)
@@ -270,7 +279,8 @@ def test_poison_and_hostile_input_is_rejected_and_the_partition_flows(stack: Sta
     record(
         "poison and hostile input",
         f"{len(poison)} bad messages on a busy key: malformed JSON, non-UTF-8, unknown schema version, missing and extra"
-        " fields, NaN/Infinity/1e12 amounts, dates in 1800 and 2999, an unknown claim type, a 1.1 MB message",
+        " fields, NaN/Infinity/1e12 amounts, dates in 1800 and 2999, an unknown claim type, a NUL and a control"
+        " character in text fields, a 1.1 MB message; and a contract event whose roster its benchmark does not price",
         f"all {len(found)} on claims.rejected.v1 with reasons ({', '.join(codes)});"
-        f" the valid lines around them settled: {observed}",
+        f" the contract got a cannot_settle position naming why; the valid lines around them settled: {observed}",
     )
