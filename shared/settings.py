@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     outbox_idle_sleep_s: float = 1.0
     # claims_ingest re-sends a spend batch settlement has not confirmed (spend.acks.v1) after this long.
     spend_resend_after_s: float = 30.0
+    # How long a webhook delivery is held by the attempt posting it (longer than the request's timeout).
+    webhook_lease_s: float = 60.0
     db_pool_size: int = 4
     log_level: str = "INFO"
     shutdown_timeout_s: float = 15.0

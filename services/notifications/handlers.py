@@ -18,7 +18,7 @@ import httpx
 from prometheus_client import Counter
 
 from services.notifications.domain.rules import PORTFOLIO, POSITION_RULES, RuleSet, RuleSpec, holds, position_value, transition
-from shared.db import Conn
+from shared.db import Conn, enqueue
 from shared.envelope import Envelope, new_envelope
 from shared.events import NOTIFICATION, NotificationEvent, SettlementPosition
 from shared.kafka import Parsed
@@ -203,69 +203,83 @@ def backoff(attempt: int, settings: Settings) -> float:
 
 
 async def deliver_due(pool: asyncpg.Pool, client: httpx.AsyncClient, settings: Settings, limit: int = 20) -> int:
-    """Attempt the deliveries that are due; each row is locked while its request is in flight."""
-    done = 0
+    """Attempt the deliveries that are due: lease them in one short transaction, post outside any transaction,
+    record each outcome in a transaction of its own. Returns how many reached an end (delivered or failed)."""
+    lease = timedelta(seconds=settings.webhook_lease_s)
     async with pool.acquire() as conn, conn.transaction():
         rows = await conn.fetch(
-            f"SELECT * FROM {SCHEMA}.deliveries d WHERE status = 'pending' AND next_attempt_at <= now()"
+            f"UPDATE {SCHEMA}.deliveries SET leased_until = now() + $2::interval WHERE id IN"
+            f" (SELECT id FROM {SCHEMA}.deliveries d WHERE status = 'pending' AND next_attempt_at <= now()"
+            " AND (leased_until IS NULL OR leased_until < now())"
             # One (contract, rule) delivers in order: a resolution never overtakes the raise it resolves.
             f" AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.deliveries e WHERE e.status IN ('pending', 'failed')"
             " AND e.contract_id = d.contract_id AND e.rule = d.rule AND e.created_at < d.created_at)"
-            " ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+            " ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING *",
             limit,
+            lease,
         )
-        for row in rows:
-            body = bytes(row["body"])
-            headers = {
-                "content-type": "application/json",
-                "x-acoflow-signature": sign(settings.webhook_secret.get_secret_value(), body),
-                "idempotency-key": str(row["id"]),
-                "x-acoflow-alert-kind": row["kind"],
-            }
-            error: str | None = None
-            try:
-                response = await client.post(row["url"], content=body, headers=headers)
-                if response.status_code >= 300:
-                    error = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                error = type(exc).__name__
-            attempts = row["attempts"] + 1
-            detail = {"delivery_id": str(row["id"]), "attempts": attempts, "alert_kind": row["kind"]}
-            if error is None:
-                await conn.execute(
-                    f"UPDATE {SCHEMA}.deliveries SET status = 'delivered', attempts = $2, delivered_at = now(),"
-                    " last_error = NULL WHERE id = $1",
-                    row["id"],
-                    attempts,
-                )
-                event = _event(row["alert_id"], row["contract_id"], row["rule"], "delivered", detail)
-            elif attempts >= settings.webhook_max_attempts:
-                await conn.execute(
-                    f"UPDATE {SCHEMA}.deliveries SET status = 'failed', attempts = $2, last_error = $3 WHERE id = $1",
-                    row["id"],
-                    attempts,
-                    error,
-                )
-                event = _event(row["alert_id"], row["contract_id"], row["rule"], "failed", {**detail, "error": error})
-            else:
-                wait = timedelta(seconds=backoff(attempts, settings))
-                await conn.execute(
-                    f"UPDATE {SCHEMA}.deliveries SET attempts = $2, last_error = $3, next_attempt_at = $4 WHERE id = $1",
-                    row["id"],
-                    attempts,
-                    error,
-                    datetime.now(UTC) + wait,
-                )
-                continue
-            await conn.execute(
-                f"INSERT INTO {SCHEMA}.outbox (topic, key, event_id, value) VALUES ($1, $2, $3, $4)",
-                NOTIFICATIONS.name,
-                row["contract_id"],
-                event.event_id,
-                event.to_bytes(),
-            )
-            done += 1
+    done = 0
+    for row in rows:
+        error = await _post(client, settings, row)
+        async with pool.acquire() as conn, conn.transaction():
+            done += await _record_outcome(conn, settings, row, error)
     return done
+
+
+async def _post(client: httpx.AsyncClient, settings: Settings, row: asyncpg.Record) -> str | None:
+    body = bytes(row["body"])
+    headers = {
+        "content-type": "application/json",
+        "x-acoflow-signature": sign(settings.webhook_secret.get_secret_value(), body),
+        "idempotency-key": str(row["id"]),
+        "x-acoflow-alert-kind": row["kind"],
+    }
+    try:
+        response = await client.post(row["url"], content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return f"HTTP {response.status_code}" if response.status_code >= 300 else None
+
+
+async def _record_outcome(conn: Conn, settings: Settings, row: asyncpg.Record, error: str | None) -> int:
+    """Store one attempt's outcome, if this process still holds the lease; 1 when the delivery ended."""
+    attempts = row["attempts"] + 1
+    detail = {"delivery_id": str(row["id"]), "attempts": attempts, "alert_kind": row["kind"]}
+    lease = row["leased_until"]
+    if error is None:
+        status = await conn.execute(
+            f"UPDATE {SCHEMA}.deliveries SET status = 'delivered', attempts = $2, delivered_at = now(), last_error = NULL,"
+            " leased_until = NULL WHERE id = $1 AND leased_until = $3",
+            row["id"],
+            attempts,
+            lease,
+        )
+        event = _event(row["alert_id"], row["contract_id"], row["rule"], "delivered", detail)
+    elif attempts >= settings.webhook_max_attempts:
+        status = await conn.execute(
+            f"UPDATE {SCHEMA}.deliveries SET status = 'failed', attempts = $2, last_error = $3, leased_until = NULL"
+            " WHERE id = $1 AND leased_until = $4",
+            row["id"],
+            attempts,
+            error,
+            lease,
+        )
+        event = _event(row["alert_id"], row["contract_id"], row["rule"], "failed", {**detail, "error": error})
+    else:
+        await conn.execute(
+            f"UPDATE {SCHEMA}.deliveries SET attempts = $2, last_error = $3, next_attempt_at = $4, leased_until = NULL"
+            " WHERE id = $1 AND leased_until = $5",
+            row["id"],
+            attempts,
+            error,
+            datetime.now(UTC) + timedelta(seconds=backoff(attempts, settings)),
+            lease,
+        )
+        return 0
+    if status.endswith(" 0"):
+        return 0  # the lease ran out and another attempt owns the delivery now
+    await enqueue(conn, SCHEMA, [(NOTIFICATIONS, row["contract_id"], event)])
+    return 1
 
 
 async def retry_failed(conn: Conn, ids: list[uuid.UUID] | None = None) -> int:
