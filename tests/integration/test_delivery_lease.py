@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import httpx
@@ -29,8 +29,8 @@ pytestmark = pytest.mark.integration
 class Probe(BaseHTTPRequestHandler):
     """While a delivery is being posted, tries to lock its row: it must be free."""
 
-    dsn = ""
-    locked_during_post: list[bool] = []
+    dsn: ClassVar[str] = ""
+    locked_during_post: ClassVar[list[bool]] = []
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["content-length"]))
