@@ -559,34 +559,39 @@ def notifications_rules(contract_id: str, rules_file: Path | None) -> None:
 
 
 @main.command()
-@click.option("--repair", is_flag=True, help="send every unconfirmed spend batch again now")
-@click.option("--older-than", type=float, default=0.0, show_default=True, help="only spend unconfirmed this many seconds")
+@click.option("--repair", is_flag=True, help="send every unconfirmed event again now")
+@click.option("--older-than", type=float, default=0.0, show_default=True, help="only events unconfirmed this many seconds")
 @click.option("--json", "as_json", is_flag=True)
 def reconcile(repair: bool, older_than: float, as_json: bool) -> None:
-    """Spend claims_ingest sent and settlement has not confirmed, per contract (it is re-sent on its own after
-    ACOFLOW_SPEND_RESEND_AFTER_S; --repair re-sends it now). Exit 1 while any is unconfirmed."""
-    base = _service_url(get_settings(), "claims_ingest")
-    if repair:
-        response = httpx.post(base + "/spend/resend", headers=_auth(), timeout=60)
+    """What was sent on a confirmed hop (spend from claims_ingest to settlement, attribution from contracts to
+    claims_ingest) and not confirmed yet, per contract. It is re-sent on its own after ACOFLOW_RESEND_AFTER_S;
+    --repair re-sends it now. Exit 1 while anything is unconfirmed."""
+    settings = get_settings()
+    rows: list[dict[str, Any]] = []
+    for service in ("claims_ingest", "contracts"):
+        base = _service_url(settings, service)
+        if repair:
+            response = httpx.post(base + "/unconfirmed/resend", headers=_auth(), timeout=60)
+            if response.status_code >= 400:
+                raise click.ClickException(f"{service} answered {response.status_code}: {response.text[:300]}")
+            console.print(f"{service}: re-sent {response.json()['resent']} events")
+        response = httpx.get(base + "/unconfirmed", params={"older_than_s": older_than}, headers=_auth(), timeout=60)
         if response.status_code >= 400:
-            raise click.ClickException(f"claims_ingest answered {response.status_code}: {response.text[:300]}")
-        console.print(f"re-sent {response.json()['resent']} spend batches")
-    response = httpx.get(base + "/spend/unconfirmed", params={"older_than_s": older_than}, headers=_auth(), timeout=60)
-    if response.status_code >= 400:
-        raise click.ClickException(f"claims_ingest answered {response.status_code}: {response.text[:300]}")
-    rows: list[dict[str, Any]] = response.json()
+            raise click.ClickException(f"{service} answered {response.status_code}: {response.text[:300]}")
+        rows += response.json()
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
     elif not rows:
-        console.print("every spend batch sent is confirmed by settlement")
+        console.print("every spend and attribution event sent is confirmed by its consumer")
     else:
-        table = Table(title="spend sent, not confirmed by settlement")
-        for column in ("contract", "batches", "deltas", "amount", "first sent", "sends"):
+        table = Table(title="sent, not confirmed by the consumer")
+        for column in ("topic", "contract", "events", "items", "amount", "first sent", "sends"):
             table.add_column(column)
         for r in rows:
             table.add_row(
-                r["contract_id"], str(r["batches"]), str(r["deltas"]), str(r["amount"]), str(r["first_sent_at"]), str(r["sends"])
-            )
+                r["topic"], r["contract_id"], str(r["events"]), str(r["items"]), str(r["amount"]), str(r["first_sent_at"]),
+                str(r["sends"]),
+            )  # fmt: skip
         console.print(table)
     sys.exit(1 if rows else 0)
 

@@ -189,7 +189,7 @@ class Stack:
                 "ACOFLOW_DATABASE_URL": self.database_url,
                 "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
                 "ACOFLOW_TOPIC_PARTITIONS": str(self.partitions),
-                "ACOFLOW_SPEND_RESEND_AFTER_S": str(self.settings.spend_resend_after_s),
+                "ACOFLOW_RESEND_AFTER_S": str(self.settings.resend_after_s),
             }
         )
         for name, port in self.ports.items():

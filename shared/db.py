@@ -46,6 +46,19 @@ CREATE TABLE IF NOT EXISTS {schema}.outbox (
 -- A queue (rows inserted, then deleted): vacuum must not truncate its trailing empty pages, which takes an
 -- exclusive lock the relay and every writer then wait on (QueueVacuum).
 ALTER TABLE {schema}.outbox SET (vacuum_truncate = false);
+-- Events sent on a confirmed hop and not confirmed yet by their consumer: re-sent until they are
+-- (shared/confirmations.py). `summary` says what an event carries, for `acoflow reconcile`.
+CREATE TABLE IF NOT EXISTS {schema}.unconfirmed (
+    event_id uuid PRIMARY KEY,
+    topic text NOT NULL,
+    key text NOT NULL,
+    value bytea NOT NULL,
+    summary jsonb NOT NULL DEFAULT '{{}}',
+    first_sent_at timestamptz NOT NULL DEFAULT now(),
+    sent_at timestamptz NOT NULL DEFAULT now(),
+    sends integer NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS unconfirmed_sent ON {schema}.unconfirmed (topic, sent_at);
 """
 
 

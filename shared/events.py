@@ -226,10 +226,11 @@ class SpendBatch(Payload):
     deltas: tuple[SpendDelta, ...] = Field(min_length=1, max_length=MAX_SPEND_BATCH)
 
 
-class SpendReceipt(Payload):
-    """spend.acks.v1: spend.v2 batches settlement holds (applied in this transaction or before), by event id."""
+class Receipt(Payload):
+    """spend.acks.v1, attribution.acks.v1: the events of a confirmed hop its consumer holds (applied in this
+    transaction or before), by event id (shared/confirmations.py)."""
 
-    batch_ids: tuple[uuid.UUID, ...] = Field(min_length=1, max_length=10_000)
+    event_ids: tuple[uuid.UUID, ...] = Field(min_length=1, max_length=10_000)
 
 
 class SettlementPosition(Payload):
@@ -300,7 +301,7 @@ ATTRIBUTION_CHANGED = EventSpec("attribution.changed", Attribution)
 QUALITY_RECORDED = EventSpec("quality.recorded", QualityResult)
 SPEND_APPLIED = EventSpec("spend.delta", SpendDelta)
 SPEND_BATCH = EventSpec("spend.batch", SpendBatch)
-SPEND_RECEIPT = EventSpec("spend.receipt", SpendReceipt)
+RECEIPT = EventSpec("receipt", Receipt)
 POSITION_UPDATED = EventSpec("settlement.position", SettlementPosition)
 NOTIFICATION = EventSpec("notification", NotificationEvent)
 DEAD_LETTER = EventSpec("dead_letter", DeadLetter)

@@ -8,18 +8,19 @@ import gc
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash, replica_lookup, replicate
+from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash, replica_lookup, replicate, requires
+from shared.confirmations import ConfirmedHop, unconfirmed
 from shared.db import Conn, QueueVacuum, apply_migrations, create_pool
-from shared.events import API_KEY_CHANGED, ApiKeyChanged
+from shared.events import API_KEY_CHANGED, RECEIPT, ApiKeyChanged
 from shared.http import ServiceApp
 from shared.kafka import (
     BatchConsumer,
@@ -37,6 +38,7 @@ from shared.settings import Settings, get_settings
 from shared.topics import KEYS
 
 log = get_logger(__name__)
+RESEND_BATCH = 200
 KEY_REPLICA_MIGRATIONS = Path(__file__).parent / "migrations" / "key_replica"
 
 
@@ -57,6 +59,7 @@ class ServiceRuntime:
         self.on_start: list[Callable[[Conn], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._loops: list[WorkLoop] = []
+        self._hops: list[ConfirmedHop] = []
         # PostgreSQL settings for this service's connections, set by the service before start.
         self.db_session: dict[str, str] = {}
 
@@ -125,6 +128,22 @@ class ServiceRuntime:
         loop = WorkLoop(f"{self.name}-{name}", one_pass, batch, idle, backlog_rest)
         self._loops.append(loop)
         return loop
+
+    def confirm_sends(self, hop: ConfirmedHop) -> None:
+        """This service produces `hop`: read its receipts, and re-send what stays unconfirmed."""
+        self._hops.append(hop)
+        receipts = self.consumer(RECEIPT, hop.receipts, hop.confirm(self.schema), dedupe_by_id=False)
+
+        @self.broker.subscriber(hop.receipts.name, **batch_options(self.settings, hop.receipts, f"{self.name}.receipts"))
+        async def on_receipts(records: list[Any]) -> None:
+            await receipts.handle(records)
+
+        after = self.settings.resend_after_s
+
+        async def resend(conn: Conn) -> int:
+            return await hop.resend_due(conn, self.schema, after, RESEND_BATCH)
+
+        self.work_loop(f"resend-{hop.topic.name}", resend, RESEND_BATCH, idle_s=max(after / 2, 0.5))
 
     def secure(self, app: FastAPI) -> None:
         """Require API keys on every route but /health and /metrics: the keys the contracts service publishes
@@ -244,6 +263,23 @@ class ServiceRuntime:
             checks = await self.healthy()
             ok = all(checks.values())
             return JSONResponse({"service": self.name, "ok": ok, **checks}, status_code=200 if ok else 503)
+
+        @app.get("/unconfirmed", tags=["ops"])
+        async def list_unconfirmed(
+            _: Annotated[Principal, Depends(requires("viewer"))], older_than_s: float = 0
+        ) -> list[dict[str, Any]]:
+            """Per hop and contract, the events this service sent and their consumer has not confirmed yet (they
+            are re-sent until it does)."""
+            async with self.pool.acquire() as conn:
+                return await unconfirmed(conn, self.schema, older_than_s)
+
+        @app.post("/unconfirmed/resend", tags=["ops"])
+        async def resend_unconfirmed(_: Annotated[Principal, Depends(requires("editor"))]) -> dict[str, int]:
+            """Send every unconfirmed event again now (its consumer applies each once, however often it comes)."""
+            async with self.pool.acquire() as conn, conn.transaction():
+                sent = sum([await hop.resend_due(conn, self.schema, -1.0, 1_000_000) for hop in self._hops])
+            self.wake_relay()
+            return {"resent": sent}
 
         @app.get("/metrics", tags=["ops"])
         async def metrics() -> Response:

@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     # for work nobody woke them for (rows left by a crash or another instance). Polling more often costs the
     # database and the service CPU while idle.
     outbox_idle_sleep_s: float = 1.0
-    # claims_ingest re-sends a spend batch settlement has not confirmed (spend.acks.v1) after this long.
-    spend_resend_after_s: float = 30.0
+    # An event on a confirmed hop (spend.v2, attribution.v1) its consumer has not confirmed is re-sent after this long.
+    resend_after_s: float = 30.0
     # How long a webhook delivery is held by the attempt posting it (longer than the request's timeout).
     webhook_lease_s: float = 60.0
     db_pool_size: int = 4

@@ -26,6 +26,8 @@ SPEND_BATCHES = TopicSpec("spend.v2", 8, hot=True)
 # Settlement's receipts for the spend batches it holds (applied now or before): claims_ingest re-sends a batch
 # until its receipt arrives, so spend a broker lost on the way is sent again.
 SPEND_ACKS = TopicSpec("spend.acks.v1", 2)
+# claims_ingest's receipts for the attribution events it holds (shared/confirmations.py).
+ATTRIBUTION_ACKS = TopicSpec("attribution.acks.v1", 2)
 # Positions end the path: their consumers (alerts) can wait a quarter second.
 SETTLEMENT = TopicSpec("settlement.v1", 4)
 NOTIFICATIONS = TopicSpec("notifications.v1", 4)
@@ -43,6 +45,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     SPEND,
     SPEND_BATCHES,
     SPEND_ACKS,
+    ATTRIBUTION_ACKS,
     SETTLEMENT,
     NOTIFICATIONS,
     KEYS,

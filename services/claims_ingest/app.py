@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
-from services.claims_ingest import spend_confirmations
 from services.claims_ingest.handlers import (
     SCHEMA,
     apply_attribution,
@@ -18,19 +18,17 @@ from services.claims_ingest.handlers import (
     reject_claim,
     store_rejects,
 )
-from services.claims_ingest.spend_confirmations import tracking
 from shared.auth import Principal, requires
-from shared.db import Conn
-from shared.events import ATTRIBUTION_CHANGED, CLAIM_REJECTED, CLAIM_SUBMITTED, MEMBER_ID_CHANGED, SPEND_RECEIPT
+from shared.confirmations import ATTRIBUTION_HOP, SPEND_HOP
+from shared.events import ATTRIBUTION_CHANGED, CLAIM_REJECTED, CLAIM_SUBMITTED, MEMBER_ID_CHANGED
 from shared.kafka import batch_options
 from shared.service import ServiceRuntime, serve
-from shared.topics import ATTRIBUTION, CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS, SPEND_ACKS
+from shared.topics import ATTRIBUTION, CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 Viewer = Annotated[Principal, Depends(requires("viewer"))]
 Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "claims_ingest"
-RESEND_BATCH = 200
 
 
 class Replayed(BaseModel):
@@ -40,22 +38,14 @@ class Replayed(BaseModel):
 def build(runtime: ServiceRuntime) -> FastAPI:
     # A claim line's effects are keyed by its line_key (stored once, spend ids derived from it), which dedupes
     # a redelivered or re-published line however its event id came: no per-event id record is needed.
+    tracking = partial(SPEND_HOP.tracking, SCHEMA)
     claims = runtime.consumer(CLAIM_SUBMITTED, CLAIMS_SUBMITTED, tracking(apply_claims), reject=reject_claim, dedupe_by_id=False)
-    attribution = runtime.consumer(ATTRIBUTION_CHANGED, ATTRIBUTION, tracking(apply_attribution))
+    attribution = runtime.consumer(
+        ATTRIBUTION_CHANGED, ATTRIBUTION, tracking(apply_attribution), receipt=ATTRIBUTION_HOP.receipt(GROUP)
+    )
     members = runtime.consumer(MEMBER_ID_CHANGED, MEMBERS, tracking(apply_id_changes))
     rejects = runtime.consumer(CLAIM_REJECTED, CLAIMS_REJECTED, store_rejects)
-    # A receipt only deletes rows: applying one twice changes nothing, so no event id record is needed.
-    receipts = runtime.consumer(SPEND_RECEIPT, SPEND_ACKS, spend_confirmations.confirm, dedupe_by_id=False)
-    resend_after = runtime.settings.spend_resend_after_s
-
-    async def resend(conn: Conn) -> int:
-        return await spend_confirmations.resend_due(conn, resend_after, RESEND_BATCH)
-
-    runtime.work_loop("spend-resend", resend, RESEND_BATCH, idle_s=max(resend_after / 2, 0.5))
-
-    @runtime.broker.subscriber(SPEND_ACKS.name, **batch_options(runtime.settings, SPEND_ACKS, GROUP + ".receipts"))
-    async def on_receipts(records: list[Any]) -> None:
-        await receipts.handle(records)
+    runtime.confirm_sends(SPEND_HOP)
 
     @runtime.broker.subscriber(CLAIMS_SUBMITTED.name, **batch_options(runtime.settings, CLAIMS_SUBMITTED, GROUP))
     async def on_claims(records: list[Any]) -> None:
@@ -90,20 +80,6 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         )
         async with runtime.pool.acquire() as conn:
             return [dict(r) for r in await conn.fetch(query, status, limit)]
-
-    @app.get("/spend/unconfirmed", tags=["spend"])
-    async def list_unconfirmed(_: Viewer, older_than_s: float = 0) -> list[dict[str, Any]]:
-        """Per contract, the spend sent to settlement and not confirmed yet (it is re-sent until it is)."""
-        async with runtime.pool.acquire() as conn:
-            return await spend_confirmations.unconfirmed(conn, older_than_s)
-
-    @app.post("/spend/resend", tags=["spend"])
-    async def resend_unconfirmed(_: Editor) -> dict[str, int]:
-        """Send every unconfirmed spend batch again now (settlement applies each once, whatever the count)."""
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            sent = await spend_confirmations.resend_now(conn)
-        runtime.wake_relay()
-        return {"resent": sent}
 
     @app.post("/rejects/replayed", tags=["rejects"])
     async def mark_replayed(body: Replayed, _: Editor) -> dict[str, int]:

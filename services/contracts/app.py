@@ -12,6 +12,7 @@ from services.contracts.auth import lookup, register_bootstrap
 from services.contracts.keys_api import build_keys_router, publish_key
 from services.contracts.repository import UnsettleableVersion
 from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash
+from shared.confirmations import ATTRIBUTION_HOP
 from shared.db import Conn
 from shared.service import ServiceRuntime, serve
 
@@ -27,6 +28,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
                 await publish_key(conn, bootstrap_key_id(bootstrap), "bootstrap", "admin", key_hash(bootstrap), revoked=False)
 
         runtime.on_start.append(register)
+    runtime.confirm_sends(ATTRIBUTION_HOP)
     app = runtime.app("acoflow contracts")
 
     async def find(key: str) -> Principal | None:

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from services.contracts.domain.roster import RosterMember, attribution_changes, periods_of, summarize, unpriced
+from shared.confirmations import ATTRIBUTION_HOP
 from shared.db import Conn, enqueue
 from shared.envelope import Envelope, new_envelope
 from shared.events import (
@@ -183,6 +184,7 @@ async def save_version(
         for member_id, periods in moved.items()
     ]
     await enqueue(conn, SCHEMA, events)
+    await ATTRIBUTION_HOP.keep(conn, SCHEMA, events)
     return state
 
 

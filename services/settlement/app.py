@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.settlement import repository
 from services.settlement.repository import Outgoing
 from shared.auth import Principal, requires
+from shared.confirmations import SPEND_HOP
 from shared.db import Conn
 from shared.events import (
     CONTRACT_CHANGED,
@@ -75,7 +76,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     )
     spend = runtime.consumer(SPEND_APPLIED, SPEND, apply_spend, wakes=positions)
     spend_batches = runtime.consumer(
-        SPEND_BATCH, SPEND_BATCHES, apply_spend_batches, wakes=positions, receipt=repository.spend_receipts
+        SPEND_BATCH, SPEND_BATCHES, apply_spend_batches, wakes=positions, receipt=SPEND_HOP.receipt(repository.PRODUCER)
     )
     contracts = runtime.consumer(CONTRACT_CHANGED, CONTRACTS, apply_contracts, wakes=positions)
     quality = runtime.consumer(QUALITY_RECORDED, QUALITY, apply_quality, wakes=positions)

@@ -13,21 +13,11 @@ from services.settlement.domain.parameters import PARAMETERS_VERSION
 from services.settlement.domain.position import MemberStats, PositionInputs, elapsed_share, project
 from shared.db import Conn, outbox_insert
 from shared.envelope import Envelope, new_envelope
-from shared.events import (
-    POSITION_UPDATED,
-    SPEND_RECEIPT,
-    ContractState,
-    QualityResult,
-    SettlementPosition,
-    SpendBatch,
-    SpendDelta,
-    SpendReceipt,
-)
-from shared.kafka import Parsed
+from shared.events import POSITION_UPDATED, ContractState, QualityResult, SettlementPosition, SpendDelta
 from shared.logging import get_logger
 from shared.money import ZERO
 from shared.terms import ContractTerms, QualityStandard
-from shared.topics import SETTLEMENT, SPEND_ACKS, TopicSpec
+from shared.topics import SETTLEMENT, TopicSpec
 
 log = get_logger(__name__)
 SCHEMA = "settlement"
@@ -251,13 +241,6 @@ async def _snapshots(conn: Conn, terms: dict[str, ContractTerms], rows: dict[str
 
 
 POSITION_LOCKS = 7301  # advisory lock class: one recompute of a contract at a time across instances
-
-
-def spend_receipts(batches: list[Parsed[SpendBatch]]) -> Outgoing:
-    """The receipt for spend batches settlement holds, applied now or before (a re-sent one is a duplicate here,
-    and its receipt is what stops claims_ingest sending it again)."""
-    receipt = SpendReceipt(batch_ids=tuple(p.envelope.event_id for p in batches))
-    return [(SPEND_ACKS, PRODUCER, new_envelope(SPEND_RECEIPT, receipt, PRODUCER))]
 
 
 async def mark_pending(conn: Conn, contract_ids: set[str]) -> None:

@@ -31,7 +31,7 @@ def start_stack(tmp_path: Path, database: str) -> Stack:
         database_url=database,
         shutdown_timeout_s=10,
         topic_check_interval_s=1,
-        spend_resend_after_s=3,  # spend lost on the way is re-sent after 3 s rather than 30
+        resend_after_s=3,  # spend lost on the way is re-sent after 3 s rather than 30
     )
     stack = Stack(settings, settings.state_dir)
     stack.start()

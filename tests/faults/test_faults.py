@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -210,6 +214,37 @@ def test_settlement_then_the_broker_killed_mid_load_loses_nothing(stack: Stack) 
         f"unconfirmed spend re-sent by claims_ingest; settled {time.monotonic() - started:.1f} s after the re-load"
         f" ({caught_up:.1f} s wait); {observed}",
     )
+
+
+def test_attribution_lost_with_the_broker_is_sent_again(stack: Stack) -> None:
+    """A roster's attribution events on their way to claims_ingest when the broker loses its storage: contracts
+    re-sends what claims_ingest never confirmed, so the members' claims are attributed all the same."""
+    feed = Feed("ROSTER", members=150, lines=1500, seed=10)
+    stack.services["claims_ingest"].send_signal(signal.SIGKILL)  # nobody reads attribution.v1 for now
+    stack.services["claims_ingest"].wait()
+    create_contract(stack, feed)
+    time.sleep(1.0)  # the relay has handed the 150 attribution events to the broker
+    stack.restart_broker()  # ... which forgets them
+    stack.restart("claims_ingest")
+    started = time.monotonic()
+    publish(stack.bootstrap, feed.items)
+    caught_up = wait_for_total(stack, feed, seconds=120)
+    observed = invariant(stack, feed)
+    pending = cli_json(stack, "reconcile", "--json")
+    assert pending == [], pending
+    record(
+        "attribution lost with the broker",
+        "claims_ingest down; a 150-member contract created (its attribution events relayed), then the broker"
+        " restarted empty and claims_ingest started again; 1,500 claim lines published",
+        f"contracts re-sent the unconfirmed attribution; settled {time.monotonic() - started:.1f} s after the feed"
+        f" ({caught_up:.1f} s wait); `acoflow reconcile` shows nothing unconfirmed; {observed}",
+    )
+
+
+def cli_json(stack: Stack, *args: str) -> Any:
+    env = {**os.environ, "ACOFLOW_STATE_DIR": str(stack.state_dir)}
+    done = subprocess.run([sys.executable, "-m", "acoflow.cli", *args], env=env, capture_output=True, text=True, timeout=60)
+    return json.loads(done.stdout)
 
 
 async def _count_lines(dsn: str) -> int:

@@ -66,7 +66,7 @@ def test_acoflow_up_restarts_a_killed_service_and_broker(tmp_path: Path, databas
         **os.environ,
         "ACOFLOW_STATE_DIR": str(state),
         "ACOFLOW_DATABASE_URL": database,
-        "ACOFLOW_SPEND_RESEND_AFTER_S": "3",
+        "ACOFLOW_RESEND_AFTER_S": "3",
     }
     for name in ("contracts", "claims_ingest", "settlement", "notifications"):
         env[f"ACOFLOW_{name.upper()}_PORT"] = str(free_port())
