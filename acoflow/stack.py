@@ -190,6 +190,7 @@ class Stack:
                 "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
                 "ACOFLOW_TOPIC_PARTITIONS": str(self.partitions),
                 "ACOFLOW_RESEND_AFTER_S": str(self.settings.resend_after_s),
+                "ACOFLOW_REPUBLISH_INTERVAL_S": str(self.settings.republish_interval_s),
             }
         )
         for name, port in self.ports.items():

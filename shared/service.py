@@ -145,6 +145,11 @@ class ServiceRuntime:
 
         self.work_loop(f"resend-{hop.topic.name}", resend, RESEND_BATCH, idle_s=max(after / 2, 0.5))
 
+    def republishing(self, step: Callable[[Conn], Coroutine[Any, Any, int]]) -> None:
+        """Run `step` (queue every current state of a full-state topic again) at start and every
+        republish_interval_s."""
+        self.work_loop("republish", step, 10**9, idle_s=self.settings.republish_interval_s)
+
     def secure(self, app: FastAPI) -> None:
         """Require API keys on every route but /health and /metrics: the keys the contracts service publishes
         on keys.v1 (kept in this schema's api_key_replica), and the install's bootstrap key from settings."""

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     outbox_idle_sleep_s: float = 1.0
     # An event on a confirmed hop (spend.v2, attribution.v1) its consumer has not confirmed is re-sent after this long.
     resend_after_s: float = 30.0
+    # contracts.v1, quality.v1 and settlement.v1 carry full states: their producers send every current one again
+    # this often (and at start), so a state a broker lost is restored without waiting for the next change.
+    republish_interval_s: float = 300.0
     # How long a webhook delivery is held by the attempt posting it (longer than the request's timeout).
     webhook_lease_s: float = 60.0
     db_pool_size: int = 4

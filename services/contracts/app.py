@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from services.contracts.api import build_router
 from services.contracts.auth import lookup, register_bootstrap
 from services.contracts.keys_api import build_keys_router, publish_key
-from services.contracts.repository import UnsettleableVersion
+from services.contracts.repository import UnsettleableVersion, republish
 from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash
 from shared.confirmations import ATTRIBUTION_HOP
 from shared.db import Conn
@@ -29,6 +29,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
 
         runtime.on_start.append(register)
     runtime.confirm_sends(ATTRIBUTION_HOP)
+    runtime.republishing(republish)
     app = runtime.app("acoflow contracts")
 
     async def find(key: str) -> Principal | None:

@@ -222,3 +222,19 @@ async def record_quality(
     )
     await enqueue(conn, SCHEMA, [(QUALITY, contract_id, new_envelope(QUALITY_RECORDED, result, PRODUCER))])
     return result
+
+
+async def republish(conn: Conn) -> int:
+    """Queue every contract's current state and every latest quality result again (consumers keep the newest
+    version they have, so a repeat changes nothing and a lost one is restored)."""
+    states = await list_latest(conn)
+    rows = await conn.fetch(
+        f"SELECT DISTINCT ON (contract_id, performance_year) contract_id, performance_year, version, quality_score,"
+        f" quality_standard FROM {SCHEMA}.quality_results ORDER BY contract_id, performance_year, version DESC"
+    )
+    events: list[tuple[TopicSpec, str, Envelope[Any]]] = [
+        (CONTRACTS, s.contract_id, new_envelope(CONTRACT_CHANGED, s, PRODUCER)) for s in states
+    ]
+    events += [(QUALITY, r["contract_id"], new_envelope(QUALITY_RECORDED, QualityResult(**dict(r)), PRODUCER)) for r in rows]
+    await enqueue(conn, SCHEMA, events)
+    return len(events)

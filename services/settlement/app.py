@@ -100,6 +100,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     async def on_quality(records: list[Any]) -> None:
         await quality.handle(records)
 
+    runtime.republishing(repository.republish)
     app = runtime.app("acoflow settlement")
     runtime.secure(app)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from services.settlement.domain.parameters import PARAMETERS_VERSION
 from services.settlement.domain.position import MemberStats, PositionInputs, elapsed_share, project
-from shared.db import Conn, outbox_insert
+from shared.db import Conn, enqueue, outbox_insert
 from shared.envelope import Envelope, new_envelope
 from shared.events import POSITION_UPDATED, ContractState, QualityResult, SettlementPosition, SpendDelta
 from shared.logging import get_logger
@@ -465,3 +465,14 @@ async def positions(conn: Conn, contract_id: str | None = None) -> list[dict[str
     else:
         rows = await conn.fetch(f"SELECT position FROM {SCHEMA}.positions WHERE contract_id = $1", contract_id)
     return [r["position"] for r in rows]
+
+
+async def republish(conn: Conn) -> int:
+    """Queue every contract's current position again (notifications keeps the newest sequence it has seen)."""
+    rows = await conn.fetch(f"SELECT contract_id, position FROM {SCHEMA}.positions")
+    events = [
+        (SETTLEMENT, r["contract_id"], new_envelope(POSITION_UPDATED, SettlementPosition.model_validate(r["position"]), PRODUCER))
+        for r in rows
+    ]
+    await enqueue(conn, SCHEMA, events)
+    return len(events)

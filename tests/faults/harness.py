@@ -32,6 +32,7 @@ def start_stack(tmp_path: Path, database: str) -> Stack:
         shutdown_timeout_s=10,
         topic_check_interval_s=1,
         resend_after_s=3,  # spend lost on the way is re-sent after 3 s rather than 30
+        republish_interval_s=5,  # full states (contracts, positions) sent again every 5 s rather than 300
     )
     stack = Stack(settings, settings.state_dir)
     stack.start()

@@ -217,15 +217,18 @@ def test_settlement_then_the_broker_killed_mid_load_loses_nothing(stack: Stack) 
 
 
 def test_attribution_lost_with_the_broker_is_sent_again(stack: Stack) -> None:
-    """A roster's attribution events on their way to claims_ingest when the broker loses its storage: contracts
-    re-sends what claims_ingest never confirmed, so the members' claims are attributed all the same."""
+    """A new contract's events on their way when the broker loses its storage: contracts re-sends the attribution
+    claims_ingest never confirmed, and sends the contract's state again (settlement never saw it), so the
+    members' claims are attributed and settled all the same."""
     feed = Feed("ROSTER", members=150, lines=1500, seed=10)
-    stack.services["claims_ingest"].send_signal(signal.SIGKILL)  # nobody reads attribution.v1 for now
-    stack.services["claims_ingest"].wait()
+    for name in ("claims_ingest", "settlement"):  # nobody reads attribution.v1 or contracts.v1 for now
+        stack.services[name].send_signal(signal.SIGKILL)
+        stack.services[name].wait()
     create_contract(stack, feed)
-    time.sleep(1.0)  # the relay has handed the 150 attribution events to the broker
+    time.sleep(1.0)  # the relay has handed the contract and its 150 attribution events to the broker
     stack.restart_broker()  # ... which forgets them
     stack.restart("claims_ingest")
+    stack.restart("settlement")
     started = time.monotonic()
     publish(stack.bootstrap, feed.items)
     caught_up = wait_for_total(stack, feed, seconds=120)
@@ -233,10 +236,10 @@ def test_attribution_lost_with_the_broker_is_sent_again(stack: Stack) -> None:
     pending = cli_json(stack, "reconcile", "--json")
     assert pending == [], pending
     record(
-        "attribution lost with the broker",
-        "claims_ingest down; a 150-member contract created (its attribution events relayed), then the broker"
-        " restarted empty and claims_ingest started again; 1,500 claim lines published",
-        f"contracts re-sent the unconfirmed attribution; settled {time.monotonic() - started:.1f} s after the feed"
+        "a new contract's events lost with the broker",
+        "claims_ingest and settlement down; a 150-member contract created (its state and attribution relayed), then"
+        " the broker restarted empty and both started again; 1,500 claim lines published",
+        f"contracts re-sent the unconfirmed attribution and its current states; settled {time.monotonic() - started:.1f} s after the feed"
         f" ({caught_up:.1f} s wait); `acoflow reconcile` shows nothing unconfirmed; {observed}",
     )
 
