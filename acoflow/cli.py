@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import statistics
 import sys
 import time
 from decimal import Decimal
@@ -594,6 +595,52 @@ def reconcile(repair: bool, older_than: float, as_json: bool) -> None:
             )  # fmt: skip
         console.print(table)
     sys.exit(1 if rows else 0)
+
+
+@main.group()
+def benchmark() -> None:
+    """The performance-year benchmark: estimates and their check against CMS's results."""
+
+
+@benchmark.command("backtest")
+@click.option("--prior", "prior_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--prior-year", required=True, type=int)
+@click.option("--current", "current_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--performance-year", required=True, type=int)
+@click.option("--worst", default=10, show_default=True, help="how many of the largest misses to list")
+def benchmark_backtest(prior_path: Path, prior_year: int, current_path: Path, performance_year: int, worst: int) -> None:
+    """Predict each ACO's UpdatedBnchmk for the performance year from the prior year's results PUF and what an
+    ACO knows during the year; score against the published one and against the naive estimate (HistBnchmk x
+    the prior year's trend). Files are CMS's (one year, no year column) or multi-year with a year column."""
+    from services.settlement.benchmark_backtest import backtest, percentile, rows_of_year
+
+    prior = rows_of_year(prior_path, prior_year)
+    current = rows_of_year(current_path, performance_year)
+    if not prior or not current:
+        raise click.UsageError(f"no rows: prior {prior_year} has {len(prior)}, current {performance_year} has {len(current)}")
+    try:
+        result = backtest(prior, current, performance_year)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not result.predictions:
+        raise click.ClickException("no ACO of the current file has the columns the estimate needs")
+    errors = [p.error * 100 for p in result.predictions]
+    naive = [p.naive_error * 100 for p in result.predictions]
+    hundredth = Decimal("0.01")
+    click.echo(f"performance_year={performance_year} prior_year={prior_year} acos={len(current)} predicted={len(errors)}")
+    click.echo(f"national_one_year_trend={result.national_one_year.quantize(Decimal('0.0001'))}")
+    click.echo(
+        f"median_abs_pct_error={statistics.median(errors).quantize(hundredth)}"
+        f" p90_abs_pct_error={percentile(errors, Decimal('0.9')).quantize(hundredth)}"
+    )
+    click.echo(
+        f"naive_median_abs_pct_error={statistics.median(naive).quantize(hundredth)}"
+        f" naive_p90_abs_pct_error={percentile(naive, Decimal('0.9')).quantize(hundredth)}"
+    )
+    for p in sorted(result.predictions, key=lambda p: -p.error)[:worst]:
+        click.echo(f"  worst {p.key}: predicted {p.predicted:,.0f} published {p.published:,.0f} ({p.error * 100:.2f}%)")
+    for key, why in result.skipped[:worst]:
+        click.echo(f"  not predicted {key or '(no id)'}: {why}")
 
 
 @main.command("settle-puf")

@@ -239,7 +239,8 @@ def test_attribution_lost_with_the_broker_is_sent_again(stack: Stack) -> None:
         "a new contract's events lost with the broker",
         "claims_ingest and settlement down; a 150-member contract created (its state and attribution relayed), then"
         " the broker restarted empty and both started again; 1,500 claim lines published",
-        f"contracts re-sent the unconfirmed attribution and its current states; settled {time.monotonic() - started:.1f} s after the feed"
+        "contracts re-sent the unconfirmed attribution and its current states;"
+        f" settled {time.monotonic() - started:.1f} s after the feed"
         f" ({caught_up:.1f} s wait); `acoflow reconcile` shows nothing unconfirmed; {observed}",
     )
 
