@@ -41,6 +41,39 @@ class CorridorBand(BaseModel):
     share: Rate = Field(ge=0, le=1)
 
 
+class BenchmarkUpdate(BaseModel):
+    """What the performance-year benchmark is computed from (METHODOLOGY.md section 6), instead of a fixed one:
+    CMS's historical benchmark by type, the BY3 and latest performance-year risk scores (quarterly reports
+    arrive as new contract versions), the agreement's start year (its risk cap and ACPT weight) and the trend
+    assumption: growth factors from BY3 to the performance year, expected and low/high."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    historical: dict[EnrollmentType, Money]
+    risk_by3: dict[EnrollmentType, Rate]
+    risk_py: dict[EnrollmentType, Rate]
+    agreement_start_year: int = Field(ge=2012, le=2100)
+    national_growth: Rate = Field(gt=0, le=3)
+    national_growth_low: Rate | None = Field(default=None, gt=0, le=3)
+    national_growth_high: Rate | None = Field(default=None, gt=0, le=3)
+    regional_growth: dict[EnrollmentType, Rate] = Field(default_factory=dict)
+    national_weight: Rate = Field(default=Decimal(1), ge=0, le=1)
+    acpt: Rate | None = Field(default=None, gt=0, le=3)
+    # The year's person-years by type; without them, the roster's member-months / 12.
+    person_years: dict[EnrollmentType, Decimal] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if not self.historical or any(v <= 0 for v in self.historical.values()):
+            raise ValueError("historical: a positive historical benchmark for each enrollment type the roster has")
+        for name in ("risk_by3", "risk_py"):
+            if any(v <= 0 for v in getattr(self, name).values()):
+                raise ValueError(f"{name}: risk scores must be positive")
+        low, high = self.national_growth_low, self.national_growth_high
+        if (low is not None and low > self.national_growth) or (high is not None and high < self.national_growth):
+            raise ValueError("national_growth_low: low <= expected <= high")
+        return self
+
+
 class ContractTerms(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -52,6 +85,9 @@ class ContractTerms(BaseModel):
     # Annual per-capita benchmark by enrollment type (MSSP/REACH) or a PMPM (commercial).
     benchmark_per_capita: dict[EnrollmentType, Money] | None = None
     benchmark_pmpm: Money | None = Field(default=None, gt=0)
+    # The performance-year benchmark computed from its inputs (replaces benchmark_per_capita where given).
+    benchmark_update: BenchmarkUpdate | None = None
+    benchmark_trend_scenario: Literal["low", "expected", "high"] = "expected"
     msr: Rate | None = Field(default=None, ge=0, le=Decimal("0.2"))
     mlr: Rate | None = Field(default=None, ge=0, le=Decimal("0.2"))
     sharing_rate: Rate | None = Field(default=None, ge=0, le=1)
@@ -93,8 +129,10 @@ class ContractTerms(BaseModel):
             raise ValueError(f"track: {self.track!r} is not a {self.program} track (one of {allowed})")
         if self.period_end <= self.period_start:
             raise ValueError("period_end: must be after period_start")
-        if self.benchmark_per_capita is None and self.benchmark_pmpm is None:
-            raise ValueError("benchmark_per_capita: give a per-capita benchmark by enrollment type or a benchmark_pmpm")
+        if self.benchmark_per_capita is None and self.benchmark_pmpm is None and self.benchmark_update is None:
+            raise ValueError(
+                "benchmark_per_capita: give a per-capita benchmark by enrollment type, a benchmark_pmpm or a benchmark_update"
+            )
         if self.benchmark_per_capita is not None and any(v <= 0 for v in self.benchmark_per_capita.values()):
             raise ValueError("benchmark_per_capita: every enrollment type's benchmark must be positive")
         if self.capitation_pmpm is not None and self.track != "CAPITATION":
@@ -118,6 +156,13 @@ class ContractTerms(BaseModel):
         if self.termination_date is not None and not self.period_start <= self.termination_date <= self.period_end:
             raise ValueError("termination_date: must fall within the performance period")
         return self
+
+    @property
+    def priced_types(self) -> frozenset[EnrollmentType] | None:
+        """The enrollment types the benchmark prices (None: a PMPM prices every member alike)."""
+        if self.benchmark_update is not None:
+            return frozenset(self.benchmark_update.historical)
+        return None if self.benchmark_per_capita is None else frozenset(self.benchmark_per_capita)
 
     @property
     def counted_claim_types(self) -> frozenset[ClaimType]:

@@ -123,3 +123,48 @@ def test_backtest_command_prints_the_figures() -> None:
     assert run.exit_code == 0, run.output
     assert "median_abs_pct_error=1.07 p90_abs_pct_error=3.12" in run.output
     assert "naive_median_abs_pct_error=" in run.output and run.output.count("  worst ") == 3
+
+
+def _position_with(update: dict[str, object] | None, scenario: str = "expected") -> object:
+    from services.settlement.domain.position import project
+    from tests.terms import mssp_terms
+    from tests.unit.test_position_and_attribution import inputs as position_inputs
+
+    terms = mssp_terms(
+        completion_factors=(D("0.5"), D("0.8")),
+        **({} if update is None else {"benchmark_per_capita": None, "benchmark_update": update}),
+        benchmark_trend_scenario=scenario,
+    )
+    return project(position_inputs(terms=terms))
+
+
+UPDATE: dict[str, object] = {
+    "historical": {"aged_nondual": "11000"},
+    "risk_by3": {"aged_nondual": "1.00"},
+    "risk_py": {"aged_nondual": "1.02"},
+    "agreement_start_year": 2023,
+    "national_growth": "1.05",
+    "national_growth_low": "1.02",
+    "national_growth_high": "1.08",
+}
+
+
+def test_a_contract_settles_against_the_projected_updated_benchmark_with_its_uncertainty() -> None:
+    fixed = _position_with(None)
+    updated = _position_with(UPDATE)
+    # 100 members for 12 months: 11,000 x 1.02 x 1.05 = 11,781 a year each.
+    assert updated.benchmark_total == D("1178100.00")  # type: ignore[attr-defined]
+    assert any("historical 11,000.00 x risk 1.0200" in n for n in updated.explanation)  # type: ignore[attr-defined]
+    assert any("benchmark uncertainty" in n for n in updated.explanation)  # type: ignore[attr-defined]
+    low = _position_with(UPDATE, "low")
+    assert low.benchmark_total == D("1144440.00")  # type: ignore[attr-defined]  # 11,000 x 1.02 x 1.02 x 100
+    # The trend's spread pulls the chance of clearing the MSR towards even, against a benchmark known exactly.
+    certain = _position_with({**UPDATE, "national_growth_low": None, "national_growth_high": None})
+    assert fixed.benchmark_total == D("1200000.00")  # type: ignore[attr-defined]
+    assert abs(updated.probability_clears_msr - D("0.5")) < abs(certain.probability_clears_msr - D("0.5"))  # type: ignore[attr-defined]
+
+
+def test_a_missing_benchmark_input_gives_a_position_that_says_which() -> None:
+    p = _position_with({**UPDATE, "agreement_start_year": 2024})  # blends in the ACPT, which is not given
+    assert p.settlement.gate == "cannot_settle"  # type: ignore[attr-defined]
+    assert "benchmark_update.trend.acpt" in p.explanation[-1]  # type: ignore[attr-defined]

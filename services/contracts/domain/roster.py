@@ -79,14 +79,15 @@ def changed_members(
 def unpriced(members: list[RosterMember], terms: ContractTerms) -> str | None:
     """Why the roster cannot be settled under the terms' benchmark, or None: a per-capita benchmark must price
     every enrollment type the roster lists (a PMPM benchmark prices every member alike)."""
-    if terms.benchmark_per_capita is None:
+    types = terms.priced_types
+    if types is None:
         return None
     for index, member in enumerate(members):
-        if member.enrollment_type not in terms.benchmark_per_capita:
-            priced = ", ".join(sorted(terms.benchmark_per_capita))
+        if member.enrollment_type not in types:
+            priced = ", ".join(sorted(types))
             return (
                 f"roster[{index}]: member {member.member_id} is {member.enrollment_type}, which the benchmark does not"
-                f" price (benchmark_per_capita has {priced})"
+                f" price (it has {priced})"
             )
     return None
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from services.settlement.domain.benchmark import BenchmarkInputs, Trend, UpdatedBenchmark, updated_benchmark
 from services.settlement.domain.completion import estimate_completion, month_index
 from services.settlement.domain.settle import Settlement, SettlementError, SettlementInputs, settle, unsettled
 from services.settlement.domain.stats import normal_cdf
@@ -65,10 +66,57 @@ class Position:
     explanation: tuple[str, ...] = field(default=())
 
 
-def _annual_benchmark(terms: ContractTerms, months: dict[EnrollmentType, int]) -> Decimal:
-    if terms.benchmark_pmpm is not None:
+# The low and high trend scenarios are read as the 5th and 95th percentiles of the benchmark.
+Z_90 = Decimal("1.6449")
+
+
+@dataclass(frozen=True)
+class BenchmarkBasis:
+    per_capita: dict[EnrollmentType, Decimal] | None  # annual, by type; None: the PMPM
+    relative_sd: Decimal = ZERO  # the benchmark's own uncertainty (the trend's), as a share of it
+    notes: tuple[str, ...] = ()
+
+
+def benchmark_basis(terms: ContractTerms, months_by_type: dict[EnrollmentType, int]) -> BenchmarkBasis:
+    """What the position settles against: the contract's fixed benchmark, or the performance-year benchmark
+    computed from its inputs under the chosen trend scenario (domain/benchmark.py), with the spread that the
+    low and high scenarios give. Raises SettlementError naming an input that is missing."""
+    update = terms.benchmark_update
+    if update is None:
+        return BenchmarkBasis(terms.benchmark_per_capita)
+    person_years = update.person_years or {t: Decimal(n) / TWELVE for t, n in months_by_type.items() if n}
+    scenarios = {"low": update.national_growth_low, "expected": update.national_growth, "high": update.national_growth_high}
+
+    def under(national: Decimal) -> UpdatedBenchmark:
+        trend = Trend(national, dict(update.regional_growth), update.national_weight, update.acpt)
+        return updated_benchmark(
+            BenchmarkInputs(
+                dict(update.historical), dict(update.risk_by3), dict(update.risk_py), person_years,
+                update.agreement_start_year, trend,
+            )
+        )  # fmt: skip
+
+    try:
+        chosen = scenarios[terms.benchmark_trend_scenario] or update.national_growth
+        result = under(chosen)
+        low, high = update.national_growth_low, update.national_growth_high
+        spread = ZERO
+        if low is not None and high is not None and result.per_capita > 0:
+            spread = (under(high).per_capita - under(low).per_capita) / (2 * Z_90) / result.per_capita
+    except ValueError as exc:
+        raise SettlementError(f"benchmark_update.{exc}") from exc
+    notes = (
+        *result.explanation(),
+        f"benchmark trend: the {terms.benchmark_trend_scenario} scenario ({chosen}); low/high scenarios give a"
+        f" benchmark uncertainty of {spread:.2%} (one standard deviation), counted in the chances",
+    )
+    return BenchmarkBasis({s.enrollment_type: s.updated for s in result.steps}, spread, notes)
+
+
+def _annual_benchmark(terms: ContractTerms, basis: BenchmarkBasis, months: dict[EnrollmentType, int]) -> Decimal:
+    if terms.benchmark_pmpm is not None and basis.per_capita is None:
         return terms.benchmark_pmpm * sum(months.values())
-    per_capita = terms.benchmark_per_capita or {}
+    per_capita = basis.per_capita or {}
     return sum((per_capita.get(t, ZERO) * n / TWELVE for t, n in months.items()), ZERO)
 
 
@@ -115,8 +163,14 @@ def project(inputs: PositionInputs) -> Position:
     mm_to_date_by_type = _by_type(inputs.member_months, as_of_index if as_of_index is not None else start - 1)
     mm_total = sum(mm_total_by_type.values())
     mm_to_date = sum(mm_to_date_by_type.values())
-    benchmark_total = _annual_benchmark(terms, mm_total_by_type)
-    benchmark_to_date = _annual_benchmark(terms, mm_to_date_by_type)
+    try:
+        basis = benchmark_basis(terms, mm_total_by_type)
+        basis_error = None
+    except SettlementError as exc:
+        basis, basis_error = BenchmarkBasis({}), exc
+    notes.extend(basis.notes)
+    benchmark_total = _annual_benchmark(terms, basis, mm_total_by_type)
+    benchmark_to_date = _annual_benchmark(terms, basis, mm_to_date_by_type)
 
     estimated = None if known_through is None else estimate_completion(inputs.paid_by_lag, known_through)
     if terms.completion_factors:
@@ -186,9 +240,11 @@ def project(inputs: PositionInputs) -> Position:
         participation_months=terms.participation_months,
         advance_payment_recoupment=terms.advance_payment_recoupment,
     )
-    unpriced = [t for t, n in mm_total_by_type.items() if n and terms.benchmark_per_capita is not None
-                and t not in terms.benchmark_per_capita]  # fmt: skip
+    priced = terms.priced_types
+    unpriced = [t for t, n in mm_total_by_type.items() if n and priced is not None and t not in priced]
     try:
+        if basis_error is not None:
+            raise basis_error
         if unpriced:
             raise SettlementError(
                 f"benchmark_per_capita: the roster has {', '.join(unpriced)} members, whose benchmark the terms do not give"
@@ -200,7 +256,7 @@ def project(inputs: PositionInputs) -> Position:
     exposure_now = -result.earned if result.earned < 0 else ZERO
     at_cap = to_cents(result.loss_cap_amount) if result.loss_cap_amount is not None else ZERO
 
-    p_msr, p_mlr = _probabilities(result, projected, stats, mm_to_date, mm_total)
+    p_msr, p_mlr = _probabilities(result, projected, stats, mm_to_date, mm_total, basis.relative_sd)
     return Position(
         as_of=inputs.as_of,
         members=members,
@@ -222,10 +278,16 @@ def project(inputs: PositionInputs) -> Position:
 
 
 def _probabilities(
-    result: Settlement, projected: Decimal, stats: MemberStats, mm_to_date: int, mm_total: int
+    result: Settlement,
+    projected: Decimal,
+    stats: MemberStats,
+    mm_to_date: int,
+    mm_total: int,
+    benchmark_relative_sd: Decimal = ZERO,
 ) -> tuple[Decimal, Decimal]:
     """P(savings rate >= MSR) and P(loss rate >= MLR), treating the projected total as normal with the
-    standard error that the spread of per-member spend gives (annualized by member-months)."""
+    standard error that the spread of per-member spend gives (annualized by member-months), and the benchmark
+    as normal with the spread its trend scenarios give, independent of the spend."""
     benchmark = result.benchmark_total
     clear_at = benchmark * (ONE - result.msr)
     cross_at = benchmark * (ONE + result.mlr)
@@ -237,9 +299,12 @@ def _probabilities(
         variance = max(stats.sum_of_squares / n - mean * mean, ZERO) * n / (n - 1)
         scale = Decimal(mm_total) / Decimal(mm_to_date)
         se = (variance * n).sqrt() * scale  # SE of the projected total: sqrt(N * var) scaled to the year
-    if se == 0:
+    benchmark_sd = benchmark * benchmark_relative_sd
+    se_clear = (se * se + (benchmark_sd * (ONE - result.msr)) ** 2).sqrt()
+    se_cross = (se * se + (benchmark_sd * (ONE + result.mlr)) ** 2).sqrt()
+    if se_clear == 0:
         return (ONE if projected <= clear_at else ZERO), (ONE if projected >= cross_at and result.two_sided else ZERO)
-    p_clear = normal_cdf((clear_at - projected) / se)
-    p_cross = ONE - normal_cdf((cross_at - projected) / se) if result.two_sided else ZERO
+    p_clear = normal_cdf((clear_at - projected) / se_clear)
+    p_cross = ONE - normal_cdf((cross_at - projected) / se_cross) if result.two_sided else ZERO
     places = Decimal("0.0001")
     return p_clear.quantize(places), p_cross.quantize(places)
