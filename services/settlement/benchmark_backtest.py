@@ -23,7 +23,7 @@ from pathlib import Path
 
 from services.settlement.domain.benchmark import BenchmarkInputs, Trend, historical_by_type, updated_benchmark
 from services.settlement.puf import Cell, Columns, RowError, normalise, read_rows
-from shared.terms import EnrollmentType
+from shared.terms import ENROLLMENT_TYPES, EnrollmentType
 
 D = Decimal
 TYPE_STEMS: dict[EnrollmentType, tuple[str, str]] = {  # (spending / risk stem, person-years stem)
@@ -82,16 +82,33 @@ class _Row:
             raise RowError("Current_Start_Date: empty or not a date")
         return int(found[0])
 
+    def _by_type(self, pattern: str, index: int) -> dict[EnrollmentType, Decimal] | None:
+        """One column per enrollment type, or None when the file lacks any of them."""
+        try:
+            return {t: self.number(pattern.format(stems[index])) for t, stems in TYPE_STEMS.items()}
+        except RowError:
+            return None
+
     def inputs(self) -> BenchmarkInputs:
-        base = {t: tuple(self.number(f"per_capita_exp_all_{s}_by{i}") for i in (1, 2, 3)) for t, (s, _) in TYPE_STEMS.items()}
-        by3_years = {t: self.number(f"n_ab_year_{p}_by3") for t, (_, p) in TYPE_STEMS.items()}
+        """The benchmark's inputs as far as the file gives them: without base-year spending by type every type
+        gets the aggregate historical benchmark, without risk scores the ratio is 1, without person-years by type
+        the types weigh alike; the trend then absorbs what is missing."""
+        hist = self.number("histbnchmk")
+        years = self._by_type("n_ab_year_{}_py", 1)
+        by3_years = self._by_type("n_ab_year_{}_by3", 1)
+        spent = [self._by_type(f"per_capita_exp_all_{{}}_by{i}", 0) for i in (1, 2, 3)]
+        if all(s is not None for s in spent) and by3_years is not None and sum(by3_years.values()) > 0:
+            base = {t: tuple(s[t] for s in spent if s is not None) for t in ENROLLMENT_TYPES}
+            historical = historical_by_type(hist, base, by3_years)  # type: ignore[arg-type]
+        else:
+            historical = {t: hist for t in ENROLLMENT_TYPES}
         return BenchmarkInputs(
-            historical=historical_by_type(self.number("histbnchmk"), base, by3_years),  # type: ignore[arg-type]
-            risk_by3={t: self.number(f"cms_hcc_riskscore_{s}_by3") for t, (s, _) in TYPE_STEMS.items()},
-            risk_py={t: self.number(f"cms_hcc_riskscore_{s}_py") for t, (s, _) in TYPE_STEMS.items()},
-            person_years={t: self.number(f"n_ab_year_{p}_py") for t, (_, p) in TYPE_STEMS.items()},
+            historical=historical,
+            risk_by3=self._by_type("cms_hcc_riskscore_{}_by3", 0) or {},
+            risk_py=self._by_type("cms_hcc_riskscore_{}_py", 0) or {},
+            person_years=years if years is not None and sum(years.values()) > 0 else dict.fromkeys(ENROLLMENT_TYPES, D(1)),
             agreement_start_year=self.start_year,
-            trend=Trend(national=D(1)),
+            trend=Trend(national=D(1), acpt=D(1)),  # everything but the trend: the trend is estimated apart
         )
 
     def before_trend(self) -> Decimal:
