@@ -82,13 +82,14 @@ def test_acoflow_up_restarts_a_killed_service_and_broker(tmp_path: Path, databas
         feed = Feed("SUPERVISED", members=200, lines=3000, seed=9)
         create_contract(stack, feed)
         thread = publish_in_background(stack.bootstrap, feed.items, per_second=1500)
-        time.sleep(1.0)
-        old = status["services"]["settlement"]["pid"]
-        os.kill(old, signal.SIGKILL)
-        started = time.monotonic()
-        status = _wait(lambda: _restarted(state, "settlement", old), 60, "settlement restarted by the supervisor")
-        service_back = time.monotonic() - started
-        stack.ports["settlement"] = int(status["services"]["settlement"]["url"].rsplit(":", 1)[1])
+        back: dict[str, float] = {}
+        for name in ("settlement", "claims_ingest", "contracts", "notifications"):
+            time.sleep(0.5)
+            old = status["services"][name]["pid"]
+            os.kill(old, signal.SIGKILL)
+            started = time.monotonic()
+            status = _wait(lambda n=name, o=old: _restarted(state, n, o), 60, f"{name} restarted by the supervisor")
+            back[name] = time.monotonic() - started
         thread.join(120)
         wait_for_total(stack, feed, seconds=120)
 
@@ -105,12 +106,14 @@ def test_acoflow_up_restarts_a_killed_service_and_broker(tmp_path: Path, databas
             [sys.executable, "-m", "acoflow.cli", "status", "--json"], env=env, cwd=ROOT, capture_output=True, text=True
         )
         restarts = json.loads(shown.stdout)
-        assert restarts["services"]["settlement"]["restarts"] == 1 and restarts["broker"]["restarts"] == 1
+        assert all(s["restarts"] == 1 for s in restarts["services"].values()) and restarts["broker"]["restarts"] == 1
         record(
-            "kill -9 under `acoflow up` (settlement, then the broker)",
-            "3,000 lines at 1,500/s; settlement killed at 1 s; once settled, the broker killed and the feed published again",
-            f"the supervisor restarted settlement ({service_back:.1f} s to healthy) and the broker ({broker_back:.1f} s);"
-            f" `acoflow status` counts one restart each; {observed}",
+            "kill -9 under `acoflow up` (each service, then the broker)",
+            "3,000 lines at 1,500/s; settlement, claims_ingest, contracts and notifications killed in turn while they"
+            " flow; once settled, the broker killed and the feed published again",
+            "the supervisor restarted each ("
+            + ", ".join(f"{n} {t:.1f} s to healthy" for n, t in back.items())
+            + f") and the broker ({broker_back:.1f} s); `acoflow status` counts one restart each; {observed}",
         )
     finally:
         up.send_signal(signal.SIGTERM)
