@@ -338,7 +338,7 @@ def rejects_list(status: str, as_json: bool) -> None:
 def rejects_replay(event_ids: tuple[str, ...], replay_all: bool, payload: Path | None) -> None:
     """Re-submit rejects to claims.submitted.v1; those that fail again come back as new rejects."""
     from acoflow.rejects import fetch, mark, plan_replay
-    from shared.kafka import make_producer, publish_all
+    from shared.broker import make_producer, publish_all
     from shared.topics import CLAIMS_SUBMITTED
 
     if not event_ids and not replay_all:

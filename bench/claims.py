@@ -24,8 +24,8 @@ from bench.pipeline import PY_START, line_envelope
 from bench.scratch import arguments, measure, scratch_pool
 from services.claims_ingest.app import MIGRATIONS
 from services.claims_ingest.handlers import SCHEMA, apply_claims, reject_claim
+from shared.consumer import BatchConsumer
 from shared.events import CLAIM_SUBMITTED
-from shared.kafka import BatchConsumer
 from shared.topics import CLAIMS_SUBMITTED
 
 

@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer
 from acoflow.stack import Stack, private_settings
 from bench import cclf_parse
 from bench.machine import core_speed_ms, header
-from shared.kafka import make_producer, publish_all
+from shared.broker import make_producer, publish_all
 
 PY_START = date(2025, 1, 1)
 CHUNK = 5000

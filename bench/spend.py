@@ -25,9 +25,9 @@ from bench.pipeline import PY_START
 from bench.scratch import arguments, measure, scratch_pool
 from services.settlement.app import MIGRATIONS, apply_spend_batches
 from services.settlement.repository import DB_SESSION, SCHEMA
+from shared.consumer import BatchConsumer
 from shared.envelope import new_envelope
 from shared.events import MAX_SPEND_BATCH, SPEND_BATCH, SpendBatch, SpendDelta
-from shared.kafka import BatchConsumer
 from shared.topics import SPEND_BATCHES
 
 

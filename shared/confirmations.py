@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from shared.db import Conn, outbox_insert
+from shared.consumer import Parsed
+from shared.db import Conn
 from shared.envelope import Envelope, EventSpec, new_envelope
 from shared.events import ATTRIBUTION_CHANGED, RECEIPT, SPEND_BATCH, Receipt
-from shared.kafka import Parsed
+from shared.outbox import outbox_insert
 from shared.topics import ATTRIBUTION, ATTRIBUTION_ACKS, SPEND_ACKS, SPEND_BATCHES, TopicSpec
 
 Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]

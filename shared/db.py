@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from shared.envelope import Envelope
 from shared.logging import get_logger
-from shared.topics import TopicSpec
 
 log = get_logger(__name__)
 
@@ -121,36 +118,6 @@ async def claim_new_events(conn: Conn, schema: str, event_ids: Sequence[uuid.UUI
         list(event_ids),
     )
     return {r["event_id"] for r in rows}
-
-
-def outbox_insert(schema: str, topics: str, keys: str, ids: str, values: str) -> str:
-    """The outbox INSERT over four SQL array expressions (text[], text[], uuid[], bytea[]), rows in array order
-    (WITH ORDINALITY), so the relay sends them in that order. `enqueue` runs it on its own; a statement that
-    writes a service's rows and the events about them at once ends with it, and saves a round trip."""
-    return (
-        f"INSERT INTO {schema}.outbox (topic, key, event_id, value)"
-        f" SELECT t, k, e, v FROM unnest({topics}, {keys}, {ids}, {values}) WITH ORDINALITY AS r(t, k, e, v, n)"
-        " ORDER BY n"
-    )
-
-
-async def enqueue(conn: Conn, schema: str, items: Iterable[tuple[TopicSpec, str, Envelope[Any]]]) -> int:
-    """Write outgoing events to the outbox in the caller's transaction; the relay publishes them."""
-    topics: list[str] = []
-    keys: list[str] = []
-    ids: list[uuid.UUID] = []
-    values: list[bytes] = []
-    for topic, key, env in items:
-        topics.append(topic.name)
-        keys.append(key)
-        ids.append(env.event_id)
-        values.append(env.to_bytes())
-    if topics:
-        # One statement for the batch (executemany runs one per row).
-        await conn.execute(
-            outbox_insert(schema, "$1::text[]", "$2::text[]", "$3::uuid[]", "$4::bytea[]"), topics, keys, ids, values
-        )
-    return len(topics)
 
 
 class QueueVacuum:

@@ -18,22 +18,16 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash, replica_lookup, replicate, requires
+from shared.broker import batch_options, ensure_topics, make_broker, make_producer
 from shared.confirmations import ConfirmedHop, unconfirmed
+from shared.consumer import BatchConsumer, Parsed
 from shared.db import Conn, QueueVacuum, apply_migrations, create_pool
 from shared.events import API_KEY_CHANGED, RECEIPT, ApiKeyChanged
 from shared.http import ServiceApp
-from shared.kafka import (
-    BatchConsumer,
-    OutboxRelay,
-    Parsed,
-    WorkLoop,
-    batch_options,
-    ensure_topics,
-    make_broker,
-    make_producer,
-)
 from shared.logging import configure_logging, get_logger
+from shared.loops import WorkLoop
 from shared.metrics import REGISTRY
+from shared.outbox import OutboxRelay
 from shared.settings import Settings, get_settings
 from shared.topics import KEYS
 

@@ -19,9 +19,9 @@ from services.claims_ingest.handlers import (
     store_rejects,
 )
 from shared.auth import Principal, requires
+from shared.broker import batch_options
 from shared.confirmations import ATTRIBUTION_HOP, SPEND_HOP
 from shared.events import ATTRIBUTION_CHANGED, CLAIM_REJECTED, CLAIM_SUBMITTED, MEMBER_ID_CHANGED
-from shared.kafka import batch_options
 from shared.service import ServiceRuntime, serve
 from shared.topics import ATTRIBUTION, CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS
 

@@ -23,6 +23,7 @@ from services.claims_ingest.domain.attribution import (
     spend_identity,
 )
 from services.claims_ingest.domain.versions import final_action_amount
+from shared.consumer import Parsed, refusal, rejection_id
 from shared.db import Conn
 from shared.envelope import Envelope, Reason, new_envelope
 from shared.events import (
@@ -37,7 +38,6 @@ from shared.events import (
     SpendDelta,
 )
 from shared.events import Attribution as AttributionEvent
-from shared.kafka import Parsed, refusal, rejection_id
 from shared.metrics import REGISTRY
 from shared.terms import EnrollmentType
 from shared.topics import CLAIMS_REJECTED, SPEND_BATCHES, TopicSpec

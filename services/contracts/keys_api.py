@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.contracts.auth import SCHEMA
 from shared.auth import Principal, Role, key_hash, new_key, requires
-from shared.db import Conn, enqueue
+from shared.db import Conn
 from shared.envelope import new_envelope
 from shared.events import API_KEY_CHANGED, ApiKeyChanged
+from shared.outbox import enqueue
 from shared.runtime_types import Pooled
 from shared.text import Text
 from shared.topics import KEYS

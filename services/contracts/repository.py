@@ -10,7 +10,7 @@ import asyncpg
 
 from services.contracts.domain.roster import RosterMember, attribution_changes, periods_of, summarize, unpriced
 from shared.confirmations import ATTRIBUTION_HOP
-from shared.db import Conn, enqueue
+from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
 from shared.events import (
     ATTRIBUTION_CHANGED,
@@ -20,6 +20,7 @@ from shared.events import (
     ContractState,
     QualityResult,
 )
+from shared.outbox import enqueue
 from shared.terms import ContractTerms, QualityStandard
 from shared.topics import ATTRIBUTION, CONTRACTS, QUALITY, TopicSpec
 

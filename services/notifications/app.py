@@ -26,10 +26,12 @@ from services.notifications.handlers import (
     retry_failed,
 )
 from shared.auth import Principal, requires
-from shared.db import Conn, enqueue
+from shared.broker import batch_options
+from shared.consumer import Parsed
+from shared.db import Conn
 from shared.events import POSITION_UPDATED, SettlementPosition
-from shared.kafka import Parsed, batch_options
 from shared.logging import get_logger
+from shared.outbox import enqueue
 from shared.service import ServiceRuntime, serve
 from shared.settings import Settings
 from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, SETTLEMENT

@@ -18,12 +18,13 @@ import httpx
 from prometheus_client import Counter
 
 from services.notifications.domain.rules import PORTFOLIO, POSITION_RULES, RuleSet, RuleSpec, holds, position_value, transition
-from shared.db import Conn, enqueue
+from shared.consumer import Parsed
+from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
 from shared.events import NOTIFICATION, NotificationEvent, SettlementPosition
-from shared.kafka import Parsed
 from shared.logging import get_logger
 from shared.metrics import REGISTRY
+from shared.outbox import enqueue
 from shared.settings import Settings
 from shared.topics import NOTIFICATIONS, TopicSpec
 

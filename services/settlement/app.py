@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.settlement import repository
 from services.settlement.repository import Outgoing
 from shared.auth import Principal, requires
+from shared.broker import batch_options
 from shared.confirmations import SPEND_HOP
+from shared.consumer import Parsed
 from shared.db import Conn
 from shared.events import (
     CONTRACT_CHANGED,
@@ -24,7 +26,6 @@ from shared.events import (
     SpendBatch,
     SpendDelta,
 )
-from shared.kafka import Parsed, batch_options
 from shared.service import ServiceRuntime, serve
 from shared.terms import ContractTerms
 from shared.topics import CONTRACTS, QUALITY, SPEND, SPEND_BATCHES

@@ -11,11 +11,12 @@ from typing import Any
 
 from services.settlement.domain.parameters import PARAMETERS_VERSION
 from services.settlement.domain.position import MemberStats, PositionInputs, elapsed_share, project
-from shared.db import Conn, enqueue, outbox_insert
+from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
 from shared.events import POSITION_UPDATED, ContractState, QualityResult, SettlementPosition, SpendDelta
 from shared.logging import get_logger
 from shared.money import ZERO
+from shared.outbox import enqueue, outbox_insert
 from shared.terms import ContractTerms, QualityStandard
 from shared.topics import SETTLEMENT, TopicSpec
 

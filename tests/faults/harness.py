@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 
 from acoflow.stack import Stack, private_settings
-from shared.kafka import make_producer, publish_all
+from shared.broker import make_producer, publish_all
 
 RESULTS = Path(__file__).parent / ".results.jsonl"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "faults.md"

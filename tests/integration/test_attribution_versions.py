@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from services.claims_ingest.app import MIGRATIONS
 from services.claims_ingest.handlers import SCHEMA, apply_attribution, apply_claims
 from services.contracts.domain.roster import RosterMember, attribution_changes, periods_of, summarize
+from shared.consumer import Parsed
 from shared.db import apply_migrations, create_pool
 from shared.envelope import Envelope, new_envelope
 from shared.events import ATTRIBUTION_CHANGED, CLAIM_SUBMITTED, SPEND_BATCH, Attribution, ClaimLine, ContractState
-from shared.kafka import Parsed
 from shared.terms import ClaimType, ContractTerms
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ from aiokafka import ConsumerRecord
 
 from services.claims_ingest.app import MIGRATIONS
 from services.claims_ingest.handlers import SCHEMA, apply_claims
+from shared.consumer import Parsed
 from shared.db import apply_migrations, create_pool
 from shared.envelope import new_envelope, parse_event
 from shared.events import CLAIM_SUBMITTED, SPEND_BATCH, ClaimLine, SpendDelta
-from shared.kafka import Parsed
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 
+from shared.consumer import MAX_APPLY_ATTEMPTS, BatchConsumer, Parsed, is_transient
 from shared.db import Conn, apply_migrations, create_pool
 from shared.envelope import new_envelope
 from shared.events import MEMBER_ID_CHANGED, MemberIdChanged
-from shared.kafka import MAX_APPLY_ATTEMPTS, BatchConsumer, Parsed, is_transient
 from shared.topics import DEADLETTER, MEMBERS
 
 pytestmark = pytest.mark.integration

@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaConsumer
 
 from acoflow.stack import free_port
 from services.notifications.app import MIGRATIONS, build
+from shared.broker import ensure_topics, make_producer, publish_all
 from shared.envelope import new_envelope
 from shared.events import POSITION_UPDATED, SettlementPosition
-from shared.kafka import ensure_topics, make_producer, publish_all
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 

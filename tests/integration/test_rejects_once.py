@@ -10,10 +10,10 @@ from aiokafka import ConsumerRecord
 
 from services.claims_ingest.app import MIGRATIONS
 from services.claims_ingest.handlers import SCHEMA, apply_claims, reject_claim, store_rejects
+from shared.consumer import BatchConsumer, Parsed
 from shared.db import apply_migrations, create_pool
 from shared.envelope import parse_event
 from shared.events import CLAIM_REJECTED, CLAIM_SUBMITTED
-from shared.kafka import BatchConsumer, Parsed
 from shared.topics import CLAIMS_SUBMITTED
 
 pytestmark = pytest.mark.integration

@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from services.settlement.app import MIGRATIONS, build
+from shared.broker import ensure_topics, make_producer, publish_all
 from shared.envelope import new_envelope
 from shared.events import (
     CONTRACT_CHANGED,
@@ -25,7 +26,6 @@ from shared.events import (
     SpendBatch,
     SpendDelta,
 )
-from shared.kafka import ensure_topics, make_producer, publish_all
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 from tests.terms import mssp_terms

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from shared.kafka import WorkLoop
+from shared.loops import WorkLoop
 
 
 async def _gaps(sizes: list[int], backlog_rest: float) -> list[float]:
