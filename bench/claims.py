@@ -27,6 +27,7 @@ from services.claims_ingest.handlers import SCHEMA, apply_claims, reject_claim
 from shared.consumer import BatchConsumer
 from shared.events import CLAIM_SUBMITTED
 from shared.topics import CLAIMS_SUBMITTED
+from shared.unit_of_work import UnitsOfWork
 
 
 async def attribute(pool: asyncpg.Pool, members: int, contracts: int) -> None:
@@ -56,8 +57,8 @@ async def run(args: argparse.Namespace) -> None:
     async with scratch_pool(args.dsn, SCHEMA, MIGRATIONS) as pool:
         await attribute(pool, args.members, args.contracts)
         consumer = BatchConsumer(
-            service="claims_ingest", schema=SCHEMA, spec=CLAIM_SUBMITTED, topic=CLAIMS_SUBMITTED, pool=lambda: pool,
-            apply=apply_claims, reject=reject_claim, dedupe_by_id=False,
+            service="claims_ingest", schema=SCHEMA, spec=CLAIM_SUBMITTED, topic=CLAIMS_SUBMITTED,
+            units=UnitsOfWork(lambda: pool, SCHEMA), apply=apply_claims, reject=reject_claim, dedupe_by_id=False,
         )  # fmt: skip
         batches = records(args.lines, args.members, args.batch)
         gc.freeze()  # as the services do after start-up: the records held here are not the claim path's garbage

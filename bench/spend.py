@@ -29,6 +29,7 @@ from shared.consumer import BatchConsumer
 from shared.envelope import new_envelope
 from shared.events import MAX_SPEND_BATCH, SPEND_BATCH, SpendBatch, SpendDelta
 from shared.topics import SPEND_BATCHES
+from shared.unit_of_work import UnitsOfWork
 
 
 def records(deltas: int, members: int, contracts: int) -> list[list[ConsumerRecord[Any, Any]]]:
@@ -60,7 +61,7 @@ def records(deltas: int, members: int, contracts: int) -> list[list[ConsumerReco
 async def run(args: argparse.Namespace) -> None:
     async with scratch_pool(args.dsn, SCHEMA, MIGRATIONS, DB_SESSION) as pool:
         consumer = BatchConsumer(
-            service="settlement", schema=SCHEMA, spec=SPEND_BATCH, topic=SPEND_BATCHES, pool=lambda: pool,
+            service="settlement", schema=SCHEMA, spec=SPEND_BATCH, topic=SPEND_BATCHES, units=UnitsOfWork(lambda: pool, SCHEMA),
             apply=apply_spend_batches,
         )  # fmt: skip
         batches = records(args.deltas, args.members, args.contracts)

@@ -12,7 +12,7 @@ Hops: claims_ingest -> settlement (spend.v2, confirmed on spend.acks.v1) and con
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -21,11 +21,10 @@ from shared.consumer import Parsed
 from shared.db import Conn
 from shared.envelope import Envelope, EventSpec, new_envelope
 from shared.events import ATTRIBUTION_CHANGED, RECEIPT, SPEND_BATCH, Receipt
-from shared.outbox import outbox_insert
 from shared.topics import ATTRIBUTION, ATTRIBUTION_ACKS, SPEND_ACKS, SPEND_BATCHES, TopicSpec
+from shared.unit_of_work import UnitOfWork
 
 Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
-Apply = Callable[[Conn, list[Parsed[Any]]], Awaitable[Outgoing]]
 
 
 @dataclass(frozen=True)
@@ -50,16 +49,6 @@ class ConfirmedHop:
                 rows,
             )
 
-    def tracking(self, schema: str, apply: Apply) -> Apply:
-        """`apply`, keeping the events of this hop it sends until they are confirmed."""
-
-        async def tracked(conn: Conn, batch: list[Parsed[Any]]) -> Outgoing:
-            outgoing = await apply(conn, batch)
-            await self.keep(conn, schema, outgoing)
-            return outgoing
-
-        return tracked
-
     def receipt(self, producer: str) -> Callable[[list[Parsed[Any]]], Outgoing]:
         """The consumer's side: a receipt for every event read (BatchConsumer's `receipt`)."""
 
@@ -69,38 +58,26 @@ class ConfirmedHop:
 
         return build
 
-    def confirm(self, schema: str) -> Apply:
+    async def confirm(self, uow: UnitOfWork, batch: list[Parsed[Receipt]]) -> None:
         """The producer's receipt consumer: confirmed events are no longer kept."""
+        ids = list({i for p in batch for i in p.envelope.payload.event_ids})
+        await uow.conn.execute(
+            f"DELETE FROM {uow.schema}.unconfirmed WHERE event_id = ANY($1::uuid[]) AND topic = $2", ids, self.topic.name
+        )
 
-        async def apply(conn: Conn, batch: list[Parsed[Receipt]]) -> Outgoing:
-            ids = list({i for p in batch for i in p.envelope.payload.event_ids})
-            await conn.execute(
-                f"DELETE FROM {schema}.unconfirmed WHERE event_id = ANY($1::uuid[]) AND topic = $2", ids, self.topic.name
-            )
-            return []
-
-        return apply
-
-    async def resend_due(self, conn: Conn, schema: str, after_s: float, limit: int) -> int:
-        """Put the events unconfirmed for `after_s` back in the outbox (the relay sends them); returns how many."""
-        rows = await conn.fetch(
-            f"UPDATE {schema}.unconfirmed SET sent_at = now(), sends = sends + 1 WHERE event_id IN"
-            f" (SELECT event_id FROM {schema}.unconfirmed WHERE topic = $3 AND sent_at < now() - make_interval(secs => $1)"
+    async def resend_due(self, uow: UnitOfWork, after_s: float, limit: int) -> int:
+        """Publish the events unconfirmed for `after_s` again, as they were; returns how many."""
+        rows = await uow.conn.fetch(
+            f"UPDATE {uow.schema}.unconfirmed SET sent_at = now(), sends = sends + 1 WHERE event_id IN"
+            f" (SELECT event_id FROM {uow.schema}.unconfirmed WHERE topic = $3"
+            " AND sent_at < now() - make_interval(secs => $1)"
             " ORDER BY sent_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING event_id, key, value",
             after_s,
             limit,
             self.topic.name,
         )
-        if rows:
-            await conn.execute(
-                outbox_insert(
-                    schema, "array_fill($1::text, ARRAY[cardinality($2::text[])])", "$2::text[]", "$3::uuid[]", "$4::bytea[]"
-                ),
-                self.topic.name,
-                [r["key"] for r in rows],
-                [r["event_id"] for r in rows],
-                [bytes(r["value"]) for r in rows],
-            )
+        for r in rows:
+            uow.republish(self.topic.name, r["key"], r["event_id"], bytes(r["value"]))
         return len(rows)
 
 

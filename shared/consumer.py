@@ -16,13 +16,14 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
-from shared.db import Conn, claim_new_events
+from shared.db import claim_new_events
 from shared.envelope import Envelope, EventRejected, EventSpec, Reason, new_envelope, parse_event
 from shared.events import DEAD_LETTER, DeadLetter, RejectReason
 from shared.logging import bind_message_context, clear_message_context, get_logger
+from shared.loops import WorkLoop
 from shared.metrics import EVENTS_DUPLICATE, EVENTS_PROCESSED, EVENTS_REJECTED
-from shared.outbox import enqueue
 from shared.topics import DEADLETTER, TopicSpec
+from shared.unit_of_work import UnitOfWork, UnitsOfWork
 
 log = get_logger(__name__)
 P = TypeVar("P", bound=BaseModel)
@@ -90,6 +91,8 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+# An apply step: reads and writes through the unit of work's connection and publishes what it produces.
+Apply = Callable[[UnitOfWork, list[Parsed[P]]], Awaitable[None]]
 RejectBuilder = Callable[[ConsumerRecord[Any, Any], list[Reason]], tuple[TopicSpec, str, Envelope[Any]]]
 
 
@@ -97,8 +100,8 @@ class BatchConsumer(Generic[P]):
     """Applies one topic's batches exactly once.
 
     Per batch: parse every record (a bad one becomes a rejection, the rest flow on); in one transaction
-    record the event ids, drop those already processed, apply the new ones and enqueue the outgoing
-    events; return, so FastStream commits the offsets. An exception leaves the offsets uncommitted."""
+    record the event ids, drop those already processed, apply the new ones, which publish what they produce
+    through the unit of work; return, so FastStream commits the offsets. An exception leaves them uncommitted."""
 
     def __init__(
         self,
@@ -107,8 +110,8 @@ class BatchConsumer(Generic[P]):
         schema: str,
         spec: EventSpec[P],
         topic: TopicSpec,
-        pool: Callable[[], asyncpg.Pool],
-        apply: Callable[[Conn, list[Parsed[P]]], Awaitable[list[tuple[TopicSpec, str, Envelope[Any]]]]],
+        units: UnitsOfWork,
+        apply: Apply[P],
         on_committed: Callable[[], None] = lambda: None,
         reject: RejectBuilder | None = None,
         dedupe_by_id: bool = True,
@@ -118,7 +121,7 @@ class BatchConsumer(Generic[P]):
         self.schema = schema
         self.spec = spec
         self.topic = topic
-        self._pool = pool
+        self._units = units
         self._apply = apply
         self._on_committed = on_committed
         self._reject = reject or self._dead_letter
@@ -137,26 +140,28 @@ class BatchConsumer(Generic[P]):
     async def _apply_in_one(self, good: list[Parsed[P]], rejects: Outgoing) -> list[Parsed[P]]:
         """The batch in one transaction: record the event ids, drop those already processed, apply the rest and
         enqueue what they produce (and the batch's rejections). Returns what was new."""
-        async with self._pool().acquire() as conn, conn.transaction():
+        async with self._units() as uow:
             ids = [p.envelope.event_id for p in good]
-            new_ids = await claim_new_events(conn, self.schema, ids) if self._dedupe_by_id else set(ids)
+            new_ids = await claim_new_events(uow.conn, self.schema, ids) if self._dedupe_by_id else set(ids)
             fresh: list[Parsed[P]] = []
             seen: set[Any] = set()
             for p in good:
                 if p.envelope.event_id in new_ids and p.envelope.event_id not in seen:
                     seen.add(p.envelope.event_id)
                     fresh.append(p)
-            outgoing = await self._apply(conn, fresh) if fresh else []
-            receipts = self._receipt(good) if self._receipt is not None and good else []
-            await enqueue(conn, self.schema, [*rejects, *outgoing, *receipts])
+            if fresh:
+                await self._apply(uow, fresh)
+            uow.publish_all(rejects)
+            if self._receipt is not None and good:
+                uow.publish_all(self._receipt(good))
         return fresh
 
     async def _apply_one_by_one(self, good: list[Parsed[P]], rejects: Outgoing) -> list[Parsed[P]]:
         """After a batch failed on its data: each record in its own transaction, up to MAX_APPLY_ATTEMPTS times;
         one that still fails is quarantined (rejected or dead-lettered with the reason) and the rest go on."""
         if rejects:
-            async with self._pool().acquire() as conn, conn.transaction():
-                await enqueue(conn, self.schema, rejects)
+            async with self._units() as uow:
+                uow.publish_all(rejects)
         fresh: list[Parsed[P]] = []
         for p in good:
             for attempt in range(1, MAX_APPLY_ATTEMPTS + 1):
@@ -181,10 +186,10 @@ class BatchConsumer(Generic[P]):
         first_line = (str(exc).splitlines() or [""])[0][:500]
         reason = Reason("payload", "apply_failed", f"could not be applied ({type(exc).__name__}: {first_line})")
         receipts = self._receipt([p]) if self._receipt is not None else []  # held, as a dead letter: not re-sent
-        async with self._pool().acquire() as conn, conn.transaction():
+        async with self._units() as uow:
             if self._dedupe_by_id:
-                await claim_new_events(conn, self.schema, [p.envelope.event_id])
-            await enqueue(conn, self.schema, [self._reject(record, [reason]), *receipts])
+                await claim_new_events(uow.conn, self.schema, [p.envelope.event_id])
+            uow.publish_all([self._reject(record, [reason]), *receipts])
 
     async def handle(self, records: list[ConsumerRecord[Any, Any]]) -> None:
         good: list[Parsed[P]] = []
@@ -210,3 +215,23 @@ class BatchConsumer(Generic[P]):
             EVENTS_DUPLICATE.labels(self.service, self.topic.name).inc(len(good) - len(fresh))
         if fresh or rejects or (good and self._receipt is not None):
             self._on_committed()
+
+
+@dataclass(frozen=True)
+class Subscription(Generic[P]):
+    """Everything about one consumer, declared in one place: what it reads (topic and event), what it does
+    (apply), its consumer group (the service's name, or "<service>.<group>"), and its policies. The ack policy
+    is NACK_ON_ERROR for every subscription (shared/broker.py: batch_options)."""
+
+    spec: EventSpec[P]
+    topic: TopicSpec
+    apply: Apply[P]
+    group: str | None = None
+    max_records: int | None = None
+    reject: RejectBuilder | None = None
+    # False where every effect is keyed by a natural key the apply step upserts on.
+    dedupe_by_id: bool = True
+    # A confirmed hop's consumer side: the receipts for what it read (shared/confirmations.py).
+    receipt: Callable[[list[Parsed[P]]], Outgoing] | None = None
+    # A loop with work a batch may leave behind (settlement's positions), woken after each commit.
+    wakes: WorkLoop | None = None

@@ -6,9 +6,12 @@ from typing import Protocol
 
 import asyncpg
 
+from shared.unit_of_work import UnitsOfWork
+
 
 class Pooled(Protocol):
     @property
     def pool(self) -> asyncpg.Pool: ...
 
-    def wake_relay(self) -> None: ...
+    @property
+    def units(self) -> UnitsOfWork: ...

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash, replica_lookup, replicate, requires
 from shared.broker import batch_options, ensure_topics, make_broker, make_producer
 from shared.confirmations import ConfirmedHop, unconfirmed
-from shared.consumer import BatchConsumer, Parsed
+from shared.consumer import BatchConsumer, Parsed, Subscription
 from shared.db import Conn, QueueVacuum, apply_migrations, create_pool
 from shared.events import API_KEY_CHANGED, RECEIPT, ApiKeyChanged
 from shared.http import ServiceApp
@@ -30,6 +30,7 @@ from shared.metrics import REGISTRY
 from shared.outbox import OutboxRelay
 from shared.settings import Settings, get_settings
 from shared.topics import KEYS
+from shared.unit_of_work import UnitOfWork, UnitsOfWork
 
 log = get_logger(__name__)
 RESEND_BATCH = 200
@@ -54,6 +55,8 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._loops: list[WorkLoop] = []
         self._hops: list[ConfirmedHop] = []
+        # Every transaction that may publish runs as one of these: the relay is woken after a commit that did.
+        self.units = UnitsOfWork(lambda: self.pool, self.schema, self.wake_relay)
         # PostgreSQL settings for this service's connections, set by the service before start.
         self.db_session: dict[str, str] = {}
 
@@ -63,59 +66,55 @@ class ServiceRuntime:
             raise RuntimeError(f"{self.name}: the database pool is not open yet")
         return self._pool
 
-    def consumer(
-        self,
-        spec: Any,
-        topic: Any,
-        apply: Any,
-        reject: Any = None,
-        wakes: WorkLoop | None = None,
-        dedupe_by_id: bool = True,
-        receipt: Any = None,
-    ) -> BatchConsumer[Any]:
-        """A BatchConsumer on this service's schema and pool that wakes the outbox relay (and `wakes`, a loop
-        with work the batch may have left) after each commit."""
+    def subscribe(self, sub: Subscription[Any]) -> BatchConsumer[Any]:
+        """Wire a subscription once: its BatchConsumer (on this service's units of work) and the FastStream
+        subscriber that hands it each batch, in the subscription's consumer group."""
+        extra = sub.wakes
 
         def committed() -> None:
-            self.wake_relay()
-            if wakes is not None:
-                wakes.wake()
+            if extra is not None:
+                extra.wake()
 
-        return BatchConsumer(
+        consumer: BatchConsumer[Any] = BatchConsumer(
             service=self.name,
             schema=self.schema,
-            spec=spec,
-            topic=topic,
-            pool=lambda: self.pool,
-            apply=apply,
+            spec=sub.spec,
+            topic=sub.topic,
+            units=self.units,
+            apply=sub.apply,
             on_committed=committed,
-            reject=reject,
-            dedupe_by_id=dedupe_by_id,
-            receipt=receipt,
+            reject=sub.reject,
+            dedupe_by_id=sub.dedupe_by_id,
+            receipt=sub.receipt,
         )
+        group = self.name if sub.group is None else f"{self.name}.{sub.group}"
+        options = batch_options(self.settings, sub.topic, group, sub.max_records)
+
+        @self.broker.subscriber(sub.topic.name, **options)
+        async def handle(records: list[Any]) -> None:
+            await consumer.handle(records)
+
+        return consumer
 
     def work_loop(
         self,
         name: str,
-        step: Callable[[Conn], Coroutine[Any, Any, int]],
+        step: Callable[[UnitOfWork], Coroutine[Any, Any, int]],
         batch: int,
         queue: str | None = None,
         backlog_rest: float = 0.0,
         idle_s: float | None = None,
     ) -> WorkLoop:
-        """A loop that runs `step` in a transaction while it finds work (up to `batch` items a pass), wakes the
-        relay after each pass that did some, and waits for a wake-up otherwise. It runs while the service does.
-        `queue`: the table whose rows a pass deletes, one per item done, vacuumed as they add up (QueueVacuum);
-        `backlog_rest`: see WorkLoop."""
+        """A loop that runs `step` in a unit of work while it finds work (up to `batch` items a pass) and waits
+        for a wake-up otherwise. It runs while the service does. `queue`: the table whose rows a pass deletes,
+        one per item done, vacuumed as they add up (QueueVacuum); `backlog_rest`: see WorkLoop."""
         vacuum = QueueVacuum(lambda: self.pool, queue) if queue else None
 
         async def one_pass() -> int:
-            async with self.pool.acquire() as conn, conn.transaction():
-                done = await step(conn)
-            if done:
-                self.wake_relay()
-                if vacuum is not None:
-                    await vacuum.deleted(done)
+            async with self.units() as uow:
+                done = await step(uow)
+            if done and vacuum is not None:
+                await vacuum.deleted(done)
             return done
 
         idle = self.settings.outbox_idle_sleep_s if idle_s is None else idle_s
@@ -123,24 +122,27 @@ class ServiceRuntime:
         self._loops.append(loop)
         return loop
 
+    def loop(self, name: str, step: Callable[[], Coroutine[Any, Any, int]], batch: int, idle_s: float) -> WorkLoop:
+        """A loop whose step manages its own transactions (webhook delivery posts outside any)."""
+        loop = WorkLoop(f"{self.name}-{name}", step, batch, idle_s)
+        self._loops.append(loop)
+        return loop
+
     def confirm_sends(self, hop: ConfirmedHop) -> None:
-        """This service produces `hop`: read its receipts, and re-send what stays unconfirmed."""
+        """This service produces `hop`: keep what it sends until confirmed, read the receipts, and re-send what
+        stays unconfirmed."""
         self._hops.append(hop)
-        receipts = self.consumer(RECEIPT, hop.receipts, hop.confirm(self.schema), dedupe_by_id=False)
-
-        @self.broker.subscriber(hop.receipts.name, **batch_options(self.settings, hop.receipts, f"{self.name}.receipts"))
-        async def on_receipts(records: list[Any]) -> None:
-            await receipts.handle(records)
-
+        self.units.before_flush.append(hop.keep)
+        self.subscribe(Subscription(RECEIPT, hop.receipts, hop.confirm, group="receipts", dedupe_by_id=False))
         after = self.settings.resend_after_s
 
-        async def resend(conn: Conn) -> int:
-            return await hop.resend_due(conn, self.schema, after, RESEND_BATCH)
+        async def resend(uow: UnitOfWork) -> int:
+            return await hop.resend_due(uow, after, RESEND_BATCH)
 
         self.work_loop(f"resend-{hop.topic.name}", resend, RESEND_BATCH, idle_s=max(after / 2, 0.5))
 
-    def republishing(self, step: Callable[[Conn], Coroutine[Any, Any, int]]) -> None:
-        """Run `step` (queue every current state of a full-state topic again) at start and every
+    def republishing(self, step: Callable[[UnitOfWork], Coroutine[Any, Any, int]]) -> None:
+        """Run `step` (publish every current state of a full-state topic again) at start and every
         republish_interval_s."""
         self.work_loop("republish", step, 10**9, idle_s=self.settings.republish_interval_s)
 
@@ -148,18 +150,13 @@ class ServiceRuntime:
         """Require API keys on every route but /health and /metrics: the keys the contracts service publishes
         on keys.v1 (kept in this schema's api_key_replica), and the install's bootstrap key from settings."""
 
-        async def apply(conn: Conn, batch: list[Parsed[ApiKeyChanged]]) -> list[Any]:
+        async def apply(uow: UnitOfWork, batch: list[Parsed[ApiKeyChanged]]) -> None:
             for p in batch:
                 k = p.envelope.payload
-                await replicate(conn, self.schema, k.key_id, k.name, k.role, k.key_hash, k.revoked)
-            return []
+                await replicate(uow.conn, self.schema, k.key_id, k.name, k.role, k.key_hash, k.revoked)
 
         self.extra_migrations.append(KEY_REPLICA_MIGRATIONS)
-        keys = self.consumer(API_KEY_CHANGED, KEYS, apply)
-
-        @self.broker.subscriber(KEYS.name, **batch_options(self.settings, KEYS, f"{self.name}.keys"))
-        async def on_keys(records: list[Any]) -> None:
-            await keys.handle(records)
+        self.subscribe(Subscription(API_KEY_CHANGED, KEYS, apply, group="keys"))
 
         bootstrap = self.settings.bootstrap_api_key.get_secret_value()
         if bootstrap:
@@ -275,9 +272,8 @@ class ServiceRuntime:
         @app.post("/unconfirmed/resend", tags=["ops"])
         async def resend_unconfirmed(_: Annotated[Principal, Depends(requires("editor"))]) -> dict[str, int]:
             """Send every unconfirmed event again now (its consumer applies each once, however often it comes)."""
-            async with self.pool.acquire() as conn, conn.transaction():
-                sent = sum([await hop.resend_due(conn, self.schema, -1.0, 1_000_000) for hop in self._hops])
-            self.wake_relay()
+            async with self.units() as uow:
+                sent = sum([await hop.resend_due(uow, -1.0, 1_000_000) for hop in self._hops])
             return {"resent": sent}
 
         @app.get("/metrics", tags=["ops"])

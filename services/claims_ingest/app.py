@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,8 +18,8 @@ from services.claims_ingest.handlers import (
     store_rejects,
 )
 from shared.auth import Principal, requires
-from shared.broker import batch_options
 from shared.confirmations import ATTRIBUTION_HOP, SPEND_HOP
+from shared.consumer import Subscription
 from shared.events import ATTRIBUTION_CHANGED, CLAIM_REJECTED, CLAIM_SUBMITTED, MEMBER_ID_CHANGED
 from shared.service import ServiceRuntime, serve
 from shared.topics import ATTRIBUTION, CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS
@@ -36,32 +35,14 @@ class Replayed(BaseModel):
 
 
 def build(runtime: ServiceRuntime) -> FastAPI:
-    # A claim line's effects are keyed by its line_key (stored once, spend ids derived from it), which dedupes
-    # a redelivered or re-published line however its event id came: no per-event id record is needed.
-    tracking = partial(SPEND_HOP.tracking, SCHEMA)
-    claims = runtime.consumer(CLAIM_SUBMITTED, CLAIMS_SUBMITTED, tracking(apply_claims), reject=reject_claim, dedupe_by_id=False)
-    attribution = runtime.consumer(
-        ATTRIBUTION_CHANGED, ATTRIBUTION, tracking(apply_attribution), receipt=ATTRIBUTION_HOP.receipt(GROUP)
-    )
-    members = runtime.consumer(MEMBER_ID_CHANGED, MEMBERS, tracking(apply_id_changes))
-    rejects = runtime.consumer(CLAIM_REJECTED, CLAIMS_REJECTED, store_rejects)
     runtime.confirm_sends(SPEND_HOP)
-
-    @runtime.broker.subscriber(CLAIMS_SUBMITTED.name, **batch_options(runtime.settings, CLAIMS_SUBMITTED, GROUP))
-    async def on_claims(records: list[Any]) -> None:
-        await claims.handle(records)
-
-    @runtime.broker.subscriber(ATTRIBUTION.name, **batch_options(runtime.settings, ATTRIBUTION, GROUP + ".attribution"))
-    async def on_attribution(records: list[Any]) -> None:
-        await attribution.handle(records)
-
-    @runtime.broker.subscriber(MEMBERS.name, **batch_options(runtime.settings, MEMBERS, GROUP + ".members"))
-    async def on_members(records: list[Any]) -> None:
-        await members.handle(records)
-
-    @runtime.broker.subscriber(CLAIMS_REJECTED.name, **batch_options(runtime.settings, CLAIMS_REJECTED, GROUP + ".rejects"))
-    async def on_rejects(records: list[Any]) -> None:
-        await rejects.handle(records)
+    # A claim line's effects are keyed by its line_key (stored once, spend ids derived from it), which dedupes a
+    # redelivered or re-published line however its event id came: no per-event id record is needed.
+    runtime.subscribe(Subscription(CLAIM_SUBMITTED, CLAIMS_SUBMITTED, apply_claims, reject=reject_claim, dedupe_by_id=False))
+    receipt = ATTRIBUTION_HOP.receipt(GROUP)
+    runtime.subscribe(Subscription(ATTRIBUTION_CHANGED, ATTRIBUTION, apply_attribution, "attribution", receipt=receipt))
+    runtime.subscribe(Subscription(MEMBER_ID_CHANGED, MEMBERS, apply_id_changes, "members"))
+    runtime.subscribe(Subscription(CLAIM_REJECTED, CLAIMS_REJECTED, store_rejects, "rejects"))
 
     app = runtime.app("acoflow claims_ingest")
     runtime.secure(app)

@@ -41,6 +41,7 @@ from shared.events import Attribution as AttributionEvent
 from shared.metrics import REGISTRY
 from shared.terms import EnrollmentType
 from shared.topics import CLAIMS_REJECTED, SPEND_BATCHES, TopicSpec
+from shared.unit_of_work import UnitOfWork
 
 SCHEMA = "claims_ingest"
 PRODUCER = "claims_ingest"
@@ -195,7 +196,8 @@ async def _reverse(conn: Conn, line_keys: list[str]) -> Deltas:
     return out
 
 
-async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
+async def apply_claims(uow: UnitOfWork, batch: list[Parsed[ClaimLine]]) -> None:
+    conn = uow.conn
     lines: dict[str, ClaimLine] = {}
     for p in batch:
         line = p.envelope.payload
@@ -204,7 +206,7 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
             continue
         lines.setdefault(line.line_key, line)
     if not lines:
-        return []
+        return
     await lock_members(conn, {v.member_id for v in lines.values()})
     renamed = await current_ids(conn, {(v.payer, v.member_id) for v in lines.values()})
     if renamed:
@@ -217,7 +219,7 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
         }
     new = await _store(conn, lines)
     if not new:
-        return []
+        return
     not_counted, out = await _supersede(conn, list(new.values()))
     rows = await conn.fetch(
         f"SELECT member_id, contract_id, payer, periods::text AS periods, claim_types FROM {SCHEMA}.assignments"
@@ -256,7 +258,7 @@ async def apply_claims(conn: Conn, batch: list[Parsed[ClaimLine]]) -> Outgoing:
             [e[2] for e in emitted],
             [e[3] for e in emitted],
         )
-    return spend_batches(out)
+    uow.publish_all(spend_batches(out))
 
 
 async def reconcile(
@@ -309,7 +311,8 @@ async def reconcile(
     return out
 
 
-async def apply_attribution(conn: Conn, batch: list[Parsed[AttributionEvent]]) -> Outgoing:
+async def apply_attribution(uow: UnitOfWork, batch: list[Parsed[AttributionEvent]]) -> None:
+    conn = uow.conn
     out: Deltas = []
     await lock_members(conn, {p.envelope.payload.member_id for p in batch})
     renamed = await current_ids(conn, {(p.envelope.payload.payer, p.envelope.payload.member_id) for p in batch})
@@ -338,12 +341,13 @@ async def apply_attribution(conn: Conn, batch: list[Parsed[AttributionEvent]]) -
             None if a.claim_types is None else list(a.claim_types),
         )
         out += await reconcile(conn, member, a.contract_id, a.payer, a.periods, a.claim_types)
-    return spend_batches(out)
+    uow.publish_all(spend_batches(out))
 
 
-async def apply_id_changes(conn: Conn, batch: list[Parsed[MemberIdChanged]]) -> Outgoing:
+async def apply_id_changes(uow: UnitOfWork, batch: list[Parsed[MemberIdChanged]]) -> None:
     """Re-key a retired member id: its claims (earlier ones too) move to the newest id, with reversing spend
     under the old id and new spend under the new one, and later claims under the old id are mapped on arrival."""
+    conn = uow.conn
     out: Deltas = []
     for p in batch:
         change = p.envelope.payload
@@ -395,10 +399,10 @@ async def apply_id_changes(conn: Conn, batch: list[Parsed[MemberIdChanged]]) -> 
         ):
             periods = tuple(AttributionPeriod.model_validate(x) for x in a["periods"])
             out += await reconcile(conn, newest, a["contract_id"], a["payer"], periods, a["claim_types"])
-    return spend_batches(out)
+    uow.publish_all(spend_batches(out))
 
 
-async def store_rejects(conn: Conn, batch: list[Parsed[ClaimRejected]]) -> Outgoing:
+async def store_rejects(uow: UnitOfWork, batch: list[Parsed[ClaimRejected]]) -> None:
     """Keep every reject for listing and replay (claims_ingest's own and the file loaders')."""
     rows = []
     for p in batch:
@@ -409,9 +413,8 @@ async def store_rejects(conn: Conn, batch: list[Parsed[ClaimRejected]]) -> Outgo
             source = f"{r.source_topic} partition {r.partition} offset {r.offset}"
         reasons = [x.model_dump() for x in r.reasons]
         rows.append((p.envelope.event_id, r.source_topic, source, reasons, r.original, r.original_encoding, r.original_size))
-    await conn.executemany(
+    await uow.conn.executemany(
         f"INSERT INTO {SCHEMA}.rejects (event_id, source_topic, source, reasons, original, original_encoding, original_size)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         rows,
     )
-    return []

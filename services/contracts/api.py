@@ -57,10 +57,10 @@ def build_router(pooled: Pooled) -> APIRouter:
 
     @router.post("", status_code=201)
     async def create(body: ContractIn, who: Editor) -> ContractState:
-        async with pooled.pool.acquire() as conn, conn.transaction():
+        async with pooled.units() as uow:
             try:
                 state = await repository.save_version(
-                    conn,
+                    uow,
                     contract_id=body.contract_id,
                     name=body.name,
                     payer=body.payer,
@@ -72,15 +72,15 @@ def build_router(pooled: Pooled) -> APIRouter:
                 )
             except repository.VersionConflict as exc:
                 raise HTTPException(409, detail=[{"loc": ["body", "contract_id"], "msg": str(exc)}]) from exc
-        pooled.wake_relay()
         return state
 
     @router.put("/{contract_id}")
     async def update(contract_id: str, body: ContractUpdate, who: Editor) -> ContractState:
-        async with pooled.pool.acquire() as conn, conn.transaction():
+        async with pooled.units() as uow:
+            conn = uow.conn
             prev = await _existing(conn, contract_id)
             state = await repository.save_version(
-                conn,
+                uow,
                 contract_id=contract_id,
                 name=body.name or prev.name,
                 payer=body.payer or prev.payer,
@@ -89,7 +89,6 @@ def build_router(pooled: Pooled) -> APIRouter:
                 actor=who.actor,
                 action="update",
             )
-        pooled.wake_relay()
         return state
 
     @router.put("/{contract_id}/roster")
@@ -104,10 +103,11 @@ def build_router(pooled: Pooled) -> APIRouter:
             raise HTTPException(422, detail=exc.errors(include_url=False, include_context=False)) from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPException(422, detail=[{"loc": ["body", "roster"], "msg": str(exc)}]) from exc
-        async with pooled.pool.acquire() as conn, conn.transaction():
+        async with pooled.units() as uow:
+            conn = uow.conn
             prev = await _existing(conn, contract_id)
             state = await repository.save_version(
-                conn,
+                uow,
                 contract_id=contract_id,
                 name=prev.name,
                 payer=prev.payer,
@@ -116,17 +116,16 @@ def build_router(pooled: Pooled) -> APIRouter:
                 actor=who.actor,
                 action="roster",
             )
-        pooled.wake_relay()
         return state
 
     @router.post("/{contract_id}/quality", status_code=201)
     async def post_quality(contract_id: str, body: QualityIn, who: Editor) -> QualityResult:
-        async with pooled.pool.acquire() as conn, conn.transaction():
+        async with pooled.units() as uow:
+            conn = uow.conn
             await _existing(conn, contract_id)
             result = await repository.record_quality(
-                conn, contract_id, body.performance_year, body.quality_score, body.quality_standard, who.actor
+                uow, contract_id, body.performance_year, body.quality_score, body.quality_standard, who.actor
             )
-        pooled.wake_relay()
         return result
 
     @router.get("")

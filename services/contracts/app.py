@@ -24,8 +24,11 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     if bootstrap:
 
         async def register(conn: Conn) -> None:
-            if await register_bootstrap(conn, bootstrap):
-                await publish_key(conn, bootstrap_key_id(bootstrap), "bootstrap", "admin", key_hash(bootstrap), revoked=False)
+            async with conn.transaction():
+                if await register_bootstrap(conn, bootstrap):
+                    uow = runtime.units.on(conn)
+                    publish_key(uow, bootstrap_key_id(bootstrap), "bootstrap", "admin", key_hash(bootstrap), revoked=False)
+                    await uow.flush()
 
         runtime.on_start.append(register)
     runtime.confirm_sends(ATTRIBUTION_HOP)

@@ -9,21 +9,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.contracts.auth import SCHEMA
 from shared.auth import Principal, Role, key_hash, new_key, requires
-from shared.db import Conn
 from shared.envelope import new_envelope
 from shared.events import API_KEY_CHANGED, ApiKeyChanged
-from shared.outbox import enqueue
 from shared.runtime_types import Pooled
 from shared.text import Text
 from shared.topics import KEYS
+from shared.unit_of_work import UnitOfWork
 
 Admin = Annotated[Principal, Depends(requires("admin"))]
 
 
-async def publish_key(conn: Conn, key_id: str, name: str, role: Role, hashed: str, *, revoked: bool) -> None:
-    """Tell every service about a key change (in the caller's transaction, through the outbox)."""
+def publish_key(uow: UnitOfWork, key_id: str, name: str, role: Role, hashed: str, *, revoked: bool) -> None:
+    """Tell every service about a key change (in the unit of work's transaction)."""
     payload = ApiKeyChanged(key_id=key_id, name=name, role=role, key_hash=hashed, revoked=revoked)
-    await enqueue(conn, SCHEMA, [(KEYS, key_id, new_envelope(API_KEY_CHANGED, payload, "contracts"))])
+    uow.publish(KEYS, key_id, new_envelope(API_KEY_CHANGED, payload, "contracts"))
 
 
 class KeyIn(BaseModel):
@@ -38,8 +37,8 @@ def build_keys_router(pooled: Pooled) -> APIRouter:
     @router.post("", status_code=201)
     async def create_key(body: KeyIn, who: Admin) -> dict[str, str]:
         key_id, key = new_key()
-        async with pooled.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+        async with pooled.units() as uow:
+            await uow.conn.execute(
                 f"INSERT INTO {SCHEMA}.api_keys (key_id, name, role, key_hash, created_by) VALUES ($1, $2, $3, $4, $5)",
                 key_id,
                 body.name,
@@ -47,8 +46,7 @@ def build_keys_router(pooled: Pooled) -> APIRouter:
                 key_hash(key),
                 who.actor,
             )
-            await publish_key(conn, key_id, body.name, body.role, key_hash(key), revoked=False)
-        pooled.wake_relay()
+            publish_key(uow, key_id, body.name, body.role, key_hash(key), revoked=False)
         return {"key_id": key_id, "name": body.name, "role": body.role, "key": key}
 
     @router.get("")
@@ -62,16 +60,15 @@ def build_keys_router(pooled: Pooled) -> APIRouter:
 
     @router.delete("/{key_id}")
     async def revoke_key(key_id: str, who: Admin) -> dict[str, str]:
-        async with pooled.pool.acquire() as conn, conn.transaction():
-            done = await conn.fetchrow(
+        async with pooled.units() as uow:
+            done = await uow.conn.fetchrow(
                 f"UPDATE {SCHEMA}.api_keys SET revoked_at = now(), revoked_by = $2 WHERE key_id = $1 AND revoked_at IS NULL"
                 " RETURNING key_id, name, role, key_hash",
                 key_id,
                 who.actor,
             )
             if done is not None:
-                await publish_key(conn, key_id, done["name"], done["role"], done["key_hash"], revoked=True)
-        pooled.wake_relay()
+                publish_key(uow, key_id, done["name"], done["role"], done["key_hash"], revoked=True)
         if done is None:
             raise HTTPException(404, detail=[{"loc": ["path", "key_id"], "msg": "no such active key"}])
         return {"key_id": key_id, "revoked_by": who.actor}

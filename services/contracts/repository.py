@@ -9,7 +9,6 @@ from typing import Any
 import asyncpg
 
 from services.contracts.domain.roster import RosterMember, attribution_changes, periods_of, summarize, unpriced
-from shared.confirmations import ATTRIBUTION_HOP
 from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
 from shared.events import (
@@ -20,9 +19,9 @@ from shared.events import (
     ContractState,
     QualityResult,
 )
-from shared.outbox import enqueue
 from shared.terms import ContractTerms, QualityStandard
 from shared.topics import ATTRIBUTION, CONTRACTS, QUALITY, TopicSpec
+from shared.unit_of_work import UnitOfWork
 
 SCHEMA = "contracts"
 PRODUCER = "contracts"
@@ -93,7 +92,7 @@ def _same(a: list[RosterMember], b: list[RosterMember]) -> bool:
 
 
 async def save_version(
-    conn: Conn,
+    uow: UnitOfWork,
     *,
     contract_id: str,
     name: str,
@@ -104,6 +103,7 @@ async def save_version(
     action: str,
     expect_new: bool = False,
 ) -> ContractState:
+    conn = uow.conn
     prev = await latest(conn, contract_id, lock=True)
     if expect_new and prev is not None:
         raise VersionConflict(f"contract_id: {contract_id!r} already exists (version {prev.version})")
@@ -184,14 +184,14 @@ async def save_version(
         )
         for member_id, periods in moved.items()
     ]
-    await enqueue(conn, SCHEMA, events)
-    await ATTRIBUTION_HOP.keep(conn, SCHEMA, events)
+    uow.publish_all(events)
     return state
 
 
 async def record_quality(
-    conn: Conn, contract_id: str, year: int, score: Any, standard: QualityStandard, actor: str
+    uow: UnitOfWork, contract_id: str, year: int, score: Any, standard: QualityStandard, actor: str
 ) -> QualityResult:
+    conn = uow.conn
     version = await conn.fetchval(
         f"SELECT coalesce(max(version), 0) + 1 FROM {SCHEMA}.quality_results WHERE contract_id = $1 AND performance_year = $2",
         contract_id,
@@ -221,15 +221,15 @@ async def record_quality(
         "quality",
         result.model_dump(mode="json"),
     )
-    await enqueue(conn, SCHEMA, [(QUALITY, contract_id, new_envelope(QUALITY_RECORDED, result, PRODUCER))])
+    uow.publish(QUALITY, contract_id, new_envelope(QUALITY_RECORDED, result, PRODUCER))
     return result
 
 
-async def republish(conn: Conn) -> int:
-    """Queue every contract's current state and every latest quality result again (consumers keep the newest
+async def republish(uow: UnitOfWork) -> int:
+    """Publish every contract's current state and every latest quality result again (consumers keep the newest
     version they have, so a repeat changes nothing and a lost one is restored)."""
-    states = await list_latest(conn)
-    rows = await conn.fetch(
+    states = await list_latest(uow.conn)
+    rows = await uow.conn.fetch(
         f"SELECT DISTINCT ON (contract_id, performance_year) contract_id, performance_year, version, quality_score,"
         f" quality_standard FROM {SCHEMA}.quality_results ORDER BY contract_id, performance_year, version DESC"
     )
@@ -237,5 +237,5 @@ async def republish(conn: Conn) -> int:
         (CONTRACTS, s.contract_id, new_envelope(CONTRACT_CHANGED, s, PRODUCER)) for s in states
     ]
     events += [(QUALITY, r["contract_id"], new_envelope(QUALITY_RECORDED, QualityResult(**dict(r)), PRODUCER)) for r in rows]
-    await enqueue(conn, SCHEMA, events)
+    uow.publish_all(events)
     return len(events)

@@ -3,12 +3,10 @@ notifications.v1, webhook delivery with retries and a dead-letter state."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import asyncpg
 import httpx
 import yaml
 from fastapi import Depends, FastAPI, HTTPException
@@ -17,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.notifications.domain.rules import RuleSet, RuleSpec, default_rules
 from services.notifications.handlers import (
     SCHEMA,
-    Outgoing,
     check_quiet_contracts,
     count_claims,
     deliver_due,
@@ -27,19 +24,19 @@ from services.notifications.handlers import (
 )
 from shared.auth import Principal, requires
 from shared.broker import batch_options
-from shared.consumer import Parsed
-from shared.db import Conn
+from shared.consumer import Parsed, Subscription
 from shared.events import POSITION_UPDATED, SettlementPosition
 from shared.logging import get_logger
-from shared.outbox import enqueue
 from shared.service import ServiceRuntime, serve
 from shared.settings import Settings
 from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, SETTLEMENT
+from shared.unit_of_work import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 Viewer = Annotated[Principal, Depends(requires("viewer"))]
 Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "notifications"
+DELIVERY_BATCH = 20
 log = get_logger(__name__)
 
 
@@ -60,30 +57,27 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     settings = runtime.settings
     ruleset = load_rules(settings)
     webhook = settings.webhook_url
-    wake = asyncio.Event()
 
-    async def apply(conn: Conn, batch: list[Parsed[SettlementPosition]]) -> Any:
-        out = await evaluate(conn, batch, ruleset, webhook)
-        wake.set()
-        return out
+    client = httpx.AsyncClient(timeout=settings.webhook_timeout_s)
+
+    async def deliver() -> int:
+        return await deliver_due(runtime.units, client, settings)
+
+    deliveries_loop = runtime.loop("deliveries", deliver, DELIVERY_BATCH, idle_s=0.5)
+
+    async def apply(uow: UnitOfWork, batch: list[Parsed[SettlementPosition]]) -> None:
+        uow.publish_all(await evaluate(uow.conn, batch, ruleset, webhook))
 
     # Positions carry a per-contract sequence, and evaluate ignores one not newer than what it has seen: that
     # is the dedupe, so each event id is not recorded as well.
-    positions = runtime.consumer(POSITION_UPDATED, SETTLEMENT, apply, dedupe_by_id=False)
-
-    @runtime.broker.subscriber(SETTLEMENT.name, **batch_options(settings, SETTLEMENT, GROUP))
-    async def on_position(records: list[Any]) -> None:
-        await positions.handle(records)
+    runtime.subscribe(Subscription(POSITION_UPDATED, SETTLEMENT, apply, dedupe_by_id=False, wakes=deliveries_loop))
 
     async def counted(submitted: int, rejected: int) -> None:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            out: Outgoing = await count_claims(conn, submitted, rejected, ruleset, webhook)
-            await enqueue(conn, SCHEMA, out)
-        if out:
-            runtime.wake_relay()
-            wake.set()
+        async with runtime.units() as uow:
+            uow.publish_all(await count_claims(uow.conn, submitted, rejected, ruleset, webhook))
+        deliveries_loop.wake()
 
-    # Counted for a 24-hour rate: no need to follow the claims firehose closely.
+    # Counted for a 24-hour rate, not applied: plain subscribers (their offsets still commit after the count).
     @runtime.broker.subscriber(
         CLAIMS_SUBMITTED.name, **batch_options(settings, CLAIMS_SUBMITTED, GROUP + ".submitted", hot=False)
     )
@@ -94,35 +88,12 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     async def on_rejected(records: list[Any]) -> None:
         await counted(0, len(records))
 
-    async def delivery_loop() -> None:
-        async with httpx.AsyncClient(timeout=settings.webhook_timeout_s) as client:
-            while True:
-                try:
-                    if await deliver_due(runtime.pool, client, settings):
-                        runtime.wake_relay()
-                        continue
-                except (OSError, asyncpg.PostgresError) as exc:
-                    log.warning("delivery_loop_retry", error=type(exc).__name__)
-                wake.clear()
-                try:
-                    await asyncio.wait_for(wake.wait(), 0.5)
-                except TimeoutError:
-                    pass
+    async def quiet_contracts(uow: UnitOfWork) -> int:
+        uow.publish_all(await check_quiet_contracts(uow.conn, ruleset, webhook))
+        deliveries_loop.wake()
+        return 0
 
-    async def clock_loop() -> None:
-        while True:
-            try:
-                async with runtime.pool.acquire() as conn, conn.transaction():
-                    out = await check_quiet_contracts(conn, ruleset, webhook)
-                    await enqueue(conn, SCHEMA, out)
-                if out:
-                    runtime.wake_relay()
-                    wake.set()
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("clock_loop_retry", error=type(exc).__name__)
-            await asyncio.sleep(settings.alert_check_interval_s)
-
-    runtime.background += [delivery_loop, clock_loop]
+    runtime.work_loop("clock", quiet_contracts, 1, idle_s=settings.alert_check_interval_s)
     app = runtime.app("acoflow notifications")
     runtime.secure(app)
 
@@ -139,7 +110,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     async def retry(_: Editor, body: RetryBody | None = None) -> dict[str, int]:
         async with runtime.pool.acquire() as conn:
             count = await retry_failed(conn, None if body is None else body.ids)
-        wake.set()
+        deliveries_loop.wake()
         return {"retried": count}
 
     @app.get("/rules/{contract_id}", tags=["notifications"])

@@ -24,9 +24,9 @@ from shared.envelope import Envelope, new_envelope
 from shared.events import NOTIFICATION, NotificationEvent, SettlementPosition
 from shared.logging import get_logger
 from shared.metrics import REGISTRY
-from shared.outbox import enqueue
 from shared.settings import Settings
 from shared.topics import NOTIFICATIONS, TopicSpec
+from shared.unit_of_work import UnitOfWork, UnitsOfWork
 
 SCHEMA = "notifications"
 PRODUCER = "notifications"
@@ -203,12 +203,12 @@ def backoff(attempt: int, settings: Settings) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
-async def deliver_due(pool: asyncpg.Pool, client: httpx.AsyncClient, settings: Settings, limit: int = 20) -> int:
+async def deliver_due(units: UnitsOfWork, client: httpx.AsyncClient, settings: Settings, limit: int = 20) -> int:
     """Attempt the deliveries that are due: lease them in one short transaction, post outside any transaction,
     record each outcome in a transaction of its own. Returns how many reached an end (delivered or failed)."""
     lease = timedelta(seconds=settings.webhook_lease_s)
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
+    async with units() as uow:
+        rows = await uow.conn.fetch(
             f"UPDATE {SCHEMA}.deliveries SET leased_until = now() + $2::interval WHERE id IN"
             f" (SELECT id FROM {SCHEMA}.deliveries d WHERE status = 'pending' AND next_attempt_at <= now()"
             " AND (leased_until IS NULL OR leased_until < now())"
@@ -222,8 +222,8 @@ async def deliver_due(pool: asyncpg.Pool, client: httpx.AsyncClient, settings: S
     done = 0
     for row in rows:
         error = await _post(client, settings, row)
-        async with pool.acquire() as conn, conn.transaction():
-            done += await _record_outcome(conn, settings, row, error)
+        async with units() as uow:
+            done += await _record_outcome(uow, settings, row, error)
     return done
 
 
@@ -242,8 +242,9 @@ async def _post(client: httpx.AsyncClient, settings: Settings, row: asyncpg.Reco
     return f"HTTP {response.status_code}" if response.status_code >= 300 else None
 
 
-async def _record_outcome(conn: Conn, settings: Settings, row: asyncpg.Record, error: str | None) -> int:
+async def _record_outcome(uow: UnitOfWork, settings: Settings, row: asyncpg.Record, error: str | None) -> int:
     """Store one attempt's outcome, if this process still holds the lease; 1 when the delivery ended."""
+    conn = uow.conn
     attempts = row["attempts"] + 1
     detail = {"delivery_id": str(row["id"]), "attempts": attempts, "alert_kind": row["kind"]}
     lease = row["leased_until"]
@@ -279,7 +280,7 @@ async def _record_outcome(conn: Conn, settings: Settings, row: asyncpg.Record, e
         return 0
     if status.endswith(" 0"):
         return 0  # the lease ran out and another attempt owns the delivery now
-    await enqueue(conn, SCHEMA, [(NOTIFICATIONS, row["contract_id"], event)])
+    uow.publish(NOTIFICATIONS, row["contract_id"], event)
     return 1
 
 

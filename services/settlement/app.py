@@ -10,12 +10,9 @@ from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.settlement import repository
-from services.settlement.repository import Outgoing
 from shared.auth import Principal, requires
-from shared.broker import batch_options
 from shared.confirmations import SPEND_HOP
-from shared.consumer import Parsed
-from shared.db import Conn
+from shared.consumer import Parsed, Subscription
 from shared.events import (
     CONTRACT_CHANGED,
     QUALITY_RECORDED,
@@ -29,6 +26,7 @@ from shared.events import (
 from shared.service import ServiceRuntime, serve
 from shared.terms import ContractTerms
 from shared.topics import CONTRACTS, QUALITY, SPEND, SPEND_BATCHES
+from shared.unit_of_work import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 Viewer = Annotated[Principal, Depends(requires("viewer"))]
@@ -36,37 +34,33 @@ Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "settlement"
 
 
-async def apply_spend(conn: Conn, batch: list[Parsed[SpendDelta]]) -> Outgoing:
-    await repository.apply_spend(conn, [p.envelope.payload for p in batch])
-    return []
+async def apply_spend(uow: UnitOfWork, batch: list[Parsed[SpendDelta]]) -> None:
+    await repository.apply_spend(uow.conn, [p.envelope.payload for p in batch])
 
 
-async def apply_spend_batches(conn: Conn, batch: list[Parsed[SpendBatch]]) -> Outgoing:
-    deltas = [d for p in batch for d in p.envelope.payload.deltas]
-    await repository.apply_spend(conn, deltas)
-    return []
+async def apply_spend_batches(uow: UnitOfWork, batch: list[Parsed[SpendBatch]]) -> None:
+    await repository.apply_spend(uow.conn, [d for p in batch for d in p.envelope.payload.deltas])
 
 
-async def apply_contracts(conn: Conn, batch: list[Parsed[ContractState]]) -> Outgoing:
-    touched = {p.envelope.payload.contract_id for p in batch if await repository.store_contract(conn, p.envelope.payload)}
-    await repository.mark_pending(conn, touched)
-    return []
+async def apply_contracts(uow: UnitOfWork, batch: list[Parsed[ContractState]]) -> None:
+    stored = [p.envelope.payload.contract_id for p in batch if await repository.store_contract(uow.conn, p.envelope.payload)]
+    await repository.mark_pending(uow.conn, set(stored))
 
 
-async def apply_quality(conn: Conn, batch: list[Parsed[QualityResult]]) -> Outgoing:
-    touched = {p.envelope.payload.contract_id for p in batch if await repository.store_quality(conn, p.envelope.payload)}
-    await repository.mark_pending(conn, touched)
-    return []
+async def apply_quality(uow: UnitOfWork, batch: list[Parsed[QualityResult]]) -> None:
+    stored = [p.envelope.payload.contract_id for p in batch if await repository.store_quality(uow.conn, p.envelope.payload)]
+    await repository.mark_pending(uow.conn, set(stored))
 
 
 def build(runtime: ServiceRuntime) -> FastAPI:
     limit = runtime.settings.settlement_recompute_max_contracts
     runtime.db_session.update(repository.DB_SESSION)
 
-    async def publish_positions(conn: Conn) -> int:
+    async def publish_positions(uow: UnitOfWork) -> int:
         # Positions are recomputed apart from the consumers: when batches arrive faster than positions can be
         # computed, the contracts they touched wait here once each, however many batches touched them.
-        taken, _ = await repository.publish_pending(conn, limit)
+        taken, events = await repository.publish_pending(uow.conn, limit)
+        uow.wrote_outbox(len(events))
         return taken
 
     # Under a backlog (a file loading), a contract's position is recomputed about half as often: 200,000 lines
@@ -75,32 +69,15 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     positions = runtime.work_loop(
         "positions", publish_positions, limit, queue=f"{repository.SCHEMA}.pending_positions", backlog_rest=1.0
     )
-    spend = runtime.consumer(SPEND_APPLIED, SPEND, apply_spend, wakes=positions)
-    spend_batches = runtime.consumer(
-        SPEND_BATCH, SPEND_BATCHES, apply_spend_batches, wakes=positions, receipt=SPEND_HOP.receipt(repository.PRODUCER)
-    )
-    contracts = runtime.consumer(CONTRACT_CHANGED, CONTRACTS, apply_contracts, wakes=positions)
-    quality = runtime.consumer(QUALITY_RECORDED, QUALITY, apply_quality, wakes=positions)
-
+    receipt = SPEND_HOP.receipt(repository.PRODUCER)
     batch = runtime.settings.settlement_batch_max_records
-
-    @runtime.broker.subscriber(SPEND.name, **batch_options(runtime.settings, SPEND, GROUP, batch))
-    async def on_spend(records: list[Any]) -> None:
-        await spend.handle(records)
-
+    runtime.subscribe(Subscription(SPEND_APPLIED, SPEND, apply_spend, max_records=batch, wakes=positions))
     # Each message carries up to MAX_SPEND_BATCH deltas: a few dozen make a large transaction already.
-    @runtime.broker.subscriber(SPEND_BATCHES.name, **batch_options(runtime.settings, SPEND_BATCHES, GROUP + ".batches", 50))
-    async def on_spend_batches(records: list[Any]) -> None:
-        await spend_batches.handle(records)
-
-    @runtime.broker.subscriber(CONTRACTS.name, **batch_options(runtime.settings, CONTRACTS, GROUP + ".contracts"))
-    async def on_contracts(records: list[Any]) -> None:
-        await contracts.handle(records)
-
-    @runtime.broker.subscriber(QUALITY.name, **batch_options(runtime.settings, QUALITY, GROUP + ".quality"))
-    async def on_quality(records: list[Any]) -> None:
-        await quality.handle(records)
-
+    runtime.subscribe(
+        Subscription(SPEND_BATCH, SPEND_BATCHES, apply_spend_batches, "batches", 50, receipt=receipt, wakes=positions)
+    )
+    runtime.subscribe(Subscription(CONTRACT_CHANGED, CONTRACTS, apply_contracts, "contracts", wakes=positions))
+    runtime.subscribe(Subscription(QUALITY_RECORDED, QUALITY, apply_quality, "quality", wakes=positions))
     runtime.republishing(repository.republish)
     app = runtime.app("acoflow settlement")
     runtime.secure(app)

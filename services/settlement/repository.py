@@ -16,9 +16,10 @@ from shared.envelope import Envelope, new_envelope
 from shared.events import POSITION_UPDATED, ContractState, QualityResult, SettlementPosition, SpendDelta
 from shared.logging import get_logger
 from shared.money import ZERO
-from shared.outbox import enqueue, outbox_insert
+from shared.outbox import outbox_insert
 from shared.terms import ContractTerms, QualityStandard
 from shared.topics import SETTLEMENT, TopicSpec
+from shared.unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
 SCHEMA = "settlement"
@@ -468,12 +469,10 @@ async def positions(conn: Conn, contract_id: str | None = None) -> list[dict[str
     return [r["position"] for r in rows]
 
 
-async def republish(conn: Conn) -> int:
-    """Queue every contract's current position again (notifications keeps the newest sequence it has seen)."""
-    rows = await conn.fetch(f"SELECT contract_id, position FROM {SCHEMA}.positions")
-    events = [
-        (SETTLEMENT, r["contract_id"], new_envelope(POSITION_UPDATED, SettlementPosition.model_validate(r["position"]), PRODUCER))
-        for r in rows
-    ]
-    await enqueue(conn, SCHEMA, events)
-    return len(events)
+async def republish(uow: UnitOfWork) -> int:
+    """Publish every contract's current position again (notifications keeps the newest sequence it has seen)."""
+    rows = await uow.conn.fetch(f"SELECT contract_id, position FROM {SCHEMA}.positions")
+    for r in rows:
+        position = SettlementPosition.model_validate(r["position"])
+        uow.publish(SETTLEMENT, r["contract_id"], new_envelope(POSITION_UPDATED, position, PRODUCER))
+    return len(rows)

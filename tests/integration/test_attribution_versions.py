@@ -26,6 +26,7 @@ from shared.db import apply_migrations, create_pool
 from shared.envelope import Envelope, new_envelope
 from shared.events import ATTRIBUTION_CHANGED, CLAIM_SUBMITTED, SPEND_BATCH, Attribution, ClaimLine, ContractState
 from shared.terms import ClaimType, ContractTerms
+from tests.units import published
 
 pytestmark = pytest.mark.integration
 
@@ -143,7 +144,7 @@ async def run(dsn: str, history: list[Version], claim_rows: list[tuple[str, str,
         async with pool.acquire() as conn:
             await apply_migrations(conn, SCHEMA, Path(MIGRATIONS))
             async with conn.transaction():
-                outgoing = await apply_claims(conn, lines[:cut])
+                outgoing = await published(conn, apply_claims, lines[:cut])
             prev: ContractState | None = None
             before: dict[str, Any] = {}
             for number, v in enumerate(history, start=1):
@@ -165,7 +166,7 @@ async def run(dsn: str, history: list[Version], claim_rows: list[tuple[str, str,
                 ]
                 if events:
                     async with conn.transaction():
-                        outgoing += await apply_attribution(conn, events)
+                        outgoing += await published(conn, apply_attribution, events)
                 prev = ContractState(
                     contract_id=contract_id,
                     version=number,
@@ -178,7 +179,7 @@ async def run(dsn: str, history: list[Version], claim_rows: list[tuple[str, str,
                 )
                 before = after
             async with conn.transaction():
-                outgoing += await apply_claims(conn, lines[cut:])
+                outgoing += await published(conn, apply_claims, lines[cut:])
     finally:
         await pool.close()
     assert spend_of(outgoing, contract_id) == expected(history[-1], token, lines)

@@ -18,6 +18,7 @@ from shared.consumer import Parsed
 from shared.db import apply_migrations, create_pool
 from shared.envelope import new_envelope, parse_event
 from shared.events import CLAIM_SUBMITTED, SPEND_BATCH, ClaimLine, SpendDelta
+from tests.units import published
 
 pytestmark = pytest.mark.integration
 
@@ -59,9 +60,9 @@ async def test_spend_follows_periods_renames_and_final_action(database: str) -> 
                 parsed(8, "NOBODY", "2025-05-02", "5.00"),
             ]
             async with conn.transaction():
-                outgoing = await apply_claims(conn, batch)
+                outgoing = await published(conn, apply_claims, batch)
             async with conn.transaction():
-                again = await apply_claims(conn, batch)  # redelivered: every line is already stored
+                again = await published(conn, apply_claims, batch)  # redelivered: every line is already stored
             emitted = await conn.fetch(f"SELECT line_key, contract_id, member_id FROM {SCHEMA}.emitted ORDER BY line_key")
     finally:
         await pool.close()

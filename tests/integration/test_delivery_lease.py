@@ -22,6 +22,7 @@ from services.notifications.app import MIGRATIONS
 from services.notifications.handlers import SCHEMA, deliver_due
 from shared.db import apply_migrations, create_pool
 from shared.settings import Settings
+from shared.unit_of_work import UnitsOfWork
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +85,7 @@ async def test_delivery_posts_with_nothing_locked_and_an_expired_lease_is_retrie
                 )
         settings = Settings(database_url=database)
         async with httpx.AsyncClient(timeout=5) as client:
-            assert await deliver_due(pool, client, settings) == 2
+            assert await deliver_due(UnitsOfWork(lambda: pool, SCHEMA), client, settings) == 2
         rows = await pool.fetch(f"SELECT status, attempts, leased_until FROM {SCHEMA}.deliveries ORDER BY alert_id")
         events = await pool.fetchval(f"SELECT count(*) FROM {SCHEMA}.outbox")
     finally:

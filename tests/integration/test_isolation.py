@@ -13,10 +13,11 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from shared.consumer import MAX_APPLY_ATTEMPTS, BatchConsumer, Parsed, is_transient
-from shared.db import Conn, apply_migrations, create_pool
+from shared.db import apply_migrations, create_pool
 from shared.envelope import new_envelope
 from shared.events import MEMBER_ID_CHANGED, MemberIdChanged
 from shared.topics import DEADLETTER, MEMBERS
+from shared.unit_of_work import UnitOfWork, UnitsOfWork
 
 pytestmark = pytest.mark.integration
 SCHEMA = "isolation"
@@ -36,7 +37,8 @@ async def test_a_poison_record_is_quarantined_and_the_rest_applied_once(database
             await apply_migrations(conn, SCHEMA, tmp_path)
             await conn.execute(f"CREATE TABLE {SCHEMA}.applied (current_id text PRIMARY KEY)")
 
-        async def apply(conn: Conn, batch: list[Parsed[MemberIdChanged]]) -> list[Any]:
+        async def apply(uow: UnitOfWork, batch: list[Parsed[MemberIdChanged]]) -> None:
+            conn = uow.conn
             for p in batch:
                 current = p.envelope.payload.current_id
                 calls[current] = calls.get(current, 0) + 1
@@ -45,10 +47,14 @@ async def test_a_poison_record_is_quarantined_and_the_rest_applied_once(database
                 if current == "UNSTORABLE":  # a value PostgreSQL refuses: the data's fault, not the database's
                     await conn.execute("SELECT 1 / 0")
                 await conn.execute(f"INSERT INTO {SCHEMA}.applied VALUES ($1)", current)
-            return []
 
         consumer = BatchConsumer(
-            service="test", schema=SCHEMA, spec=MEMBER_ID_CHANGED, topic=MEMBERS, pool=lambda: pool, apply=apply
+            service="test",
+            schema=SCHEMA,
+            spec=MEMBER_ID_CHANGED,
+            topic=MEMBERS,
+            units=UnitsOfWork(lambda: pool, SCHEMA),
+            apply=apply,
         )
         batch = [record(1, "A"), record(2, "POISON"), record(3, "B"), record(4, "UNSTORABLE"), record(5, "C")]
         await consumer.handle(batch)

@@ -15,6 +15,8 @@ from shared.db import apply_migrations, create_pool
 from shared.envelope import parse_event
 from shared.events import CLAIM_REJECTED, CLAIM_SUBMITTED
 from shared.topics import CLAIMS_SUBMITTED
+from shared.unit_of_work import UnitsOfWork
+from tests.units import published
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +47,7 @@ async def test_a_redelivered_batch_keeps_each_reject_once(database: str) -> None
             schema=SCHEMA,
             spec=CLAIM_SUBMITTED,
             topic=CLAIMS_SUBMITTED,
-            pool=lambda: pool,
+            units=UnitsOfWork(lambda: pool, SCHEMA),
             apply=apply_claims,
             reject=reject_claim,
         )
@@ -58,7 +60,7 @@ async def test_a_redelivered_batch_keeps_each_reject_once(database: str) -> None
             # Downstream, every copy lands in the rejects table once.
             parsed = [Parsed(record(0, bytes(r["value"])), parse_event(CLAIM_REJECTED, bytes(r["value"]))) for r in rows]
             async with conn.transaction():
-                await store_rejects(conn, parsed)
+                await published(conn, store_rejects, parsed)
             assert await conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.rejects") == 2
         # A different record that happens to sit at a reused offset (a broker that lost its storage) is its own reject.
         await consumer.handle([record(7, b"{also not json")])
