@@ -211,6 +211,20 @@ class Stack:
             path.write_text(new_key()[1])
         return path.read_text().strip()
 
+    @property
+    def event_keys(self) -> str:
+        """The keys that sign internal events: from settings, else made once and kept in state_dir (mode 0600)."""
+        configured = self.settings.event_keys.get_secret_value()
+        if configured:
+            return configured
+        path = self.state_dir / "event_keys"
+        if not path.exists():
+            import secrets
+
+            path.touch(mode=0o600)
+            path.write_text(f"k1:{secrets.token_urlsafe(48)}")
+        return path.read_text().strip()
+
     def start_services(self) -> None:
         for name in SERVICES:
             configured = self.settings.port_of(name)
@@ -221,7 +235,13 @@ class Stack:
     def spawn(self, name: str, port: int) -> subprocess.Popen[bytes]:
         """One process of a service on a port (a second one on another port joins the same consumer groups)."""
         # Every service accepts the install's admin key from the start; later keys reach them over keys.v1.
-        env = {**self.service_env(), f"ACOFLOW_{name.upper()}_PORT": str(port), "ACOFLOW_BOOTSTRAP_API_KEY": self.api_key}
+        env = {
+            **self.service_env(),
+            f"ACOFLOW_{name.upper()}_PORT": str(port),
+            "ACOFLOW_BOOTSTRAP_API_KEY": self.api_key,
+            "ACOFLOW_EVENT_KEYS": self.event_keys,
+            "ACOFLOW_EVENT_KEY_ID": self.settings.event_key_id,
+        }
         log = (self.state_dir / f"{name}.log").open("ab")
         return subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -103,8 +103,16 @@ def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
     )
 
 
-async def publish_all(producer: AIOKafkaProducer, items: Sequence[tuple[str, str, bytes]]) -> None:
-    """Send (topic, key, value) items and wait until the broker acknowledged every one."""
-    futures = [await producer.send(topic, value=value, key=key.encode()) for topic, key, value in items]
+async def publish_all(
+    producer: AIOKafkaProducer,
+    items: Sequence[tuple[str, str, bytes]],
+    sign: Callable[[bytes], list[tuple[str, bytes]]] | None = None,
+) -> None:
+    """Send (topic, key, value) items and wait until the broker acknowledged every one; `sign` gives each one's
+    signature headers (internal events)."""
+    futures = [
+        await producer.send(topic, value=value, key=key.encode(), headers=sign(value) if sign else None)
+        for topic, key, value in items
+    ]
     if futures:
         await asyncio.gather(*futures)

@@ -22,6 +22,7 @@ from shared.events import DEAD_LETTER, DeadLetter, RejectReason
 from shared.logging import bind_message_context, clear_message_context, get_logger
 from shared.loops import WorkLoop
 from shared.metrics import EVENTS_DUPLICATE, EVENTS_PROCESSED, EVENTS_REJECTED
+from shared.signing import EventKeys
 from shared.topics import DEADLETTER, TopicSpec
 from shared.unit_of_work import UnitOfWork, UnitsOfWork
 
@@ -29,6 +30,8 @@ log = get_logger(__name__)
 P = TypeVar("P", bound=BaseModel)
 
 
+# A rejected message is kept whole up to this size; beyond, its head is kept (with its full size), so the
+# rejection itself still fits under the event size limit and lands where operators look.
 MAX_KEPT_ORIGINAL = 256 * 1024
 
 
@@ -116,6 +119,7 @@ class BatchConsumer(Generic[P]):
         reject: RejectBuilder | None = None,
         dedupe_by_id: bool = True,
         receipt: Callable[[list[Parsed[P]]], Outgoing] | None = None,
+        keys: EventKeys | None = None,
     ) -> None:
         self.service = service
         self.schema = schema
@@ -131,6 +135,8 @@ class BatchConsumer(Generic[P]):
         # Events that confirm what this consumer holds, for every record read (applied now or before), enqueued
         # in the same transaction: a producer waiting for them re-sends what was lost on the way.
         self._receipt = receipt
+        # Internal topics take only events signed by a service (shared/signing.py).
+        self._keys = keys if topic.internal else None
 
     def _dead_letter(self, record: ConsumerRecord[Any, Any], reasons: list[Reason]) -> tuple[TopicSpec, str, Envelope[Any]]:
         key, fields = refusal(record, reasons)
@@ -195,6 +201,14 @@ class BatchConsumer(Generic[P]):
         good: list[Parsed[P]] = []
         rejects: Outgoing = []
         for record in records:
+            forged = None if self._keys is None else self._keys.check(record.value, record.headers)
+            if forged is not None:
+                bind_message_context(record.topic, record.partition, record.offset)
+                log.warning("event_refused", reason=forged)
+                clear_message_context()
+                EVENTS_REJECTED.labels(self.service, self.topic.name, "signature").inc()
+                rejects.append(self._reject(record, [Reason("headers.acoflow-signature", "signature", forged)]))
+                continue
             try:
                 good.append(Parsed(record, parse_event(self.spec, record.value)))
             except EventRejected as exc:

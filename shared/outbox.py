@@ -16,6 +16,7 @@ from shared.envelope import Envelope
 from shared.loops import WorkLoop
 from shared.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
 from shared.settings import Settings
+from shared.signing import EventKeys
 from shared.topics import TopicSpec
 
 
@@ -54,7 +55,15 @@ class OutboxRelay(WorkLoop):
     Rows are locked (SKIP LOCKED) while in flight so scaled-out instances never send the same row at once;
     a crash between publish and delete re-sends the row, which consumers drop by event id."""
 
-    def __init__(self, pool: asyncpg.Pool, schema: str, producer: AIOKafkaProducer, service: str, settings: Settings):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        producer: AIOKafkaProducer,
+        service: str,
+        settings: Settings,
+        keys: EventKeys | None = None,
+    ):
         super().__init__(f"outbox-{schema}", self.relay_once, settings.outbox_batch, settings.outbox_idle_sleep_s)
         self._pool = pool
         self._schema = schema
@@ -62,6 +71,7 @@ class OutboxRelay(WorkLoop):
         self._service = service
         self._batch = settings.outbox_batch
         self._vacuum = QueueVacuum(lambda: pool, f"{schema}.outbox")
+        self._sign = None if keys is None else keys.sign
 
     async def relay_once(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -74,13 +84,9 @@ class OutboxRelay(WorkLoop):
             OUTBOX_PENDING.labels(self._service).set(0 if len(rows) < self._batch else len(rows))
             if not rows:
                 return 0
-            await publish_all(self._producer, [(r["topic"], r["key"], bytes(r["value"])) for r in rows])
+            await publish_all(self._producer, [(r["topic"], r["key"], bytes(r["value"])) for r in rows], self._sign)
             await conn.execute(f"DELETE FROM {self._schema}.outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
         for r in rows:
             OUTBOX_PUBLISHED.labels(self._service, r["topic"]).inc()
         await self._vacuum.deleted(len(rows))
         return len(rows)
-
-
-# A rejected message is kept whole up to this size; beyond, its head is kept (with its full size), so the
-# rejection itself still fits under the event size limit and lands where operators look.

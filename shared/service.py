@@ -29,6 +29,7 @@ from shared.loops import WorkLoop
 from shared.metrics import REGISTRY
 from shared.outbox import OutboxRelay
 from shared.settings import Settings, get_settings
+from shared.signing import EventKeys
 from shared.topics import KEYS
 from shared.unit_of_work import UnitOfWork, UnitsOfWork
 
@@ -57,6 +58,7 @@ class ServiceRuntime:
         self._hops: list[ConfirmedHop] = []
         # Every transaction that may publish runs as one of these: the relay is woken after a commit that did.
         self.units = UnitsOfWork(lambda: self.pool, self.schema, self.wake_relay)
+        self.event_keys = EventKeys.from_settings(self.settings)
         # PostgreSQL settings for this service's connections, set by the service before start.
         self.db_session: dict[str, str] = {}
 
@@ -86,6 +88,7 @@ class ServiceRuntime:
             reject=sub.reject,
             dedupe_by_id=sub.dedupe_by_id,
             receipt=sub.receipt,
+            keys=self.event_keys,
         )
         group = self.name if sub.group is None else f"{self.name}.{sub.group}"
         options = batch_options(self.settings, sub.topic, group, sub.max_records)
@@ -190,7 +193,7 @@ class ServiceRuntime:
         await ensure_topics(self.settings.kafka_bootstrap, partitions=self.settings.topic_partitions)
         self._producer = make_producer(self.settings.kafka_bootstrap, f"acoflow-{self.name}-outbox")
         await self._producer.start()
-        self.relay = OutboxRelay(self._pool, self.schema, self._producer, self.name, self.settings)
+        self.relay = OutboxRelay(self._pool, self.schema, self._producer, self.name, self.settings, self.event_keys)
         self.relay.start()
         for loop in self._loops:
             loop.start()
@@ -202,6 +205,8 @@ class ServiceRuntime:
         gc.collect()
         gc.freeze()
         log.info("service_started", migrations_applied=applied)
+        if self.event_keys is None:
+            log.warning("events_unsigned", detail="ACOFLOW_EVENT_KEYS is not set: internal events are neither signed nor checked")
 
     async def _keep_topics(self) -> None:
         """A broker that lost its storage (Tansu's memory engine after a restart) comes back without topics:

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # Contracts API: an admin key the service registers (hashed) at start, so a new install can create the
     # rest with `acoflow keys create`; and the key the CLI sends (else the one `acoflow up` wrote to state_dir).
     bootstrap_api_key: SecretStr = SecretStr("")
+    # Keys that sign internal events (`kid:secret,kid:secret`, shared/signing.py) and the id of the one that signs.
+    event_keys: SecretStr = SecretStr("")
+    event_key_id: str = ""
     api_key: SecretStr = SecretStr("")
 
     def port_of(self, service: str) -> int:

@@ -13,11 +13,14 @@ class TopicSpec:
     # On the path from a claim line to its position: consumers poll it with short fetch waits. Polling the
     # others as often would cost the broker CPU (Tansu spends about 1 ms on each fetch) and slow that path.
     hot: bool = False
+    # Written only by our services: consumers refuse an event without a valid signature (shared/signing.py).
+    # Payer input (claims, and what the file loaders publish) is the broker's to authenticate.
+    internal: bool = True
 
 
-CLAIMS_SUBMITTED = TopicSpec("claims.submitted.v1", 8, hot=True)
-CLAIMS_REJECTED = TopicSpec("claims.rejected.v1", 4)
-MEMBERS = TopicSpec("members.v1", 8)
+CLAIMS_SUBMITTED = TopicSpec("claims.submitted.v1", 8, hot=True, internal=False)
+CLAIMS_REJECTED = TopicSpec("claims.rejected.v1", 4, internal=False)  # claims_ingest's and the loaders'
+MEMBERS = TopicSpec("members.v1", 8, internal=False)  # CCLF9 id changes, from the loaders
 CONTRACTS = TopicSpec("contracts.v1", 4, compacted=True)
 ATTRIBUTION = TopicSpec("attribution.v1", 8)
 QUALITY = TopicSpec("quality.v1", 4)

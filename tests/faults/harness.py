@@ -95,7 +95,14 @@ def create_contract(stack: Stack, feed: Feed) -> None:
     assert r.status_code == 201, r.text
 
 
-def publish(bootstrap: str, items: list[tuple[str, str, bytes]], per_second: int | None = None) -> None:
+def publish(
+    bootstrap: str,
+    items: list[tuple[str, str, bytes]],
+    per_second: int | None = None,
+    sign: Callable[[bytes], list[tuple[str, bytes]]] | None = None,
+) -> None:
+    """Publish items; `sign` adds signature headers (what a service would send)."""
+
     async def run() -> None:
         producer = make_producer(bootstrap, "faults-feed")
         await producer.start()
@@ -103,7 +110,7 @@ def publish(bootstrap: str, items: list[tuple[str, str, bytes]], per_second: int
             step = 100
             started = time.monotonic()
             for i in range(0, len(items), step):
-                await publish_all(producer, items[i : i + step])
+                await publish_all(producer, items[i : i + step], sign)
                 if per_second:
                     wait = started + (i + step) / per_second - time.monotonic()
                     if wait > 0:

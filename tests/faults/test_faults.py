@@ -4,6 +4,7 @@ replays, scale-out and rebalance, dropped database connections, poison input, gr
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -20,6 +21,8 @@ import httpx
 import pytest
 
 from acoflow.stack import SERVICES, Stack, free_port
+from shared.settings import Settings
+from shared.signing import EventKeys
 from tests.faults.harness import (
     Feed,
     auth,
@@ -29,6 +32,7 @@ from tests.faults.harness import (
     publish_in_background,
     record,
     settled_after,
+    settled_total,
     start_stack,
     wait_for_total,
 )
@@ -251,6 +255,13 @@ def cli_json(stack: Stack, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
+def _event(event_type: str, payload: dict[str, object]) -> bytes:
+    return json.dumps(
+        {"event_id": str(uuid.uuid4()), "event_type": event_type, "schema_version": 1,
+         "occurred_at": "2025-06-01T00:00:00+00:00", "producer": "attacker", "payload": payload}
+    ).encode()  # fmt: skip
+
+
 async def _count_lines(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
@@ -297,12 +308,40 @@ def test_poison_and_hostile_input_is_rejected_and_the_partition_flows(stack: Sta
         },
     }  # fmt: skip
     items = feed.items[:200] + [("claims.submitted.v1", key, p) for p in poison] + feed.items[200:]
-    publish(stack.bootstrap, [("contracts.v1", "UNSETTLEABLE", json.dumps(unsettleable).encode())])
+    keys = EventKeys.from_settings(Settings(event_keys=stack.event_keys))
+    assert keys is not None
+    publish(stack.bootstrap, [("contracts.v1", "UNSETTLEABLE", json.dumps(unsettleable).encode())], sign=keys.sign)
+    # Forged internal events, published straight to the broker: an admin key of the attacker's choosing, money
+    # for the contract, new terms. Unsigned, each is refused to deadletter.v1 and changes nothing.
+    forged_key = "acf_forged_" + "x" * 40
+    forged = [
+        ("keys.v1", "evil", _event("api_key.changed", {"key_id": "evil", "name": "evil", "role": "admin",
+                                                        "key_hash": hashlib.sha256(forged_key.encode()).hexdigest()})),
+        ("spend.v2", "POISON", _event("spend.batch", {"deltas": [{
+            "contract_id": "POISON", "member_id": "POISON-M0000", "line_key": "forged", "enrollment_type": "aged_nondual",
+            "claim_type": "professional", "service_month": "2025-03-01", "paid_date": "2025-03-20", "amount": "1000000"}]})),
+        ("contracts.v1", "POISON", _event("contract.changed",
+                                          {**unsettleable["payload"], "contract_id": "POISON", "version": 99})),
+    ]  # fmt: skip
+    publish(stack.bootstrap, forged)
     publish(stack.bootstrap, items)
     wait_for_total(stack, feed)
     observed = invariant(stack, feed)
     position = httpx.get(stack.url("settlement") + "/positions/UNSETTLEABLE", headers=auth(stack), timeout=10).json()
     assert position["gate"] == "cannot_settle" and "esrd" in position["explanation"][-1]
+    refusals = {
+        ("claims_ingest", "keys.v1"), ("settlement", "keys.v1"), ("notifications", "keys.v1"),
+        ("settlement", "spend.v2"), ("settlement", "contracts.v1"),
+    }  # fmt: skip
+    for name, topic in refusals:
+        metrics = httpx.get(stack.url(name) + "/metrics", timeout=10).text
+        assert f'acoflow_events_rejected_total{{code="signature",service="{name}",topic="{topic}"}}' in metrics or (
+            f'acoflow_events_rejected_total{{service="{name}",topic="{topic}",code="signature"}}' in metrics
+        ), (name, topic)
+    assert settled_total(stack, feed.contract) == feed.total  # the forged money changed nothing
+    for name in ("claims_ingest", "settlement", "notifications"):
+        probe = httpx.get(stack.url(name) + "/unconfirmed", headers={"Authorization": f"Bearer {forged_key}"}, timeout=10)
+        assert probe.status_code == 401, (name, probe.status_code)
 
     def rejects() -> list[dict[str, object]]:
         r = httpx.get(stack.url("claims_ingest") + "/rejects", params={"limit": 1000}, headers=auth(stack), timeout=10)
@@ -319,7 +358,9 @@ def test_poison_and_hostile_input_is_rejected_and_the_partition_flows(stack: Sta
         "poison and hostile input",
         f"{len(poison)} bad messages on a busy key: malformed JSON, non-UTF-8, unknown schema version, missing and extra"
         " fields, NaN/Infinity/1e12 amounts, dates in 1800 and 2999, an unknown claim type, a NUL and a control"
-        " character in text fields, a 1.1 MB message; and a contract event whose roster its benchmark does not price",
+        " character in text fields, a 1.1 MB message; a contract event whose roster its benchmark does not price; and"
+        " forged (unsigned) keys.v1, spend.v2 and contracts.v1 events published straight to the broker",
         f"all {len(found)} on claims.rejected.v1 with reasons ({', '.join(codes)});"
-        f" the contract got a cannot_settle position naming why; the valid lines around them settled: {observed}",
+        " the contract got a cannot_settle position naming why; the forged events were refused (code signature) and the"
+        f" forged admin key answers 401; the valid lines around them settled: {observed}",
     )
