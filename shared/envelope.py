@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache, cached_property
 from typing import Any, Generic, Self, TypeVar
 
@@ -14,6 +16,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 P = TypeVar("P", bound=BaseModel)
 MAX_EVENT_BYTES = 1_000_000
+# A JSON number with more digits than a float holds exactly: pydantic's JSON parser reads a Decimal field through
+# float (12345678901234.123456 -> ...234.123), so such an event takes the exact path.
+LONG_NUMBER = re.compile(rb"[:\[,]\s*-?[0-9][0-9.eE+\-]{15,}")
 
 
 class Envelope(BaseModel, Generic[P]):
@@ -111,17 +116,20 @@ def parse_event(spec: EventSpec[P], raw: bytes | None) -> Envelope[P]:
     if len(raw) > MAX_EVENT_BYTES:
         raise EventRejected([Reason("$", "too_large", f"{len(raw)} bytes is over the {MAX_EVENT_BYTES} limit")])
     model = envelope_model(spec.payload)
+    exact = LONG_NUMBER.search(raw) is None
+    if exact:
+        try:
+            # The common case in one pass of pydantic's own JSON parser; anything it refuses takes the slow path
+            # below, which finds the same reasons in the order operators read them (type, version, fields).
+            envelope: Envelope[P] = model.model_validate_json(raw)
+        except ValueError:
+            pass
+        else:
+            if envelope.event_type == spec.event_type and envelope.schema_version in spec.versions:
+                return envelope
     try:
-        # The common case in one pass of pydantic's own JSON parser; anything it refuses takes the slow path
-        # below, which finds the same reasons in the order operators read them (type, version, fields).
-        envelope: Envelope[P] = model.model_validate_json(raw)
-    except ValueError:
-        pass
-    else:
-        if envelope.event_type == spec.event_type and envelope.schema_version in spec.versions:
-            return envelope
-    try:
-        data: Any = json.loads(raw)
+        # A number is read as written (Decimal), never through float.
+        data: Any = json.loads(raw, parse_float=Decimal)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EventRejected([Reason("$", "json_invalid", str(exc)[:200])]) from exc
     if not isinstance(data, dict):

@@ -4,13 +4,17 @@ logged as one structured line with method, path and request id."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Callable, Coroutine
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.logging import get_logger
@@ -81,12 +85,32 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error", "request_id": getattr(request.state, "request_id", None)}, status_code=500)
 
 
+class ExactJsonRequest(Request):
+    """A request whose JSON body keeps numbers as written: Decimal, never float (money must not round)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = json.loads(await self.body(), parse_float=Decimal)
+        return self._json
+
+
+class ExactJsonRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def exact(request: Request) -> Response:
+            return await handler(ExactJsonRequest(request.scope, request.receive))
+
+        return exact
+
+
 class ServiceApp(FastAPI):
     """FastAPI with RequestGuard outside everything (the API-key middleware and Starlette's error layer
     included), whatever middleware a service adds later."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.router.route_class = ExactJsonRoute
         self.add_exception_handler(Exception, _internal_error)
 
     def build_middleware_stack(self) -> ASGIApp:

@@ -12,6 +12,7 @@ from services.contracts.domain.roster import RosterMember, parse_roster_csv
 from shared.auth import Principal, requires
 from shared.db import Conn
 from shared.events import ContractState, QualityResult
+from shared.http import ExactJsonRoute
 from shared.money import Rate
 from shared.runtime_types import Pooled
 from shared.terms import ContractTerms, QualityStandard
@@ -47,7 +48,7 @@ class QualityIn(BaseModel):
 
 
 def build_router(pooled: Pooled) -> APIRouter:
-    router = APIRouter(prefix="/contracts", tags=["contracts"])
+    router = APIRouter(prefix="/contracts", tags=["contracts"], route_class=ExactJsonRoute)
 
     async def _existing(conn: Conn, contract_id: str) -> ContractState:
         state = await repository.latest(conn, contract_id, lock=True)

@@ -11,6 +11,7 @@ from services.contracts.auth import SCHEMA
 from shared.auth import Principal, Role, key_hash, new_key, requires
 from shared.envelope import new_envelope
 from shared.events import API_KEY_CHANGED, ApiKeyChanged
+from shared.http import ExactJsonRoute
 from shared.runtime_types import Pooled
 from shared.text import Text
 from shared.topics import KEYS
@@ -32,7 +33,7 @@ class KeyIn(BaseModel):
 
 
 def build_keys_router(pooled: Pooled) -> APIRouter:
-    router = APIRouter(prefix="/keys", tags=["keys"])
+    router = APIRouter(prefix="/keys", tags=["keys"], route_class=ExactJsonRoute)
 
     @router.post("", status_code=201)
     async def create_key(body: KeyIn, who: Admin) -> dict[str, str]:
@@ -61,6 +62,23 @@ def build_keys_router(pooled: Pooled) -> APIRouter:
     @router.delete("/{key_id}")
     async def revoke_key(key_id: str, who: Admin) -> dict[str, str]:
         async with pooled.units() as uow:
+            # The last active admin key stays: without one nobody could manage keys again (every service would
+            # answer 401 to anything needing an admin).
+            last = await uow.conn.fetchval(
+                f"SELECT role = 'admin' AND (SELECT count(*) FROM {SCHEMA}.api_keys WHERE role = 'admin'"
+                f" AND revoked_at IS NULL) <= 1 FROM {SCHEMA}.api_keys WHERE key_id = $1 AND revoked_at IS NULL FOR UPDATE",
+                key_id,
+            )
+            if last:
+                raise HTTPException(
+                    409,
+                    detail=[
+                        {
+                            "loc": ["path", "key_id"],
+                            "msg": "the last active admin key cannot be revoked: create another admin key first",
+                        }
+                    ],
+                )
             done = await uow.conn.fetchrow(
                 f"UPDATE {SCHEMA}.api_keys SET revoked_at = now(), revoked_by = $2 WHERE key_id = $1 AND revoked_at IS NULL"
                 " RETURNING key_id, name, role, key_hash",

@@ -104,6 +104,12 @@ async def test_auth_on_every_route_and_roles(service: tuple[str, str]) -> None:
         assert not any("key" in k or "key_hash" in k for k in listed)
         assert (await http.delete(f"/keys/{viewer['key_id']}", headers=bearer(admin))).status_code == 200
         assert (await http.get("/contracts", headers=bearer(viewer["key"]))).status_code == 401
+        # The bootstrap key is the only admin: it cannot be revoked until another admin key exists.
+        bootstrap = next(k for k in listed if k["name"] == "bootstrap")
+        last = await http.delete(f"/keys/{bootstrap['key_id']}", headers=bearer(admin))
+        assert last.status_code == 409 and "last active admin" in last.json()["detail"][0]["msg"]
+        second = (await http.post("/keys", json={"name": "ops", "role": "admin"}, headers=bearer(admin))).json()
+        assert (await http.delete(f"/keys/{bootstrap['key_id']}", headers=bearer(second["key"]))).status_code == 200
 
 
 async def test_validation_versions_audit_and_events_once(service: tuple[str, str], broker: str) -> None:
@@ -214,3 +220,8 @@ async def test_hostile_input_gets_a_4xx_naming_the_field_never_a_500(service: tu
         detail = refused.json()["detail"][0]
         assert detail["loc"] == ["body", "roster[1]"] and "R9" in detail["msg"] and "esrd" in detail["msg"]
         assert (await http.get("/contracts/API-1", headers=bearer(admin))).status_code == 404  # nothing saved
+        # A JSON number is money as written: 20 digits survive (through float they would come back ...234.123).
+        body = json.dumps({**CONTRACT, "roster": []}).replace('"12000.00"', "12345678901234.123456")
+        exact = await http.post("/contracts", content=body, headers={**bearer(admin), "content-type": "application/json"})
+        assert exact.status_code == 201, exact.text
+        assert exact.json()["terms"]["benchmark_per_capita"]["aged_nondual"] == "12345678901234.123456"

@@ -55,3 +55,19 @@ def test_a_line_paid_more_than_a_year_ahead_is_refused() -> None:
     with pytest.raises(EventRejected) as refused:
         parse_event(CLAIM_SUBMITTED, _line(date.today() + timedelta(days=367)))
     assert [r.message for r in refused.value.reasons] == ["Value error, paid_date: more than a year in the future"]
+
+
+def test_json_numbers_are_read_as_written_never_through_float() -> None:
+    line = (
+        b'{"event_id":"7b1c3f1e-8f0e-4b8a-9a52-3c1f4e2a7d90","event_type":"claim_line.submitted","schema_version":1,'
+        b'"occurred_at":"2025-06-01T00:00:00+00:00","producer":"x","payload":{"source":"s","claim_id":"C1",'
+        b'"line_number":1,"member_id":"M1","payer":"CMS","claim_type":"professional","from_date":"2025-01-01",'
+        b'"thru_date":"2025-01-01","paid_date":"2025-01-05","paid_amount":AMOUNT}}'
+    )
+    # 16 significant digits: a float would give 9999999.123456789 back as 9999999.12345679.
+    assert parse_event(CLAIM_SUBMITTED, line.replace(b"AMOUNT", b"1234567.123456")).payload.paid_amount == Decimal(
+        "1234567.123456"
+    )
+    with pytest.raises(EventRejected) as refused:
+        parse_event(CLAIM_SUBMITTED, line.replace(b"AMOUNT", b"9999999.123456789"))
+    assert refused.value.reasons[0].field == "payload.paid_amount"  # too many places: refused, not rounded
