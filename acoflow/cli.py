@@ -357,7 +357,7 @@ def rejects_replay(event_ids: tuple[str, ...], replay_all: bool, payload: Path |
     ready = [p for p in plans if p.value is not None]
 
     async def send() -> None:
-        producer = make_producer(_bootstrap(settings), "acoflow-rejects-replay")
+        producer = make_producer(_bootstrap(settings), "acoflow-rejects-replay", settings)
         await producer.start()
         try:
             await publish_all(producer, [(CLAIMS_SUBMITTED.name, p.key or "unknown", p.value) for p in ready if p.value])

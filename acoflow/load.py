@@ -21,6 +21,7 @@ from services.claims_ingest.loaders.base import IdChange, Item, LoadOptions, Mem
 from services.claims_ingest.loaders.registry import plan
 from shared.envelope import Envelope, new_envelope
 from shared.events import CLAIM_REJECTED, MEMBER_ID_CHANGED, ClaimLine, ClaimRejected, MemberIdChanged, RejectReason
+from shared.settings import get_settings
 from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS
 
 PRODUCER = "acoflow-load"
@@ -132,7 +133,7 @@ async def publish(paths: list[Path], fmt: str | None, payer: str, bootstrap: str
 
     report = LoadReport()
     options = LoadOptions(payer=payer, notes=report.notes)
-    producer = make_producer(bootstrap, PRODUCER)
+    producer = make_producer(bootstrap, PRODUCER, get_settings())
     await producer.start()
     try:
         with _progress(console, quiet) as progress:

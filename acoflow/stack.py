@@ -173,7 +173,7 @@ class Stack:
         self.database_url = server.get_uri()
 
     async def prepare(self) -> None:
-        await ensure_topics(self.bootstrap, partitions=self.partitions)
+        await ensure_topics(self.bootstrap, partitions=self.partitions, settings=self.settings)
         conn = await asyncpg.connect(self.database_url)
         try:
             for name in SERVICES:
@@ -270,7 +270,7 @@ class Stack:
             self.broker.wait()
         port = int(self.bootstrap.rsplit(":", 1)[1])
         self.broker = start_tansu(port, self.state_dir / "broker.log")
-        asyncio.run(ensure_topics(self.bootstrap, partitions=self.partitions))
+        asyncio.run(ensure_topics(self.bootstrap, partitions=self.partitions, settings=self.settings))
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -13,18 +14,60 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from shared.metrics import REGISTRY
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS, TopicSpec
 
 
+def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    if not settings.kafka_security_protocol.endswith("SSL"):
+        return None
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=settings.kafka_ssl_cafile, certfile=settings.kafka_ssl_certfile, keyfile=settings.kafka_ssl_keyfile
+    )
+    return context
+
+
+def client_security(settings: Settings | None) -> dict[str, Any]:
+    """aiokafka options that authenticate a client (producer, admin) as the settings say."""
+    if settings is None or settings.kafka_security_protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    context = _ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password.get_secret_value(),
+        )
+    return options
+
+
+def broker_security(settings: Settings) -> BaseSecurity | None:
+    """The same for FastStream's broker (its consumers)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = _ssl_context(settings)
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    user, password = settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value()
+    kind = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}[settings.kafka_sasl_mechanism]
+    return kind(username=user, password=password, ssl_context=context, use_ssl=protocol == "SASL_SSL")
+
+
 def make_broker(settings: Settings, service: str) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap,
+        security=broker_security(settings),
         client_id=f"acoflow-{service}",
         middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service)],
         logger=logging.getLogger(f"acoflow.{service}.broker"),
@@ -65,13 +108,31 @@ async def raw_records(msg: Any) -> list[ConsumerRecord[Any, Any]]:
     return list(raw) if isinstance(raw, tuple) else [raw]
 
 
+def topic_configs(topic: TopicSpec, settings: Settings | None) -> dict[str, str]:
+    """What a topic is created with beyond its partitions: compaction where topics.py says so (contracts.v1,
+    keys.v1 keep every key's latest event for ever), otherwise the retention; min.insync.replicas from settings."""
+    configs = {"cleanup.policy": "compact"} if topic.compacted else {}
+    if settings is not None:
+        if not topic.compacted:
+            configs["retention.ms"] = str(settings.topic_retention_ms)
+        if settings.topic_replication_factor > 1:
+            configs["min.insync.replicas"] = str(settings.topic_min_insync_replicas)
+    return configs
+
+
 async def ensure_topics(
-    bootstrap: str, topics: Sequence[TopicSpec] = ALL_TOPICS, timeout_s: float = 30, partitions: int | None = None
+    bootstrap: str,
+    topics: Sequence[TopicSpec] = ALL_TOPICS,
+    timeout_s: float = 30,
+    partitions: int | None = None,
+    settings: Settings | None = None,
 ) -> None:
-    """Create the topics the broker lacks, each with `partitions` (Settings.topic_partitions) or its own count."""
+    """Create the topics the broker lacks, each with `partitions` (Settings.topic_partitions) or its own count,
+    the settings' replication factor and its configs (topic_configs)."""
     deadline = time.monotonic() + timeout_s
+    replication = 1 if settings is None else settings.topic_replication_factor
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_security(settings))
         try:
             await admin.start()
             existing = set(await admin.list_topics())
@@ -79,7 +140,15 @@ async def ensure_topics(
             if missing:
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(
-                        [NewTopic(t.name, num_partitions=partitions or t.partitions, replication_factor=1) for t in missing]
+                        [
+                            NewTopic(
+                                t.name,
+                                num_partitions=partitions or t.partitions,
+                                replication_factor=replication,
+                                topic_configs=topic_configs(t, settings),
+                            )
+                            for t in missing
+                        ]
                     )
             return
         except (KafkaError, OSError):
@@ -90,7 +159,7 @@ async def ensure_topics(
             await admin.close()
 
 
-def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+def make_producer(bootstrap: str, client_id: str, settings: Settings | None = None) -> AIOKafkaProducer:
     # Tansu refuses idempotent producers; exactly-once comes from event-id dedupe at every consumer.
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -100,6 +169,7 @@ def make_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
         linger_ms=5,
         max_batch_size=256 * 1024,
         max_request_size=2 * 1024 * 1024,
+        **client_security(settings),
     )
 
 

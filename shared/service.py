@@ -190,8 +190,8 @@ class ServiceRuntime:
                 applied += await apply_migrations(conn, self.schema, directory, prefix=directory.name + "/")
             for hook in self.on_start:
                 await hook(conn)
-        await ensure_topics(self.settings.kafka_bootstrap, partitions=self.settings.topic_partitions)
-        self._producer = make_producer(self.settings.kafka_bootstrap, f"acoflow-{self.name}-outbox")
+        await ensure_topics(self.settings.kafka_bootstrap, partitions=self.settings.topic_partitions, settings=self.settings)
+        self._producer = make_producer(self.settings.kafka_bootstrap, f"acoflow-{self.name}-outbox", self.settings)
         await self._producer.start()
         self.relay = OutboxRelay(self._pool, self.schema, self._producer, self.name, self.settings, self.event_keys)
         self.relay.start()
@@ -214,7 +214,9 @@ class ServiceRuntime:
         while True:
             await asyncio.sleep(self.settings.topic_check_interval_s)
             try:
-                await ensure_topics(self.settings.kafka_bootstrap, timeout_s=1, partitions=self.settings.topic_partitions)
+                await ensure_topics(
+                    self.settings.kafka_bootstrap, timeout_s=1, partitions=self.settings.topic_partitions, settings=self.settings
+                )
             except Exception as exc:  # the broker is away: try again next round
                 log.warning("topic_check_failed", error=type(exc).__name__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +14,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ACOFLOW_", env_file=".env", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # How every Kafka client (services, loaders, CLI, bench) authenticates to the broker: SASL (PLAIN or SCRAM)
+    # over TLS in production, with the CA and, for mutual TLS, a client certificate (shared/broker.py).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    # Topics: what production's replicated Kafka gets (the embedded broker has one node).
+    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_min_insync_replicas: int = Field(default=1, ge=1)
+    topic_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
     # DATABASE_URL is honoured without the prefix too, as most platforms set it that way.
     database_url: str | None = Field(default=None, validation_alias=AliasChoices("ACOFLOW_DATABASE_URL", "DATABASE_URL"))
     state_dir: Path = Path(".state")
