@@ -643,6 +643,18 @@ def benchmark_backtest(prior_path: Path, prior_year: int, current_path: Path, pe
         click.echo(f"  not predicted {key or '(no id)'}: {why}")
 
 
+@main.command("kafka-acls")
+@click.option("--bootstrap", default="kafka:9093", show_default=True, help="the broker's admin listener")
+@click.option("--command-config", default="/etc/kafka/admin.properties", show_default=True)
+def kafka_acls(bootstrap: str, command_config: str) -> None:
+    """Print the production broker's ACLs (each principal writes only its topics, reads only what it consumes) as
+    kafka-acls.sh commands, for the compose init step to run."""
+    from acoflow.kafka_acls import commands
+
+    for line in commands(bootstrap, command_config):
+        click.echo(line)
+
+
 @main.command("settle-puf")
 @click.argument("input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "output", required=True, type=click.Path(dir_okay=False, path_type=Path))
