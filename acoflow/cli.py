@@ -313,12 +313,13 @@ def rejects() -> None:
 
 @rejects.command("list")
 @click.option("--status", type=click.Choice(["open", "replayed", "all"]), default="open", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="print JSON, originals included")
-def rejects_list(status: str, as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.option("--originals", is_flag=True, help="with the original records (PHI: a phi or admin key; audited)")
+def rejects_list(status: str, as_json: bool, originals: bool) -> None:
     """Rejected lines with their reasons, oldest first."""
     from acoflow.rejects import fetch, reasons_text
 
-    rows = fetch(_service_url(get_settings(), "claims_ingest"), status, _auth())
+    rows = fetch(_service_url(get_settings(), "claims_ingest"), status, _auth(), originals)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -347,7 +348,7 @@ def rejects_replay(event_ids: tuple[str, ...], replay_all: bool, payload: Path |
         raise click.UsageError("--payload replaces exactly one reject: give its event id")
     settings = get_settings()
     base = _service_url(settings, "claims_ingest")
-    open_rows = {str(r["event_id"]): r for r in fetch(base, "open", _auth(settings))}
+    open_rows = {str(r["event_id"]): r for r in fetch(base, "open", _auth(settings), originals=True)}
     unknown = [e for e in event_ids if e not in open_rows]
     if unknown:
         raise click.UsageError(f"not open rejects: {', '.join(unknown)}")

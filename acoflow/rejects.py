@@ -12,6 +12,8 @@ import httpx
 from services.claims_ingest.loaders.base import submission
 from shared.topics import CLAIMS_SUBMITTED
 
+PAGE = 5000
+
 
 @dataclass(frozen=True)
 class Replay:
@@ -21,10 +23,22 @@ class Replay:
     skipped: str | None = None
 
 
-def fetch(base: str, status: str, headers: dict[str, str]) -> list[dict[str, Any]]:
-    response = httpx.get(f"{base}/rejects", params={"status": status, "limit": 100_000}, headers=headers, timeout=30)
-    response.raise_for_status()
-    return list(response.json())
+def fetch(base: str, status: str, headers: dict[str, str], originals: bool = False) -> list[dict[str, Any]]:
+    """Every reject of the status, page by page; with `originals`, the records themselves (PHI: the key needs
+    the phi or admin role, and the read is audited)."""
+    rows: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"status": status, "limit": PAGE, "include_original": str(originals).lower()}
+        if after is not None:
+            params["after"] = after
+        response = httpx.get(f"{base}/rejects", params=params, headers=headers, timeout=30)
+        response.raise_for_status()
+        page = list(response.json())
+        rows += page
+        if len(page) < PAGE:
+            return rows
+        after = str(page[-1]["event_id"])
 
 
 def plan_replay(reject: dict[str, Any], payload: dict[str, Any] | None) -> Replay:

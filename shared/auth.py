@@ -19,8 +19,9 @@ from starlette.responses import JSONResponse, Response
 
 from shared.db import Conn
 
-Role = Literal["viewer", "editor", "admin"]
+Role = Literal["viewer", "editor", "admin", "phi"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
+# "phi" reads what viewers read plus the originals of rejected records (PHI), which no other role but admin does.
 PREFIX = "acf_"
 PUBLIC = frozenset({"/health", "/metrics"})
 
@@ -41,7 +42,12 @@ def bootstrap_key_id(key: str) -> str:
 
 
 def allows(role: Role, required: Role) -> bool:
-    """Roles nest: an admin may do what an editor may, an editor what a viewer may."""
+    """Roles nest: an admin may do what an editor may, an editor what a viewer may; the phi role may do what a
+    viewer may and read PHI, which admins may too."""
+    if required == "phi":
+        return role in ("phi", "admin")
+    if role == "phi":
+        return required == "viewer"
     return ROLES.index(role) >= ROLES.index(required)
 
 

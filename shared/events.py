@@ -134,7 +134,7 @@ class ApiKeyChanged(Payload):
 
     key_id: str = Field(min_length=1, max_length=64)
     name: Text = Field(min_length=1, max_length=100)
-    role: Literal["viewer", "editor", "admin"]
+    role: Literal["viewer", "editor", "admin", "phi"]
     key_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     revoked: bool = False
 

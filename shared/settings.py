@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     # Keys that sign internal events (`kid:secret,kid:secret`, shared/signing.py) and the id of the one that signs.
     event_keys: SecretStr = SecretStr("")
     event_key_id: str = ""
+    # Originals of rejected records (PHI) are purged this many days after they arrived; reasons stay.
+    reject_original_retention_days: int = Field(default=30, ge=1)
     api_key: SecretStr = SecretStr("")
 
     def port_of(self, service: str) -> int:

@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from services.claims_ingest.handlers import (
@@ -17,12 +17,13 @@ from services.claims_ingest.handlers import (
     reject_claim,
     store_rejects,
 )
-from shared.auth import Principal, requires
+from shared.auth import Principal, allows, requires
 from shared.confirmations import ATTRIBUTION_HOP, SPEND_HOP
 from shared.consumer import Subscription
 from shared.events import ATTRIBUTION_CHANGED, CLAIM_REJECTED, CLAIM_SUBMITTED, MEMBER_ID_CHANGED
 from shared.service import ServiceRuntime, serve
 from shared.topics import ATTRIBUTION, CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS
+from shared.unit_of_work import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 Viewer = Annotated[Principal, Depends(requires("viewer"))]
@@ -43,24 +44,51 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     runtime.subscribe(Subscription(ATTRIBUTION_CHANGED, ATTRIBUTION, apply_attribution, "attribution", receipt=receipt))
     runtime.subscribe(Subscription(MEMBER_ID_CHANGED, MEMBERS, apply_id_changes, "members"))
     runtime.subscribe(Subscription(CLAIM_REJECTED, CLAIMS_REJECTED, store_rejects, "rejects"))
+    retention = runtime.settings.reject_original_retention_days
+
+    async def purge_originals(uow: UnitOfWork) -> int:
+        await uow.conn.execute(
+            f"UPDATE {SCHEMA}.rejects SET original = '', original_purged_at = now()"
+            " WHERE original_purged_at IS NULL AND received_at < now() - make_interval(days => $1)",
+            retention,
+        )
+        return 0
+
+    runtime.work_loop("purge-originals", purge_originals, 1, idle_s=3600)
 
     app = runtime.app("acoflow claims_ingest")
     runtime.secure(app)
 
     @app.get("/rejects", tags=["rejects"])
     async def list_rejects(
-        _: Viewer, status: Literal["open", "replayed", "all"] = "open", limit: int = 1000
+        who: Viewer,
+        status: Literal["open", "replayed", "all"] = "open",
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+        after: Annotated[uuid.UUID | None, Query(description="the last event id of the previous page")] = None,
+        include_original: Annotated[bool, Query(description="the original records (PHI): phi or admin role")] = False,
     ) -> list[dict[str, Any]]:
-        """Rejected claim lines with their reasons and original payload, oldest first."""
-        if not 1 <= limit <= 100_000:
-            raise HTTPException(422, "limit: between 1 and 100000")
+        """Rejected claim lines with their reasons, oldest first, a page at a time. The original records carry
+        PHI: only the phi and admin roles may ask for them, every such read is audited, and they are purged
+        after ACOFLOW_REJECT_ORIGINAL_RETENTION_DAYS."""
+        if include_original and not allows(who.role, "phi"):
+            raise HTTPException(403, detail=[{"loc": ["query", "include_original"], "msg": "needs the phi or admin role"}])
+        originals = ", original, original_encoding" if include_original else ""
         query = (
-            "SELECT event_id, received_at, source_topic, source, reasons, original, original_encoding, original_size, status,"
-            " replayed_at"
-            f" FROM {SCHEMA}.rejects WHERE ($1 = 'all' OR status = $1) ORDER BY received_at, event_id LIMIT $2"
+            "SELECT event_id, received_at, source_topic, source, reasons, original_size, original_purged_at, status,"
+            f" replayed_at{originals} FROM {SCHEMA}.rejects WHERE ($1 = 'all' OR status = $1)"
+            " AND ($3::uuid IS NULL OR (received_at, event_id) >"
+            f" (SELECT received_at, event_id FROM {SCHEMA}.rejects WHERE event_id = $3))"
+            " ORDER BY received_at, event_id LIMIT $2"
         )
-        async with runtime.pool.acquire() as conn:
-            return [dict(r) for r in await conn.fetch(query, status, limit)]
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            rows = [dict(r) for r in await conn.fetch(query, status, limit, after)]
+            if include_original and rows:
+                await conn.execute(
+                    f"INSERT INTO {SCHEMA}.reject_reads (actor, event_ids) VALUES ($1, $2)",
+                    who.actor,
+                    [r["event_id"] for r in rows],
+                )
+        return rows
 
     @app.post("/rejects/replayed", tags=["rejects"])
     async def mark_replayed(body: Replayed, _: Editor) -> dict[str, int]:

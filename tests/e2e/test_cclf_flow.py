@@ -49,6 +49,15 @@ def spend(stack: Stack, contract_id: str = "CCLF-1") -> Decimal:
     return Decimal(found["paid_to_date"]) if found else Decimal(-1)
 
 
+async def _audited_reads(dsn: str) -> list[tuple[str, int]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT actor, cardinality(event_ids) AS n FROM claims_ingest.reject_reads ORDER BY id")
+        return [(r["actor"], r["n"]) for r in rows]
+    finally:
+        await conn.close()
+
+
 async def count_lines(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
@@ -119,6 +128,21 @@ def test_cclf_months_rekey_redeliver_reject_and_replay(tmp_path: Path, database:
         assert fields == ["$", "CLM_EFCTV_DT", "CLM_LINE_CVRD_PD_AMT", "CLM_LINE_FROM_DT"]
         table = cli(settings, "rejects", "list")
         assert table.returncode == 0 and "CLM_LINE_CVRD_PD_AMT" in table.stdout
+        # The originals are PHI: left out of listings, refused to a viewer, given to admin (and phi) keys, audited.
+        assert not any("original" in r for r in listed)
+        viewer = httpx.post(
+            stack.url("contracts") + "/keys", json={"name": "analyst", "role": "viewer"}, headers=auth, timeout=30
+        )
+        rejects_url = stack.url("claims_ingest") + "/rejects"
+        as_viewer = {"Authorization": f"Bearer {viewer.json()['key']}"}
+        refused = wait_until(
+            lambda: (r := httpx.get(rejects_url, params={"include_original": "true"}, headers=as_viewer)).status_code == 403 and r
+        )
+        assert refused and refused.json()["detail"][0]["loc"] == ["query", "include_original"]
+        with_originals = httpx.get(rejects_url, params={"include_original": "true"}, headers=auth, timeout=30).json()
+        assert len(with_originals) == 4 and all(r["original"] for r in with_originals)
+        audited = asyncio.run(_audited_reads(database))
+        assert audited and audited[-1][1] == 4
 
         # Replaying a raw CCLF record as it stands cannot work: it is skipped with the reason.
         amount_reject = next(r for r in listed if r["reasons"][0]["field"] == "CLM_LINE_CVRD_PD_AMT")
