@@ -4,12 +4,13 @@ notifications.v1, webhook delivery with retries and a dead-letter state."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import httpx
 import yaml
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.notifications.domain.rules import RuleSet, RuleSpec, default_rules
@@ -22,7 +23,7 @@ from services.notifications.handlers import (
     loss_threshold,
     retry_failed,
 )
-from shared.auth import Principal, requires
+from shared.auth import Principal, allows, requires
 from shared.broker import batch_options
 from shared.consumer import Parsed, Subscription
 from shared.events import POSITION_UPDATED, SettlementPosition
@@ -57,6 +58,8 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     settings = runtime.settings
     ruleset = load_rules(settings)
     webhook = settings.webhook_url
+    if webhook and len(settings.webhook_secret.get_secret_value()) < 32:
+        raise SystemExit("ACOFLOW_WEBHOOK_SECRET: a webhook URL needs a secret of 32 characters or more to sign with")
 
     client = httpx.AsyncClient(timeout=settings.webhook_timeout_s)
 
@@ -98,13 +101,21 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     runtime.secure(app)
 
     @app.get("/deliveries", tags=["notifications"])
-    async def deliveries(_: Viewer, status: Literal["pending", "delivered", "failed"] | None = None) -> list[dict[str, Any]]:
+    async def deliveries(
+        who: Viewer,
+        status: Literal["pending", "delivered", "failed"] | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+        before: Annotated[datetime | None, Query(description="created before this (the previous page's last)")] = None,
+    ) -> list[dict[str, Any]]:
+        """Webhook deliveries, newest first, a page at a time; the receiver's URL only for editors and admins."""
+        url = ", url" if allows(who.role, "editor") else ""
         query = (
-            "SELECT id, alert_id, contract_id, rule, kind, status, attempts, last_error, created_at, delivered_at, url"
-            f" FROM {SCHEMA}.deliveries WHERE ($1::text IS NULL OR status = $1) ORDER BY created_at"
+            f"SELECT id, alert_id, contract_id, rule, kind, status, attempts, last_error, created_at, delivered_at{url}"
+            f" FROM {SCHEMA}.deliveries WHERE ($1::text IS NULL OR status = $1) AND ($3::timestamptz IS NULL OR"
+            " created_at < $3) ORDER BY created_at DESC LIMIT $2"
         )
         async with runtime.pool.acquire() as conn:
-            return [dict(r) for r in await conn.fetch(query, status)]
+            return [dict(r) for r in await conn.fetch(query, status, limit, before)]
 
     @app.post("/deliveries/retry", tags=["notifications"])
     async def retry(_: Editor, body: RetryBody | None = None) -> dict[str, int]:

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,8 +36,28 @@ log = get_logger(__name__)
 ALERTS = Counter("acoflow_alerts_total", "Alert transitions", ["rule", "kind"], registry=REGISTRY)
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+SIGNATURE_TOLERANCE_S = 300
+
+
+def sign(secret: str, body: bytes, at: int | None = None) -> str:
+    """The webhook signature header: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`. The timestamp is
+    signed with the body, so a captured request cannot be replayed outside the receiver's tolerance window."""
+    t = int(time.time()) if at is None else at
+    digest = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={digest}"
+
+
+def verify(secret: str, header: str, body: bytes, now: int | None = None, tolerance_s: int = SIGNATURE_TOLERANCE_S) -> bool:
+    """What a receiver runs (docs/webhooks.md): the signature matches the body and its time is within the window."""
+    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        t = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs((int(time.time()) if now is None else now) - t) > tolerance_s:
+        return False
+    expected = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
 def _event(alert_id: str, contract_id: str, rule: str, kind: str, detail: dict[str, Any]) -> Envelope[Any]:

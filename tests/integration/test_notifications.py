@@ -75,7 +75,7 @@ def settings_for(broker: str, database: str, hook: str, tmp_path: Path) -> Setti
     rules = tmp_path / "rules.yaml"
     rules.write_text("defaults:\n  - {rule: projected_loss_above, threshold: 1000, band: 100}\n")
     return Settings(
-        kafka_bootstrap=broker, database_url=database, webhook_url=hook, webhook_secret="s", webhook_backoff_base_s=0.05,
+        kafka_bootstrap=broker, database_url=database, webhook_url=hook, webhook_secret="s" * 32, webhook_backoff_base_s=0.05,
         webhook_backoff_max_s=0.3, webhook_max_attempts=10_000, webhook_timeout_s=2, alert_rules_file=rules,
     )  # fmt: skip
 

@@ -58,3 +58,14 @@ def test_contract_rules_add_to_and_replace_defaults() -> None:
     rules = {r.id: r.threshold for r in ruleset.for_contract("C1", stored)}
     assert rules == {"projected_loss_above": D(50_000), "savings_below_msr": D(0), "no_claims_for_days": D(14)}
     assert {r.id for r in ruleset.for_contract("C2")} == {"projected_loss_above", "savings_below_msr"}
+
+
+def test_webhook_signature_covers_time_and_body_within_a_window() -> None:
+    from services.notifications.handlers import sign, verify
+
+    header = sign("k" * 32, b'{"a":1}', at=1_700_000_000)
+    assert header.startswith("t=1700000000,v1=")
+    assert verify("k" * 32, header, b'{"a":1}', now=1_700_000_100)
+    assert not verify("k" * 32, header, b'{"a":1}', now=1_700_000_400)  # replayed after the 300 s window
+    assert not verify("k" * 32, header, b'{"a":2}', now=1_700_000_100)
+    assert not verify("x" * 32, header, b'{"a":1}', now=1_700_000_100)
