@@ -266,7 +266,7 @@ def keys() -> None:
 
 
 @keys.command("create")
-@click.option("--role", type=click.Choice(["viewer", "editor", "admin"]), required=True)
+@click.option("--role", type=click.Choice(["viewer", "editor", "admin", "phi"]), required=True)
 @click.option("--name", required=True, help="who or what uses the key (shown in audit records)")
 @_fail_on_api_error
 def keys_create(role: str, name: str) -> None:
@@ -277,6 +277,53 @@ def keys_create(role: str, name: str) -> None:
         created = checked(api.post("/keys", json={"name": name, "role": role}))
     click.echo(created["key"])
     console.print(f"key {created['key_id']} ({role}) for {name}: keep it now, it is not shown again", style="dim")
+
+
+@keys.command("recover")
+@click.option("--name", required=True, help="who recovers (shown in audit records)")
+@click.option("--database-url", envvar="ACOFLOW_DATABASE_URL", default=None, help="default: the running stack's")
+def keys_recover(name: str, database_url: str | None) -> None:
+    """A new admin key written straight to the contracts schema, for when no admin key works any more (all lost
+    or revoked). Run where the database is reachable; the key reaches every service over keys.v1 like any other,
+    once the contracts service runs, and the recovery is logged in the contracts audit log."""
+    url = database_url or (_status(get_settings()) or {}).get("database", {}).get("url")
+    if not url:
+        raise click.UsageError("no database: pass --database-url (or set ACOFLOW_DATABASE_URL)")
+    key_id, key = asyncio.run(_recover_key(url, name))
+    click.echo(key)
+    console.print(f"admin key {key_id} for {name}: keep it now, it is not shown again", style="dim")
+
+
+async def _recover_key(url: str, name: str) -> tuple[str, str]:
+    import asyncpg
+
+    from services.contracts.keys_api import publish_key
+    from shared.auth import key_hash, new_key
+    from shared.unit_of_work import UnitOfWork
+
+    key_id, key = new_key()
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO contracts.api_keys (key_id, name, role, key_hash, created_by) VALUES ($1, $2, 'admin', $3, $4)",
+                key_id,
+                name,
+                key_hash(key),
+                f"recover:{name}",
+            )
+            await conn.execute(
+                "INSERT INTO contracts.audit_log (contract_id, version, actor, action, changes) VALUES ('-', NULL, $1,"
+                " 'keys.recover', $2::jsonb)",
+                f"recover:{name}",
+                json.dumps({"key_id": key_id, "role": "admin"}),
+            )
+            uow = UnitOfWork(conn, "contracts")
+            publish_key(uow, key_id, name, "admin", key_hash(key), revoked=False)
+            await uow.flush()
+    finally:
+        await conn.close()
+    return key_id, key
 
 
 @keys.command("list")
@@ -375,13 +422,22 @@ def rejects_replay(event_ids: tuple[str, ...], replay_all: bool, payload: Path |
 
 
 def _positions(settings: Settings, contract: str | None) -> list[dict[str, Any]]:
-    url = _service_url(settings, "settlement") + "/positions" + (f"/{contract}" if contract else "")
-    response = httpx.get(url, headers=_auth(settings), timeout=10)
-    if response.status_code == 404:
-        return []
-    response.raise_for_status()
-    data = response.json()
-    return [data] if contract else list(data)
+    base = _service_url(settings, "settlement") + "/positions"
+    if contract:
+        response = httpx.get(f"{base}/{contract}", headers=_auth(settings), timeout=10)
+        if response.status_code == 404:
+            return []
+        response.raise_for_status()
+        return [response.json()]
+    rows: list[dict[str, Any]] = []
+    while True:  # page by page, by contract id
+        params: dict[str, Any] = {"limit": 1000, **({"after": rows[-1]["contract_id"]} if rows else {})}
+        response = httpx.get(base, params=params, headers=_auth(settings), timeout=30)
+        response.raise_for_status()
+        page = list(response.json())
+        rows += page
+        if len(page) < 1000:
+            return rows
 
 
 def _money(value: Any) -> str:

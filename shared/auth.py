@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -81,21 +82,65 @@ def _unauthorized(message: str) -> Response:
     )
 
 
-class ApiKeyMiddleware(BaseHTTPMiddleware):
-    """Refuses anything without a valid key before routing, so no route (the docs included) can be missed."""
+# A key's lookup is remembered this long (a revocation takes effect within it); a client that presents this many
+# unknown keys within FAILURE_WINDOW_S is answered 429 until the window has passed.
+AUTH_CACHE_S = 5.0
+FAILURE_LIMIT = 100
+FAILURE_WINDOW_S = 60.0
 
-    def __init__(self, app: Any, lookup: Lookup) -> None:
+
+class ApiKeyMiddleware(BaseHTTPMiddleware):
+    """Refuses anything without a valid key before routing, so no route (the docs included) can be missed.
+    Lookups are cached for AUTH_CACHE_S, so a request costs the database at most one lookup per key that often;
+    repeated failures from one client are slowed down (429)."""
+
+    def __init__(self, app: Any, lookup: Lookup, cache_s: float = AUTH_CACHE_S) -> None:
         super().__init__(app)
         self.lookup = lookup
+        self._cache_s = cache_s
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._failures: dict[str, list[float]] = {}
+
+    async def _principal(self, key: str) -> Principal | None:
+        now = time.monotonic()
+        digest = key_hash(key)
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < self._cache_s:
+            return cached[1]
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        principal = await self.lookup(key)
+        self._cache[digest] = (now, principal)
+        return principal
+
+    def _throttled(self, client: str) -> bool:
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(client, []) if now - t < FAILURE_WINDOW_S]
+        self._failures[client] = recent
+        return len(recent) >= FAILURE_LIMIT
+
+    def _failed(self, client: str) -> None:
+        if len(self._failures) > 10_000:
+            self._failures.clear()
+        self._failures.setdefault(client, []).append(time.monotonic())
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if request.url.path in PUBLIC:
             return await call_next(request)
+        client = request.client.host if request.client else "unknown"
+        if self._throttled(client):
+            return JSONResponse(
+                {"detail": [{"loc": ["header", "authorization"], "msg": "too many failed attempts: try again later"}]},
+                status_code=429,
+                headers={"Retry-After": str(int(FAILURE_WINDOW_S))},
+            )
         key = presented_key(request)
         if key is None:
+            self._failed(client)
             return _unauthorized("an API key is required: Authorization: Bearer <key> or X-API-Key: <key>")
-        principal = await self.lookup(key)
+        principal = await self._principal(key)
         if principal is None:
+            self._failed(client)
             return _unauthorized("unknown or revoked API key")
         request.state.principal = principal
         return await call_next(request)

@@ -91,8 +91,12 @@ async def apply_migrations(conn: Conn, schema: str, directory: Path, prefix: str
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock(hashtext('acoflow_migrations'))")
     try:
-        await conn.execute(MIGRATIONS_TABLE)
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        # Created only when missing: in production each service connects as a role with rights on its own
+        # schema only (deploy/postgres-roles.sh makes both beforehand), which may not create in public.
+        if await conn.fetchval("SELECT to_regclass('public.acoflow_migrations')") is None:
+            await conn.execute(MIGRATIONS_TABLE)
+        if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema):
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         await conn.execute(COMMON_TABLES.format(schema=schema))
         done = {r["name"] for r in await conn.fetch("SELECT name FROM public.acoflow_migrations WHERE schema_name = $1", schema)}
         for path in sorted(directory.glob("*.sql")):  # noqa: ASYNC240 - a handful of small files, once at start

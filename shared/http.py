@@ -39,11 +39,16 @@ async def _json(send: Send, status: int, body: dict[str, Any], request_id: str) 
     await send({"type": "http.response.body", "body": response.body})
 
 
+class BodyTooLarge(Exception):
+    pass
+
+
 class RequestGuard:
     """The outermost layer of a service's app (ServiceApp puts it there)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app = app
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,7 +61,21 @@ class RequestGuard:
             if has_control(text):
                 await _json(send, 422, {"detail": [{"loc": [where], "msg": CONTROL_MESSAGE}]}, request_id)
                 return
+        too_large = {"detail": [{"loc": ["body"], "msg": f"the request body is over {self.max_body:,} bytes"}]}
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                await _json(send, 413, too_large, request_id)
+                return
         started = False
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                raise BodyTooLarge
+            return message
 
         async def tagged(message: Message) -> None:
             nonlocal started
@@ -67,7 +86,10 @@ class RequestGuard:
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
-                await self.app(scope, receive, tagged)
+                await self.app(scope, counted, tagged)
+            except BodyTooLarge:
+                if not started:
+                    await _json(send, 413, too_large, request_id)
             except Exception as exc:  # the error handler below has answered; this is the one log line
                 log.error(
                     "request_failed",
@@ -79,6 +101,11 @@ class RequestGuard:
                 )
                 if not started:
                     await _json(send, 500, {"detail": "internal error", "request_id": request_id}, request_id)
+
+
+async def _too_large(request: Request, exc: Exception) -> JSONResponse:
+    limit = getattr(request.app, "max_body", 0)
+    return JSONResponse({"detail": [{"loc": ["body"], "msg": f"the request body is over {limit:,} bytes"}]}, status_code=413)
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -108,10 +135,12 @@ class ServiceApp(FastAPI):
     """FastAPI with RequestGuard outside everything (the API-key middleware and Starlette's error layer
     included), whatever middleware a service adds later."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, max_body: int = 32 * 1024 * 1024, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.max_body = max_body
         self.router.route_class = ExactJsonRoute
+        self.add_exception_handler(BodyTooLarge, _too_large)
         self.add_exception_handler(Exception, _internal_error)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestGuard(super().build_middleware_stack())
+        return RequestGuard(super().build_middleware_stack(), self.max_body)

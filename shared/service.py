@@ -259,7 +259,7 @@ class ServiceRuntime:
             finally:
                 await self.stop()
 
-        app = ServiceApp(title=title, lifespan=lifespan)
+        app = ServiceApp(max_body=self.settings.max_request_bytes, title=title, lifespan=lifespan)
 
         @app.get("/health", tags=["ops"])
         async def health() -> Response:

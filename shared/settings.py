@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -88,9 +88,18 @@ class Settings(BaseSettings):
     # Keys that sign internal events (`kid:secret,kid:secret`, shared/signing.py) and the id of the one that signs.
     event_keys: SecretStr = SecretStr("")
     event_key_id: str = ""
+    # The largest HTTP request body a service reads (a roster of 100,000 members is about 6 MB); larger: 413.
+    max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # Originals of rejected records (PHI) are purged this many days after they arrived; reasons stay.
     reject_original_retention_days: int = Field(default=30, ge=1)
     api_key: SecretStr = SecretStr("")
+
+    @field_validator("bootstrap_api_key")
+    @classmethod
+    def _long_bootstrap_key(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value()) < 32:
+            raise ValueError("bootstrap_api_key: must be 32 characters or more of random text (acoflow keys create)")
+        return value
 
     def port_of(self, service: str) -> int:
         port: int = getattr(self, f"{service}_port")

@@ -39,7 +39,8 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         async with runtime.pool.acquire() as conn:
             return await lookup(conn, key)
 
-    app.add_middleware(ApiKeyMiddleware, lookup=find)
+    # The keys' owner answers a revocation at once: no cache here (the other services learn it over keys.v1).
+    app.add_middleware(ApiKeyMiddleware, lookup=find, cache_s=0.0)
 
     @app.exception_handler(UnsettleableVersion)
     async def unsettleable(_: Request, exc: UnsettleableVersion) -> JSONResponse:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.settlement import repository
@@ -83,9 +83,14 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     runtime.secure(app)
 
     @app.get("/positions", tags=["settlement"])
-    async def list_positions(_: Viewer) -> list[dict[str, Any]]:
+    async def list_positions(
+        _: Viewer,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+        after: Annotated[str | None, Query(max_length=64, description="the last contract id of the previous page")] = None,
+    ) -> list[dict[str, Any]]:
+        """Every contract's latest position, by contract id, a page at a time."""
         async with runtime.pool.acquire() as conn:
-            return await repository.positions(conn)
+            return await repository.positions(conn, limit=limit, after=after)
 
     @app.get("/positions/{contract_id}", tags=["settlement"])
     async def get_position(contract_id: str, _: Viewer) -> dict[str, Any]:

@@ -461,9 +461,15 @@ def _position(state: ContractState, terms: ContractTerms, snap: Snapshot) -> Set
     )
 
 
-async def positions(conn: Conn, contract_id: str | None = None) -> list[dict[str, Any]]:
+async def positions(
+    conn: Conn, contract_id: str | None = None, limit: int = 1000, after: str | None = None
+) -> list[dict[str, Any]]:
     if contract_id is None:
-        rows = await conn.fetch(f"SELECT position FROM {SCHEMA}.positions ORDER BY contract_id")
+        rows = await conn.fetch(
+            f"SELECT position FROM {SCHEMA}.positions WHERE $2::text IS NULL OR contract_id > $2 ORDER BY contract_id LIMIT $1",
+            limit,
+            after,
+        )
     else:
         rows = await conn.fetch(f"SELECT position FROM {SCHEMA}.positions WHERE contract_id = $1", contract_id)
     return [r["position"] for r in rows]

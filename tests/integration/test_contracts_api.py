@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -225,3 +226,26 @@ async def test_hostile_input_gets_a_4xx_naming_the_field_never_a_500(service: tu
         exact = await http.post("/contracts", content=body, headers={**bearer(admin), "content-type": "application/json"})
         assert exact.status_code == 201, exact.text
         assert exact.json()["terms"]["benchmark_per_capita"]["aged_nondual"] == "12345678901234.123456"
+
+
+async def test_keys_recover_writes_a_working_admin_key_when_none_is_left(service: tuple[str, str], database: str) -> None:
+    from acoflow.cli import _recover_key
+
+    base, _ = service
+    key_id, key = await _recover_key(database, "on-call")
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        listed = await http.get("/keys", headers=bearer(key))
+        assert listed.status_code == 200 and key_id in {k["key_id"] for k in listed.json()}
+    conn = await asyncpg.connect(database)
+    try:
+        action = await conn.fetchval("SELECT action FROM contracts.audit_log WHERE actor = 'recover:on-call'")
+    finally:
+        await conn.close()
+    assert action == "keys.recover"
+
+
+def test_a_short_bootstrap_key_is_refused() -> None:
+    from pydantic import SecretStr, ValidationError
+
+    with pytest.raises(ValidationError, match="32 characters"):
+        Settings(bootstrap_api_key=SecretStr("admin"))
