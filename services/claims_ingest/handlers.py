@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -18,11 +17,10 @@ from services.claims_ingest.domain.attribution import (
     Emitted,
     batch_event_id,
     corrections,
-    covering,
     service_month,
     spend_identity,
 )
-from services.claims_ingest.domain.versions import final_action_amount
+from services.claims_ingest.domain.claims import Assignment, Version, admissible, attribute, counted_amount, losers
 from shared.consumer import Parsed, refusal, rejection_id
 from shared.db import Conn
 from shared.envelope import Envelope, Reason, new_envelope
@@ -148,7 +146,7 @@ async def _store(conn: Conn, lines: dict[str, ClaimLine]) -> dict[str, ClaimLine
         [v.claim_type for v in values],
         [v.from_date for v in values],
         [v.paid_date for v in values],
-        [final_action_amount(v) if v.version_group else v.signed_amount for v in values],
+        [counted_amount(v) for v in values],
         [v.version_group for v in values],
         [v.version_rank if v.version_group else None for v in values],
     )
@@ -169,14 +167,9 @@ async def _supersede(conn: Conn, new: list[ClaimLine]) -> tuple[set[str], Deltas
         [v.member_id for v in grouped],
         [v.version_group for v in grouped],
     )
-    best: dict[tuple[str, str], str] = {}
-    for r in rows:
-        key = (r["member_id"], r["version_group"])
-        best[key] = max(best.get(key, ""), r["version_rank"])
-    losers = [r for r in rows if r["version_rank"] != best[(r["member_id"], r["version_group"])] and not r["superseded"]]
-    if not losers:
+    loser_keys = losers([Version(**dict(r)) for r in rows])
+    if not loser_keys:
         return set(), []
-    loser_keys = [r["line_key"] for r in losers]
     await conn.execute(f"UPDATE {SCHEMA}.claim_lines SET superseded = true WHERE line_key = ANY($1::text[])", loser_keys)
     return set(loser_keys), await _reverse(conn, loser_keys)
 
@@ -197,22 +190,17 @@ async def _reverse(conn: Conn, line_keys: list[str]) -> Deltas:
 
 
 async def apply_claims(uow: UnitOfWork, batch: list[Parsed[ClaimLine]]) -> None:
+    """Load what the batch needs, decide in domain/claims.py, save and publish what it decided."""
     conn = uow.conn
-    lines: dict[str, ClaimLine] = {}
-    for p in batch:
-        line = p.envelope.payload
-        if line.denied:
-            DENIED.inc()
-            continue
-        lines.setdefault(line.line_key, line)
+    lines, denied = admissible(p.envelope.payload for p in batch)
+    DENIED.inc(denied)
     if not lines:
         return
     await lock_members(conn, {v.member_id for v in lines.values()})
     renamed = await current_ids(conn, {(v.payer, v.member_id) for v in lines.values()})
     if renamed:
         await lock_members(conn, set(renamed.values()))
-    # The keys stay: a line key (computed once, above) does not include the member id a rename changes.
-    if renamed:
+        # The keys stay: a line key (computed once, above) does not include the member id a rename changes.
         lines = {
             k: v.model_copy(update={"member_id": renamed[(v.payer, v.member_id)]}) if (v.payer, v.member_id) in renamed else v
             for k, v in lines.items()
@@ -221,44 +209,37 @@ async def apply_claims(uow: UnitOfWork, batch: list[Parsed[ClaimLine]]) -> None:
     if not new:
         return
     not_counted, out = await _supersede(conn, list(new.values()))
-    rows = await conn.fetch(
-        f"SELECT member_id, contract_id, payer, periods::text AS periods, claim_types FROM {SCHEMA}.assignments"
-        " WHERE member_id = ANY($1::text[])",
-        list({v.member_id for v in new.values()}),
-    )
-    by_member: dict[str, list[tuple[str, str, tuple[AttributionPeriod, ...], frozenset[str] | None]]] = defaultdict(list)
-    for r in rows:
-        types = None if r["claim_types"] is None else _claim_types(tuple(r["claim_types"]))
-        by_member[r["member_id"]].append((r["contract_id"], r["payer"], _periods(r["periods"]), types))
-    emitted: list[tuple[str, str, str, Decimal]] = []
-    for key, line in new.items():
-        if key in not_counted:
-            continue
-        amount = final_action_amount(line) if line.version_group else line.signed_amount
-        matched = False
-        for contract_id, payer, periods, types in by_member.get(line.member_id, ()):
-            if payer != line.payer or (types is not None and line.claim_type not in types):
-                continue
-            period = covering(periods, line.from_date)
-            if period is None:
-                continue
-            matched = True
-            c = Correction(key, 1, "+", amount, period)
-            info = {"claim_type": line.claim_type, "service_date": line.from_date, "paid_date": line.paid_date}
-            out.append(_spend(contract_id, line.member_id, c, info, period.enrollment_type))
-            emitted.append((key, contract_id, line.member_id, amount))
-        if not matched:
-            UNATTRIBUTED.inc()
-    if emitted:
+    attributed, unattributed = attribute(new, not_counted, await _assignments(conn, {v.member_id for v in new.values()}))
+    UNATTRIBUTED.inc(unattributed)
+    for a in attributed:
+        line = new[a.line_key]
+        info = {"claim_type": line.claim_type, "service_date": line.from_date, "paid_date": line.paid_date}
+        out.append(
+            _spend(a.contract_id, a.member_id, Correction(a.line_key, 1, "+", a.amount, a.period), info, a.period.enrollment_type)
+        )
+    if attributed:
         await conn.execute(
             f"INSERT INTO {SCHEMA}.emitted (line_key, contract_id, member_id, generation, active, amount)"
             " SELECT l, c, m, 1, true, a FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[]) AS e(l, c, m, a)",
-            [e[0] for e in emitted],
-            [e[1] for e in emitted],
-            [e[2] for e in emitted],
-            [e[3] for e in emitted],
+            [a.line_key for a in attributed],
+            [a.contract_id for a in attributed],
+            [a.member_id for a in attributed],
+            [a.amount for a in attributed],
         )
     uow.publish_all(spend_batches(out))
+
+
+async def _assignments(conn: Conn, members: set[str]) -> dict[str, list[Assignment]]:
+    rows = await conn.fetch(
+        f"SELECT member_id, contract_id, payer, periods::text AS periods, claim_types FROM {SCHEMA}.assignments"
+        " WHERE member_id = ANY($1::text[])",
+        list(members),
+    )
+    out: dict[str, list[Assignment]] = defaultdict(list)
+    for r in rows:
+        types = None if r["claim_types"] is None else _claim_types(tuple(r["claim_types"]))
+        out[r["member_id"]].append(Assignment(r["contract_id"], r["payer"], _periods(r["periods"]), types))
+    return out
 
 
 async def reconcile(

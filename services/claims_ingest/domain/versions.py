@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from services.claims_ingest.domain.claims import counted_amount
 from shared.events import ClaimLine
 
 
@@ -82,7 +83,7 @@ class Ledger:
 
 
 def final_action_amount(line: ClaimLine, gross: bool = False) -> Decimal:
-    """What the final version of a group stands for: a deletion (cancellation) leaves nothing."""
-    if line.adjustment_type == "cancellation":
-        return Decimal(0)
-    return line.signed_gross if gross else line.signed_amount
+    """What the final version of a group stands for (domain/claims.py: counted_amount), gross or not."""
+    if gross:
+        return Decimal(0) if line.adjustment_type == "cancellation" else line.signed_gross
+    return counted_amount(line)

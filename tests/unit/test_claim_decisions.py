@@ -1,0 +1,61 @@
+"""The claim rules, decided without a database: what counts, what a line stands for, which versions lose their
+place, where spend goes. The same functions serve claims_ingest and `acoflow load --dry-run`."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal as D
+from typing import Any
+
+from services.claims_ingest.domain.claims import Assignment, Version, admissible, attribute, counted_amount, losers
+from shared.events import AttributionPeriod, ClaimLine
+
+YEAR = (AttributionPeriod(start=date(2025, 1, 1), end=date(2025, 12, 31), enrollment_type="aged_nondual"),)
+
+
+def line(n: int, **kw: Any) -> ClaimLine:
+    base: dict[str, Any] = {
+        "source": "t", "claim_id": f"C{n}", "line_number": 1, "member_id": "M1", "payer": "CMS",
+        "claim_type": "professional", "from_date": "2025-03-01", "thru_date": "2025-03-01",
+        "paid_date": "2025-03-10", "paid_amount": "100.00",
+    }  # fmt: skip
+    return ClaimLine.model_validate({**base, **kw})
+
+
+def test_denied_lines_never_count_and_a_row_delivered_twice_counts_once() -> None:
+    kept, denied = admissible([line(1), line(1), line(2, denied=True), line(3)])
+    assert list(kept) == [line(1).line_key, line(3).line_key] and denied == 1
+
+
+def test_signs_and_final_actions() -> None:
+    assert counted_amount(line(1, adjustment_type="cancellation")) == D("-100.00")
+    assert counted_amount(line(1, adjustment_type="cancellation", version_group="g")) == D(0)  # a final deletion
+    assert counted_amount(line(1, paid_amount="-5.00")) == D("-5.00")  # a reversal, as Tuva writes them
+
+
+def test_every_version_but_the_greatest_loses_its_place_once() -> None:
+    versions = [
+        Version("a", "M1", "g", "2025-01-01|x", False),
+        Version("b", "M1", "g", "2025-02-01|x", False),
+        Version("c", "M1", "g", "2025-01-15|x", True),  # already superseded: not again
+        Version("d", "M2", "g", "2025-01-01|x", False),  # another member's group
+    ]
+    assert losers(versions) == ["a"]
+
+
+def test_spend_goes_to_the_payers_contracts_covering_the_date_and_counting_the_type() -> None:
+    new, _ = admissible([line(1), line(2, claim_type="pharmacy"), line(3, payer="OTHER"), line(4, member_id="M9")])
+    assignments = {
+        "M1": [
+            Assignment("MSSP", "CMS", YEAR, frozenset({"professional", "inpatient"})),
+            Assignment("COMM", "CMS", YEAR, None),  # recorded before claim types were sent: every type
+            Assignment("LATER", "CMS", (AttributionPeriod(start=date(2025, 6, 1), end=date(2025, 12, 31),
+                                                          enrollment_type="esrd"),), None),
+        ]
+    }  # fmt: skip
+    attributed, unattributed = attribute(new, set(), assignments)
+    assert sorted((a.line_key.split("|")[1], a.contract_id) for a in attributed) == [
+        ("C1", "COMM"), ("C1", "MSSP"), ("C2", "COMM")
+    ]  # fmt: skip
+    assert unattributed == 2  # the other payer's line, and the member nobody lists
+    assert attribute(new, {line(1).line_key}, assignments)[0][0].line_key == line(2).line_key  # superseded: skipped
