@@ -480,9 +480,34 @@ def print_positions(rows: list[dict[str, Any]]) -> None:
 @main.command()
 @click.argument("contract", required=False)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def position(contract: str | None, as_json: bool) -> None:
-    """The latest settlement position(s)."""
-    rows = _positions(get_settings(), contract)
+@click.option("--history", is_flag=True, help="the contract's position a day, oldest first")
+def position(contract: str | None, as_json: bool, history: bool) -> None:
+    """The latest settlement position(s), or one contract's history."""
+    settings = get_settings()
+    if history:
+        if contract is None:
+            raise click.UsageError("--history needs a contract id")
+        url = _service_url(settings, "settlement") + f"/positions/{contract}/history"
+        response = httpx.get(url, headers=_auth(settings), timeout=30)
+        if response.status_code == 404:
+            console.print("no position history yet")
+            sys.exit(1)
+        response.raise_for_status()
+        points = response.json()
+        if as_json:
+            click.echo(json.dumps(points, indent=2))
+            return
+        table = Table(title=f"{contract}: position a day")
+        for column in ("day", "spend to date", "projected expenditure", "shared savings (losses)", "P(clears MSR)"):
+            table.add_column(column)
+        for p in points:
+            table.add_row(
+                p["day"], _money(p["paid_to_date"]), _money(p["projected_expenditure"]),
+                _money(p["projected_shared_savings_losses"]), str(p["probability_clears_msr"]),
+            )  # fmt: skip
+        console.print(table)
+        return
+    rows = _positions(settings, contract)
     if as_json:
         click.echo(json.dumps(rows if contract is None else (rows[0] if rows else None), indent=2))
     elif not rows:

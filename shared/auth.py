@@ -94,9 +94,12 @@ class ApiKeyMiddleware(BaseHTTPMiddleware):
     Lookups are cached for AUTH_CACHE_S, so a request costs the database at most one lookup per key that often;
     repeated failures from one client are slowed down (429)."""
 
-    def __init__(self, app: Any, lookup: Lookup, cache_s: float = AUTH_CACHE_S) -> None:
+    def __init__(self, app: Any, lookup: Lookup, cache_s: float = AUTH_CACHE_S, own_auth: tuple[str, ...] = ()) -> None:
         super().__init__(app)
         self.lookup = lookup
+        # Path prefixes that authenticate on their own (the console: a session cookie from a key, services/
+        # settlement/console.py).
+        self._own_auth = own_auth
         self._cache_s = cache_s
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._failures: dict[str, list[float]] = {}
@@ -125,7 +128,7 @@ class ApiKeyMiddleware(BaseHTTPMiddleware):
         self._failures.setdefault(client, []).append(time.monotonic())
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if request.url.path in PUBLIC:
+        if request.url.path in PUBLIC or (self._own_auth and request.url.path.startswith(self._own_auth)):
             return await call_next(request)
         client = request.client.host if request.client else "unknown"
         if self._throttled(client):

@@ -149,7 +149,7 @@ class ServiceRuntime:
         republish_interval_s."""
         self.work_loop("republish", step, 10**9, idle_s=self.settings.republish_interval_s)
 
-    def secure(self, app: FastAPI) -> None:
+    def secure(self, app: FastAPI, own_auth: tuple[str, ...] = ()) -> None:
         """Require API keys on every route but /health and /metrics: the keys the contracts service publishes
         on keys.v1 (kept in this schema's api_key_replica), and the install's bootstrap key from settings."""
 
@@ -173,7 +173,7 @@ class ServiceRuntime:
             async with self.pool.acquire() as conn:
                 return await replica_lookup(conn, self.schema, key)
 
-        app.add_middleware(ApiKeyMiddleware, lookup=lookup)
+        app.add_middleware(ApiKeyMiddleware, lookup=lookup, own_auth=own_auth)
 
     def wake_relay(self) -> None:
         if self.relay is not None:

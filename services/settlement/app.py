@@ -10,11 +10,13 @@ from fastapi import Depends, FastAPI, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.settlement import repository
+from services.settlement.console import build_console
 from shared.auth import Principal, requires
 from shared.confirmations import SPEND_HOP
 from shared.consumer import Parsed, Subscription
 from shared.events import (
     CONTRACT_CHANGED,
+    NOTIFICATION,
     QUALITY_RECORDED,
     SPEND_APPLIED,
     SPEND_BATCH,
@@ -25,7 +27,7 @@ from shared.events import (
 )
 from shared.service import ServiceRuntime, serve
 from shared.terms import ContractTerms
-from shared.topics import CONTRACTS, QUALITY, SPEND, SPEND_BATCHES
+from shared.topics import CONTRACTS, NOTIFICATIONS, QUALITY, SPEND, SPEND_BATCHES
 from shared.unit_of_work import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -78,9 +80,12 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     )
     runtime.subscribe(Subscription(CONTRACT_CHANGED, CONTRACTS, apply_contracts, "contracts", wakes=positions))
     runtime.subscribe(Subscription(QUALITY_RECORDED, QUALITY, apply_quality, "quality", wakes=positions))
+    runtime.subscribe(Subscription(NOTIFICATION, NOTIFICATIONS, repository.store_alerts, "alerts"))
     runtime.republishing(repository.republish)
     app = runtime.app("acoflow settlement")
-    runtime.secure(app)
+    runtime.secure(app, own_auth=("/ui",))
+    signing = runtime.event_keys
+    app.include_router(build_console(runtime, repository.SCHEMA, None if signing is None else signing.keys[signing.signing_id]))
 
     @app.get("/positions", tags=["settlement"])
     async def list_positions(
@@ -91,6 +96,15 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         """Every contract's latest position, by contract id, a page at a time."""
         async with runtime.pool.acquire() as conn:
             return await repository.positions(conn, limit=limit, after=after)
+
+    @app.get("/positions/{contract_id}/history", tags=["settlement"])
+    async def position_history(contract_id: str, _: Viewer) -> list[dict[str, Any]]:
+        """The contract's position a day (the day's last), oldest first."""
+        async with runtime.pool.acquire() as conn:
+            rows = await repository.history(conn, contract_id)
+        if not rows:
+            raise HTTPException(404, detail=[{"loc": ["path", "contract_id"], "msg": "no position history for this contract"}])
+        return rows
 
     @app.get("/positions/{contract_id}", tags=["settlement"])
     async def get_position(contract_id: str, _: Viewer) -> dict[str, Any]:

@@ -11,9 +11,17 @@ from typing import Any
 
 from services.settlement.domain.parameters import PARAMETERS_VERSION
 from services.settlement.domain.position import MemberStats, PositionInputs, elapsed_share, project
+from shared.consumer import Parsed
 from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
-from shared.events import POSITION_UPDATED, ContractState, QualityResult, SettlementPosition, SpendDelta
+from shared.events import (
+    POSITION_UPDATED,
+    ContractState,
+    NotificationEvent,
+    QualityResult,
+    SettlementPosition,
+    SpendDelta,
+)
 from shared.logging import get_logger
 from shared.money import ZERO
 from shared.outbox import outbox_insert
@@ -311,7 +319,10 @@ async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
         f"WITH stored AS (INSERT INTO {SCHEMA}.positions (contract_id, sequence, position)"
         " SELECT c, s, e::jsonb -> 'payload' FROM unnest($1::text[], $2::bigint[], $3::text[]) AS p(c, s, e)"
         " ON CONFLICT (contract_id) DO UPDATE SET sequence = excluded.sequence, position = excluded.position,"
-        f" updated_at = now()) {outbox_insert(SCHEMA, topics, '$1::text[]', '$5::uuid[]', values)}",
+        f" updated_at = now()), history AS (INSERT INTO {SCHEMA}.position_history (contract_id, day, sequence, position)"
+        " SELECT c, current_date, s, e::jsonb -> 'payload' FROM unnest($1::text[], $2::bigint[], $3::text[]) AS h(c, s, e)"
+        " ON CONFLICT (contract_id, day) DO UPDATE SET sequence = excluded.sequence, position = excluded.position)"
+        f" {outbox_insert(SCHEMA, topics, '$1::text[]', '$5::uuid[]', values)}",
         [e.payload.contract_id for e in events],
         [e.payload.sequence for e in events],
         [e.to_bytes().decode() for e in events],
@@ -473,6 +484,34 @@ async def positions(
     else:
         rows = await conn.fetch(f"SELECT position FROM {SCHEMA}.positions WHERE contract_id = $1", contract_id)
     return [r["position"] for r in rows]
+
+
+async def history(conn: Conn, contract_id: str, limit: int = 400) -> list[dict[str, Any]]:
+    """The contract's position a day, oldest first (the last `limit` days)."""
+    rows = await conn.fetch(
+        f"SELECT day, position FROM (SELECT day, position FROM {SCHEMA}.position_history WHERE contract_id = $1"
+        " ORDER BY day DESC LIMIT $2) AS h ORDER BY day",
+        contract_id,
+        limit,
+    )
+    return [{"day": r["day"].isoformat(), **r["position"]} for r in rows]
+
+
+async def store_alerts(uow: UnitOfWork, batch: list[Parsed[NotificationEvent]]) -> None:
+    await uow.conn.executemany(
+        f"INSERT INTO {SCHEMA}.alerts (event_id, contract_id, alert_id, rule, kind, detail) VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT DO NOTHING",
+        [(p.envelope.event_id, e.contract_id, e.alert_id, e.rule, e.kind, e.detail) for p in batch for e in [p.envelope.payload]],
+    )
+
+
+async def alerts(conn: Conn, contract_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT alert_id, rule, kind, detail, at FROM {SCHEMA}.alerts WHERE contract_id = $1 ORDER BY at DESC LIMIT $2",
+        contract_id,
+        limit,
+    )
+    return [dict(r) for r in rows]
 
 
 async def republish(uow: UnitOfWork) -> int:
