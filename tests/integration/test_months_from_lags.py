@@ -56,7 +56,7 @@ async def test_months_are_the_sum_of_their_lags_and_keep_spend_from_before_lags(
                 " INSERT INTO settlement.lag_spend VALUES ('P1', '2025-02-01', 1, 30.25), ('P1', '2025-03-01', 0, 40),"
                 " ('P1', '2025-03-01', 1, 30)"
             )
-            assert await apply_migrations(conn, "settlement", MIGRATIONS) == ["006_months_from_lags.sql"]
+            assert (await apply_migrations(conn, "settlement", MIGRATIONS))[0] == "006_months_from_lags.sql"
             kept = await conn.fetch("SELECT service_month, amount FROM settlement.spend_before_lags ORDER BY 1")
             assert [(r["service_month"], r["amount"]) for r in kept] == [
                 (date(2025, 1, 1), D("1000.500000")),
