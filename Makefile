@@ -19,10 +19,12 @@ demo: $(STAMP)
 up: $(STAMP)
 	$(BIN)/acoflow up
 
-# The console's browser test drives Debian's chromium (never a downloaded browser).
+# The console's browser test drives Debian's chromium (never a downloaded browser); promtool checks the alert rules.
 test: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		|| echo "chromium could not be installed: the console's browser test will fail"
+	@command -v promtool >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus) \
+		|| echo "prometheus could not be installed: the rules test will fail"
 	$(BIN)/python -m pytest -q
 
 # The benchmark is a script, not a test: CI does not run it.

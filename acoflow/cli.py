@@ -725,6 +725,17 @@ def benchmark_backtest(prior_path: Path, prior_year: int, current_path: Path, pe
         click.echo(f"  not predicted {key or '(no id)'}: {why}")
 
 
+@main.command()
+@click.option("--out", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/asyncapi.json"),
+              show_default=True)  # fmt: skip
+def asyncapi(output: Path) -> None:
+    """Write the AsyncAPI 3.0 document of every topic (events, keys, who writes and reads them)."""
+    from acoflow.asyncapi import document
+
+    output.write_text(json.dumps(document(), indent=2, default=str) + "\n")
+    console.print(f"wrote {output}")
+
+
 @main.command("kafka-acls")
 @click.option("--bootstrap", default="kafka:9093", show_default=True, help="the broker's admin listener")
 @click.option("--command-config", default="/etc/kafka/admin.properties", show_default=True)

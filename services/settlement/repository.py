@@ -9,6 +9,8 @@ from decimal import Decimal
 from itertools import chain
 from typing import Any
 
+from prometheus_client import Gauge
+
 from services.settlement.domain.parameters import PARAMETERS_VERSION
 from services.settlement.domain.position import MemberStats, PositionInputs, elapsed_share, project
 from shared.consumer import Parsed
@@ -23,6 +25,7 @@ from shared.events import (
     SpendDelta,
 )
 from shared.logging import get_logger
+from shared.metrics import REGISTRY
 from shared.money import ZERO
 from shared.outbox import outbox_insert
 from shared.terms import ContractTerms, QualityStandard
@@ -329,7 +332,25 @@ async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
         SETTLEMENT.name,
         [e.event_id for e in events],
     )
+    for e in events:
+        _export(e.payload)
     return [(SETTLEMENT, e.payload.contract_id, e) for e in events]
+
+
+# Business gauges, one series per contract: what the Grafana dashboard and the alert rules read.
+SHARED = Gauge(
+    "acoflow_position_shared_savings_losses", "Projected shared savings (< 0: losses)", ["contract"], registry=REGISTRY
+)
+EXPOSURE_NOW = Gauge("acoflow_position_exposure_now", "Projected losses owed", ["contract"], registry=REGISTRY)
+EXPOSURE_AT_CAP = Gauge("acoflow_position_exposure_at_cap", "Losses owed at the cap", ["contract"], registry=REGISTRY)
+CLEARS_MSR = Gauge("acoflow_position_probability_clears_msr", "P(savings rate clears the MSR)", ["contract"], registry=REGISTRY)
+
+
+def _export(p: SettlementPosition) -> None:
+    SHARED.labels(p.contract_id).set(float(p.projected_shared_savings_losses))
+    EXPOSURE_NOW.labels(p.contract_id).set(float(p.downside_exposure_now))
+    EXPOSURE_AT_CAP.labels(p.contract_id).set(float(p.downside_exposure_at_cap))
+    CLEARS_MSR.labels(p.contract_id).set(float(p.probability_clears_msr))
 
 
 _STATES: dict[tuple[str, int], ContractState] = {}

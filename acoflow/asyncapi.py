@@ -1,0 +1,132 @@
+"""The AsyncAPI 3.0 document of every topic, generated from the code: topics and keys from shared/topics.py, the
+envelope and each payload's JSON Schema from shared/events.py (pydantic), who publishes and who subscribes from
+the production ACLs (acoflow/kafka_acls.py). `acoflow asyncapi` writes it; docs/asyncapi.json is its output,
+which a test keeps current, so a team using another language can generate a client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from acoflow.kafka_acls import PRINCIPALS
+from shared.envelope import EventSpec
+from shared.events import (
+    API_KEY_CHANGED,
+    ATTRIBUTION_CHANGED,
+    CLAIM_REJECTED,
+    CLAIM_SUBMITTED,
+    CONTRACT_CHANGED,
+    DEAD_LETTER,
+    MEMBER_ID_CHANGED,
+    NOTIFICATION,
+    POSITION_UPDATED,
+    QUALITY_RECORDED,
+    RECEIPT,
+    SPEND_APPLIED,
+    SPEND_BATCH,
+)
+from shared.topics import (
+    ATTRIBUTION,
+    ATTRIBUTION_ACKS,
+    CLAIMS_REJECTED,
+    CLAIMS_SUBMITTED,
+    CONTRACTS,
+    DEADLETTER,
+    KEYS,
+    MEMBERS,
+    NOTIFICATIONS,
+    QUALITY,
+    SETTLEMENT,
+    SPEND,
+    SPEND_ACKS,
+    SPEND_BATCHES,
+    TopicSpec,
+)
+
+# Each topic's event and what its message key is.
+EVENTS: tuple[tuple[TopicSpec, EventSpec[Any], str], ...] = (
+    (CLAIMS_SUBMITTED, CLAIM_SUBMITTED, "member id"),
+    (CLAIMS_REJECTED, CLAIM_REJECTED, "member id (or file:<name> for a loader's refusal)"),
+    (MEMBERS, MEMBER_ID_CHANGED, "previous member id"),
+    (CONTRACTS, CONTRACT_CHANGED, "contract id"),
+    (ATTRIBUTION, ATTRIBUTION_CHANGED, "member id"),
+    (ATTRIBUTION_ACKS, RECEIPT, "the confirming service"),
+    (QUALITY, QUALITY_RECORDED, "contract id"),
+    (SPEND, SPEND_APPLIED, "contract id"),
+    (SPEND_BATCHES, SPEND_BATCH, "the first delta's contract id (spreads batches; deltas add up in any order)"),
+    (SPEND_ACKS, RECEIPT, "the confirming service"),
+    (SETTLEMENT, POSITION_UPDATED, "contract id"),
+    (NOTIFICATIONS, NOTIFICATION, "contract id"),
+    (KEYS, API_KEY_CHANGED, "key id"),
+    (DEADLETTER, DEAD_LETTER, "the refused record's key"),
+)
+
+
+def _name(topic: TopicSpec) -> str:
+    return topic.name.replace(".", "_")
+
+
+def document() -> dict[str, Any]:
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for topic, spec, key in EVENTS:
+        payload = spec.payload.__name__
+        schema = spec.payload.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[payload] = schema
+        message = {
+            "name": spec.event_type,
+            "title": f"{spec.event_type} (schema versions {', '.join(str(v) for v in sorted(spec.versions))})",
+            "contentType": "application/json",
+            "headers": {
+                "type": "object",
+                "properties": {
+                    "acoflow-signature": {
+                        "type": "string",
+                        "description": "kid=<key id>,v1=<hex HMAC-SHA256 of the message bytes>; required on internal topics",
+                    }
+                },
+            },
+            "payload": {
+                "type": "object",
+                "required": ["event_id", "event_type", "schema_version", "occurred_at", "producer", "payload"],
+                "properties": {
+                    "event_id": {"type": "string", "format": "uuid", "description": "consumers dedupe by it"},
+                    "event_type": {"const": spec.event_type},
+                    "schema_version": {"enum": sorted(spec.versions)},
+                    "occurred_at": {"type": "string", "format": "date-time"},
+                    "producer": {"type": "string"},
+                    "correlation_id": {"type": ["string", "null"]},
+                    "payload": {"$ref": f"#/components/schemas/{payload}"},
+                },
+            },
+        }
+        channels[_name(topic)] = {
+            "address": topic.name,
+            "description": (
+                f"{topic.partitions} partitions; key: {key}."
+                + (" Compacted." if topic.compacted else "")
+                + (" Internal: every message is signed." if topic.internal else " Payer input: authenticated by the broker.")
+            ),
+            "messages": {spec.event_type.replace(".", "_"): message},
+        }
+        for p in PRINCIPALS:
+            for verb, topics in (("send", p.writes), ("receive", p.reads)):
+                if topic in topics:
+                    operations[f"{p.name}_{verb}s_{_name(topic)}"] = {
+                        "action": verb,
+                        "channel": {"$ref": f"#/channels/{_name(topic)}"},
+                        "summary": f"{p.name} {verb}s",
+                    }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "acoflow events",
+            "version": "1",
+            "description": "Every topic of acoflow, its key, its event and who writes and reads it. Money is a JSON string.",
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": dict(sorted(operations.items())),
+        "components": {"schemas": dict(sorted(schemas.items()))},
+    }

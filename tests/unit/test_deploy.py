@@ -1,0 +1,58 @@
+"""What operators and downstream teams get: Prometheus alert rules that promtool accepts, a Grafana dashboard
+whose queries name metrics the services export, and the AsyncAPI document of every topic, kept current."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from acoflow.asyncapi import document
+from shared.topics import ALL_TOPICS
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+
+
+def exported_metrics() -> set[str]:
+    names: set[str] = set()
+    for path in [*ROOT.glob("shared/*.py"), *ROOT.glob("services/*/*.py")]:
+        names |= set(re.findall(r'"(acoflow_[a-z_]+)"', path.read_text()))
+    return {n.removesuffix("_total") for n in names} | names
+
+
+def referenced(text: str) -> set[str]:
+    return {m.removesuffix("_total") for m in re.findall(r"\b(acoflow_[a-z_]+)", text)}
+
+
+def test_promtool_accepts_the_rules_and_the_config(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed (make test installs Debian's prometheus package)"
+    rules = subprocess.run([promtool, "check", "rules", str(DEPLOY / "prometheus-rules.yml")], capture_output=True, text=True)
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    config = tmp_path / "prometheus.yml"
+    (tmp_path / "rules.yml").write_text((DEPLOY / "prometheus-rules.yml").read_text())
+    config.write_text((DEPLOY / "prometheus.yml").read_text().replace("/etc/prometheus/rules.yml", str(tmp_path / "rules.yml")))
+    checked = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_rules_and_dashboard_name_only_metrics_the_services_export() -> None:
+    exported = {n.removesuffix("_total") for n in exported_metrics()}
+    rules = (DEPLOY / "prometheus-rules.yml").read_text()
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "acoflow.json").read_text())
+    expressions = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    assert referenced(rules) <= exported, referenced(rules) - exported
+    assert referenced(expressions) <= exported, referenced(expressions) - exported
+    assert dashboard["panels"] and all(p["datasource"]["uid"] == "prometheus" for p in dashboard["panels"])
+
+
+def test_asyncapi_document_covers_every_topic_and_is_current() -> None:
+    doc = document()
+    assert doc["asyncapi"].startswith("3.") and {c["address"] for c in doc["channels"].values()} == {t.name for t in ALL_TOPICS}
+    position = doc["components"]["schemas"]["SettlementPosition"]
+    assert "projected_shared_savings_losses" in position["properties"]
+    published = json.loads((ROOT / "docs" / "asyncapi.json").read_text())
+    assert published == json.loads(json.dumps(doc, default=str)), "docs/asyncapi.json is stale: run acoflow asyncapi"
