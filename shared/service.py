@@ -47,6 +47,7 @@ class ServiceRuntime:
         self.broker = make_broker(self.settings, name)
         self._producer: AIOKafkaProducer | None = None
         self._pool: asyncpg.Pool | None = None
+        self._auth_pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         # Migrations shared by several services (applied after the service's own, recorded as "<dir>/<file>").
@@ -170,7 +171,9 @@ class ServiceRuntime:
             self.on_start.append(register)
 
         async def lookup(key: str) -> Principal | None:
-            async with self.pool.acquire() as conn:
+            # A pool of its own: a flood of requests cannot starve the consumers of connections.
+            pool = self._auth_pool or self.pool
+            async with pool.acquire() as conn:
                 return await replica_lookup(conn, self.schema, key)
 
         app.add_middleware(ApiKeyMiddleware, lookup=lookup, own_auth=own_auth)
@@ -184,6 +187,7 @@ class ServiceRuntime:
         if not dsn:
             raise RuntimeError("ACOFLOW_DATABASE_URL is not set: run the service under `acoflow up` or set it")
         self._pool = await create_pool(dsn, self.settings.db_pool_size, self.db_session)
+        self._auth_pool = await create_pool(dsn, 2)
         async with self._pool.acquire() as conn:
             applied = await apply_migrations(conn, self.schema, self.migrations)
             for directory in self.extra_migrations:
@@ -238,6 +242,8 @@ class ServiceRuntime:
             await self._producer.stop()
         if self._pool is not None:
             await self._pool.close()
+        if self._auth_pool is not None:
+            await self._auth_pool.close()
         log.info("service_stopped")
 
     async def healthy(self) -> dict[str, bool]:
