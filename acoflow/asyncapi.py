@@ -130,3 +130,38 @@ def document() -> dict[str, Any]:
         "operations": dict(sorted(operations.items())),
         "components": {"schemas": dict(sorted(schemas.items()))},
     }
+
+
+def event_schemas() -> dict[str, dict[str, Any]]:
+    """One JSON Schema per event type (its payload, with the definitions it uses), for docs/schemas/."""
+    out: dict[str, dict[str, Any]] = {}
+    for _, spec, _ in EVENTS:
+        schema = spec.payload.model_json_schema()
+        schema["$id"] = f"acoflow/{spec.event_type}"
+        schema["x-schema-versions"] = sorted(spec.versions)
+        out[spec.event_type] = schema
+    return out
+
+
+def breaking_changes(old: dict[str, Any], new: dict[str, Any], path: str = "$") -> list[str]:
+    """What in `new` would break a consumer written against `old` (docs/versioning.md): a property removed, made
+    required, or given another type; an enum value removed. Adding optional properties or enum values is not."""
+    out: list[str] = []
+    if old.get("type") != new.get("type") and "type" in old:
+        out.append(f"{path}: type {old.get('type')} became {new.get('type')}")
+    old_enum, new_enum = old.get("enum"), new.get("enum")
+    if old_enum is not None and new_enum is not None:
+        out += [f"{path}: enum value {v!r} removed" for v in old_enum if v not in new_enum]
+    old_props, new_props = old.get("properties", {}), new.get("properties", {})
+    for name, prop in old_props.items():
+        if name not in new_props:
+            out.append(f"{path}.{name}: removed")
+        else:
+            out += breaking_changes(prop, new_props[name], f"{path}.{name}")
+    newly_required = set(new.get("required", [])) - set(old.get("required", []))
+    out += [f"{path}.{name}: now required" for name in sorted(newly_required)]
+    for key in ("$defs",):
+        for name, definition in old.get(key, {}).items():
+            if name in new.get(key, {}):
+                out += breaking_changes(definition, new[key][name], f"{path}.{key}.{name}")
+    return out

@@ -729,11 +729,16 @@ def benchmark_backtest(prior_path: Path, prior_year: int, current_path: Path, pe
 @click.option("--out", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/asyncapi.json"),
               show_default=True)  # fmt: skip
 def asyncapi(output: Path) -> None:
-    """Write the AsyncAPI 3.0 document of every topic (events, keys, who writes and reads them)."""
-    from acoflow.asyncapi import document
+    """Write the AsyncAPI 3.0 document of every topic (events, keys, who writes and reads them), and one JSON
+    Schema per event type beside it (schemas/<event type>.json)."""
+    from acoflow.asyncapi import document, event_schemas
 
     output.write_text(json.dumps(document(), indent=2, default=str) + "\n")
-    console.print(f"wrote {output}")
+    folder = output.parent / "schemas"
+    folder.mkdir(exist_ok=True)
+    for event_type, schema in event_schemas().items():
+        (folder / f"{event_type}.json").write_text(json.dumps(schema, indent=2, default=str) + "\n")
+    console.print(f"wrote {output} and {folder}/")
 
 
 @main.command("kafka-acls")

@@ -56,3 +56,30 @@ def test_asyncapi_document_covers_every_topic_and_is_current() -> None:
     assert "projected_shared_savings_losses" in position["properties"]
     published = json.loads((ROOT / "docs" / "asyncapi.json").read_text())
     assert published == json.loads(json.dumps(doc, default=str)), "docs/asyncapi.json is stale: run acoflow asyncapi"
+
+
+def test_committed_event_schemas_are_current_and_changes_to_them_are_compatible() -> None:
+    from acoflow.asyncapi import breaking_changes, event_schemas
+
+    current = json.loads(json.dumps(event_schemas(), default=str))
+    folder = ROOT / "docs" / "schemas"
+    committed = {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+    assert set(committed) == set(current)
+    for event_type, schema in committed.items():
+        assert breaking_changes(schema, current[event_type]) == [], event_type
+    assert committed == current, "docs/schemas is stale: run acoflow asyncapi"
+
+
+def test_breaking_changes_are_found() -> None:
+    from acoflow.asyncapi import breaking_changes
+
+    old = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"enum": ["x", "y"]}}, "required": ["a"]}
+    assert breaking_changes(old, {**old, "properties": {**old["properties"], "c": {"type": "string"}}}) == []
+    renamed = {**old, "properties": {"b": old["properties"]["b"]}}
+    assert breaking_changes(old, renamed) == ["$.a: removed"]
+    retyped = {**old, "properties": {"a": {"type": "integer"}, "b": {"enum": ["x"]}}, "required": ["a", "b"]}
+    assert breaking_changes(old, retyped) == [
+        "$.a: type string became integer",
+        "$.b: enum value 'y' removed",
+        "$.b: now required",
+    ]
