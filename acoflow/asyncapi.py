@@ -5,6 +5,7 @@ which a test keeps current, so a team using another language can generate a clie
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from acoflow.kafka_acls import PRINCIPALS
@@ -145,13 +146,21 @@ def event_schemas() -> dict[str, dict[str, Any]]:
 
 def breaking_changes(old: dict[str, Any], new: dict[str, Any], path: str = "$") -> list[str]:
     """What in `new` would break a consumer written against `old` (docs/versioning.md): a property removed, made
-    required, or given another type; an enum value removed. Adding optional properties or enum values is not."""
+    required, given another type or one more alternative (anyOf); an enum value removed. Adding optional
+    properties or enum values is not."""
     out: list[str] = []
     if old.get("type") != new.get("type") and "type" in old:
         out.append(f"{path}: type {old.get('type')} became {new.get('type')}")
     old_enum, new_enum = old.get("enum"), new.get("enum")
     if old_enum is not None and new_enum is not None:
         out += [f"{path}: enum value {v!r} removed" for v in old_enum if v not in new_enum]
+    if "anyOf" in old or "anyOf" in new:
+        old_alts = [json.dumps(a, sort_keys=True) for a in old.get("anyOf", [old])]
+        out += [
+            f"{path}: may now be {json.loads(a).get('type', json.loads(a).get('$ref', a))}"
+            for a in (json.dumps(x, sort_keys=True) for x in new.get("anyOf", [new]))
+            if a not in old_alts
+        ]
     old_props, new_props = old.get("properties", {}), new.get("properties", {})
     for name, prop in old_props.items():
         if name not in new_props:

@@ -83,3 +83,6 @@ def test_breaking_changes_are_found() -> None:
         "$.b: enum value 'y' removed",
         "$.b: now required",
     ]
+    nullable = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    assert breaking_changes({"anyOf": [{"type": "string"}]}, nullable) == ["$: may now be null"]
+    assert breaking_changes(nullable, nullable) == []
