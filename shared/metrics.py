@@ -22,3 +22,9 @@ OUTBOX_PUBLISHED = Counter(
     "acoflow_outbox_published_total", "Events relayed from the outbox to Kafka", ["service", "topic"], registry=REGISTRY
 )
 OUTBOX_PENDING = Gauge("acoflow_outbox_pending", "Events waiting in the outbox", ["service"], registry=REGISTRY)
+OUTBOX_OLDEST_AGE = Gauge(
+    "acoflow_outbox_oldest_age_seconds",
+    "Age of the oldest event the outbox relay found waiting (0 when it found none)",
+    ["service"],
+    registry=REGISTRY,
+)

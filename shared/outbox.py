@@ -14,7 +14,7 @@ from shared.broker import publish_all
 from shared.db import Conn, QueueVacuum
 from shared.envelope import Envelope
 from shared.loops import WorkLoop
-from shared.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
+from shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING, OUTBOX_PUBLISHED
 from shared.settings import Settings
 from shared.signing import EventKeys
 from shared.topics import TopicSpec
@@ -76,12 +76,15 @@ class OutboxRelay(WorkLoop):
     async def relay_once(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                f"SELECT id, topic, key, value FROM {self._schema}.outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                f"SELECT id, topic, key, value, extract(epoch FROM clock_timestamp() - created_at)::float8 AS age"
+                f" FROM {self._schema}.outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch,
             )
             # A pass that found fewer rows than it may take saw the whole outbox (but rows another instance
             # holds): the gauge is what it left, without a count(*) on every pass.
             OUTBOX_PENDING.labels(self._service).set(0 if len(rows) < self._batch else len(rows))
+            # Set before publishing, so a relay that cannot reach the broker still shows its backlog ageing.
+            OUTBOX_OLDEST_AGE.labels(self._service).set(rows[0]["age"] if rows else 0)
             if not rows:
                 return 0
             await publish_all(self._producer, [(r["topic"], r["key"], bytes(r["value"])) for r in rows], self._sign)
