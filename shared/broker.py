@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
@@ -20,7 +21,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
-from shared.metrics import REGISTRY
+from shared.metrics import CONSUMER_LAG, REGISTRY
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS, TopicSpec
 
@@ -98,14 +99,48 @@ def batch_options(
         # counting consumer follows) is fetched, and its batch committed, continuously however long the wait.
         "fetch_min_bytes": 1 if quick else COLD_FETCH_MIN_BYTES,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
-        "decoder": raw_records,
+        "decoder": RawRecords(group_id),
+        "listener": ForgetRevokedLag(group_id),
     }
 
 
-async def raw_records(msg: Any) -> list[ConsumerRecord[Any, Any]]:
-    """Hand the handler the records themselves: each one is parsed (and, if bad, rejected) on its own."""
-    raw = msg.raw_message
-    return list(raw) if isinstance(raw, tuple) else [raw]
+class ForgetRevokedLag(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A partition that moved to another instance is that instance's to report: this one stops reporting a lag
+    it no longer sees, so a rebalance cannot leave a stale figure behind."""
+
+    def __init__(self, group_id: str):
+        self._group = group_id
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        for tp in revoked:
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(self._group, tp.topic, str(tp.partition))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
+class RawRecords:
+    """Hands the handler the records themselves (each one is parsed, and if bad rejected, on its own) and
+    reports the group's lag on each partition in the batch: what remains past its last record, from the
+    high watermark the fetch brought (no extra request)."""
+
+    def __init__(self, group_id: str):
+        self._group = group_id
+
+    async def __call__(self, msg: Any) -> list[ConsumerRecord[Any, Any]]:
+        raw = msg.raw_message
+        records: list[ConsumerRecord[Any, Any]] = list(raw) if isinstance(raw, tuple) else [raw]
+        last: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            last[tp] = max(r.offset, last.get(tp, -1))
+        consumer = getattr(msg, "consumer", None)
+        for tp, offset in last.items():
+            highwater = consumer.highwater(tp) if consumer is not None else None
+            if highwater is not None:
+                CONSUMER_LAG.labels(self._group, tp.topic, str(tp.partition)).set(max(highwater - offset - 1, 0))
+        return records
 
 
 def topic_configs(topic: TopicSpec, settings: Settings | None) -> dict[str, str]:

@@ -28,3 +28,9 @@ OUTBOX_OLDEST_AGE = Gauge(
     ["service"],
     registry=REGISTRY,
 )
+CONSUMER_LAG = Gauge(
+    "acoflow_consumer_lag",
+    "Records on a partition past the last one a consumer group has in hand (as of its latest batch)",
+    ["group", "topic", "partition"],
+    registry=REGISTRY,
+)
