@@ -15,7 +15,8 @@ import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_fastapi_instrumentator import Instrumentator
 
 from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash, replica_lookup, replicate, requires
 from shared.broker import batch_options, ensure_topics, make_broker, make_producer
@@ -296,11 +297,19 @@ class ServiceRuntime:
         return app
 
 
+def instrument_http(app: FastAPI, registry: CollectorRegistry = REGISTRY) -> None:
+    """Request counts, sizes and latency per route (acoflow_http_*). Called once the service has added its own
+    middleware, so it sits outside the API-key middleware and counts the requests that refuses. Handlers are
+    labelled by route template (never a path with an id in it); /health and /metrics are left out."""
+    Instrumentator(registry=registry, excluded_handlers=["^/health$", "^/metrics$"]).instrument(app, metric_namespace="acoflow")
+
+
 def serve(name: str, build: Callable[[ServiceRuntime], FastAPI], migrations: Path) -> None:
     settings = get_settings()
     configure_logging(name, settings.log_level)
     runtime = ServiceRuntime(name, migrations, settings)
     app = build(runtime)
+    instrument_http(app)
     config = uvicorn.Config(
         app,
         host=settings.host,

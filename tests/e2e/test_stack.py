@@ -248,6 +248,12 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
             assert httpx.get(stack.url(name) + "/metrics", timeout=10).status_code == 200
         metrics = httpx.get(stack.url("claims_ingest") + "/metrics", timeout=10).text
         assert "acoflow_events_rejected_total" in metrics and "faststream_received_messages_total" in metrics
+        assert 'acoflow_consumer_lag{group="claims_ingest' in metrics
+        # Request latency and outcome by route template, the refused requests included.
+        settlement = httpx.get(stack.url("settlement") + "/metrics", timeout=10).text
+        assert 'acoflow_http_request_duration_seconds_count{handler="/positions",method="GET"}' in settlement
+        assert 'acoflow_http_requests_total{handler="/positions",method="GET",status="2xx"}' in settlement
+        assert 'acoflow_http_requests_total{handler="/positions",method="GET",status="4xx"}' in settlement
     finally:
         stack.stop()
         server.shutdown()

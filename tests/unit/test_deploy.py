@@ -3,13 +3,19 @@ whose queries name metrics the services export, and the AsyncAPI document of eve
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
 from acoflow.asyncapi import document
+from shared.service import instrument_http
 from shared.topics import ALL_TOPICS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +26,22 @@ def exported_metrics() -> set[str]:
     names: set[str] = set()
     for path in [*ROOT.glob("shared/*.py"), *ROOT.glob("services/*/*.py")]:
         names |= set(re.findall(r'"(acoflow_[a-z_]+)"', path.read_text()))
+    # The HTTP metrics come from prometheus-fastapi-instrumentator: ask it what it registers.
+    app = FastAPI()
+    registry = CollectorRegistry()
+    instrument_http(app, registry)
+
+    @app.get("/x")
+    def x() -> dict[str, str]:
+        return {}
+
+    async def call() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            await client.get("/x")
+
+    asyncio.run(call())
+    names |= {sample.name for metric in registry.collect() for sample in metric.samples}
+    assert "acoflow_http_request_duration_seconds_bucket" in names
     return {n.removesuffix("_total") for n in names} | names
 
 
