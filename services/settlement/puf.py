@@ -264,6 +264,13 @@ class RowResult:
         return diff <= dollars or diff <= share * abs(self.published)
 
 
+def _readable(cell: Cell, field: str) -> Decimal | None:
+    try:
+        return cell.number(field)
+    except RowError:
+        return None
+
+
 def settle_rows(rows: Iterable[dict[str, str]], year: int | None = None) -> Iterator[RowResult]:
     rows = iter(rows)
     first = next(rows, None)
@@ -272,16 +279,14 @@ def settle_rows(rows: Iterable[dict[str, str]], year: int | None = None) -> Iter
     columns = Columns(first.keys())
     for line, row in enumerate([first, *rows], start=2):
         cell = Cell(columns, row)
-        try:
-            published = cell.number("published")
-        except RowError:
-            published = None
+        published, row_year = (_readable(cell, field) for field in ("published", "performance_year"))
         try:
             inputs = inputs_from_row(columns, row, year)
             result = settle(inputs)
         except (SettlementError, ValueError, KeyError) as exc:
             message = str(exc).strip("'\"")
-            yield RowResult(line, row, None, message, published, year)
+            # A row that cannot be settled still counts against its year when the year can be read.
+            yield RowResult(line, row, None, message, published, year if year is not None or row_year is None else int(row_year))
         else:
             yield RowResult(line, row, result, None, published, inputs.performance_year)
 

@@ -210,6 +210,12 @@ def test_cms_shaped_file_without_a_year_asks_for_it() -> None:
     assert results[0].error is not None and "--performance-year" in results[0].error
 
 
+def test_a_row_that_cannot_be_settled_counts_against_its_year() -> None:
+    rows = [{"Performance_Year": "2015", "N_AB": "10000", "EarnSaveLoss": "1000"}]
+    (result,) = settle_rows(rows)
+    assert result.error is not None and result.year == 2015 and not result.within(D(1))
+
+
 PY2024_HEADER = (
     "ACO_ID,Current_Track,Risk_Model,N_AB,MinSavPerc,QualScore,Met_QPS,Met_AltQPS,Rev_Exp_Cat,DisAdj,RevLossLimit,"
     "ABtotBnchmk,ABtotExp,AIPRecoup,FinalShareRate,FinalLossRate,ReducedSS,EarnSaveLoss"
