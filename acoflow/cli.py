@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 from rich.console import Console
 from rich.table import Table
 
+from acoflow.clients import ServiceClient
 from shared.settings import Settings, get_settings
 
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -145,6 +145,8 @@ def load(paths: tuple[Path, ...], fmt: str | None, payer: str, dry_run: bool, as
     for note in report.notes:
         err.print(f"note: {note}")
     ledger = report.ledger
+    if not dry_run:
+        console.print(f"load {report.load_id} (the correlation id of its events, spend, positions and alerts)")
     console.print(
         f"{report.lines} claim lines, {report.rejected} rejected, {ledger.duplicates} re-delivered, {ledger.denied} denied, "
         f"{ledger.superseded} superseded, {report.id_changes} member id changes; paid total {ledger.total}"
@@ -153,8 +155,22 @@ def load(paths: tuple[Path, ...], fmt: str | None, payer: str, dry_run: bool, as
     for kind, amount in ledger.by_claim_type.items():
         extra = f" (gross {gross[kind]}: IME, DSH and uncompensated care excluded)" if gross.get(kind) != amount else ""
         console.print(f"  {kind}: {amount}{extra}")
+    if report.rejected:
+        _print_refusals(report)
     if not dry_run:
         console.print(f"published {report.published} events")
+
+
+def _print_refusals(report: Any) -> None:
+    table = Table(title=f"refused: {report.rejected} records, by reason")
+    for column in ("field", "reason", "records"):
+        table.add_column(column)
+    for (fld, code), n in report.refusals_by_reason.most_common():
+        table.add_row(fld, code, f"{n:,}")
+    console.print(table)
+    console.print("first refused:")
+    for r in report.first_refusals:
+        console.print(f"  {r.where}: " + "; ".join(f"{x.field}: {x.message}" for x in r.reasons), markup=False)
 
 
 def _api_key(settings: Settings) -> str:
@@ -167,33 +183,10 @@ def _api_key(settings: Settings) -> str:
     return key
 
 
-def _auth(settings: Settings | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {_api_key(settings or get_settings())}"}
-
-
-def _api(settings: Settings) -> Any:
-    from acoflow.contracts_client import client
-
-    return client(_service_url(settings, "contracts"), _api_key(settings))
-
-
-def _fail_on_api_error(fn: Any) -> Any:
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from acoflow.contracts_client import ApiError, ContractFileError
-
-        try:
-            return fn(*args, **kwargs)
-        except (ApiError, ContractFileError) as exc:
-            console.print(f"[red]{exc}[/]")
-            sys.exit(1)
-        except httpx.HTTPError as exc:
-            console.print(f"[red]cannot reach the service: {exc}[/]")
-            sys.exit(1)
-
-    return wrapper
+def _client(service: str, settings: Settings | None = None) -> ServiceClient:
+    """The service's API, as the running stack (or the settings) says where it is, with the configured key."""
+    settings = settings or get_settings()
+    return ServiceClient(service, _service_url(settings, service), _api_key(settings))
 
 
 @main.group()
@@ -203,12 +196,11 @@ def contracts() -> None:
 
 @contracts.command("apply")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_fail_on_api_error
 def contracts_apply(files: tuple[Path, ...]) -> None:
     """Create or update contracts from YAML files (a new version only when something changed)."""
     from acoflow.contracts_client import apply, read_contract_file
 
-    with _api(get_settings()) as api:
+    with _client("contracts") as api:
         for path in files:
             action, state = apply(api, read_contract_file(path))
             console.print(f"{state['contract_id']}: {action} (version {state['version']})")
@@ -216,13 +208,10 @@ def contracts_apply(files: tuple[Path, ...]) -> None:
 
 @contracts.command("list")
 @click.option("--json", "as_json", is_flag=True)
-@_fail_on_api_error
 def contracts_list(as_json: bool) -> None:
     """Every contract at its latest version."""
-    from acoflow.contracts_client import checked
-
-    with _api(get_settings()) as api:
-        rows = checked(api.get("/contracts"))
+    with _client("contracts") as api:
+        rows = api.get("/contracts")
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -240,13 +229,10 @@ def contracts_list(as_json: bool) -> None:
 @contracts.command("history")
 @click.argument("contract_id")
 @click.option("--json", "as_json", is_flag=True)
-@_fail_on_api_error
 def contracts_history(contract_id: str, as_json: bool) -> None:
     """Every change to a contract: version, who, when, what."""
-    from acoflow.contracts_client import checked
-
-    with _api(get_settings()) as api:
-        rows = checked(api.get(f"/contracts/{contract_id}/history"))
+    with _client("contracts") as api:
+        rows = api.get(f"/contracts/{contract_id}/history")
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -268,13 +254,10 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--role", type=click.Choice(["viewer", "editor", "admin", "phi"]), required=True)
 @click.option("--name", required=True, help="who or what uses the key (shown in audit records)")
-@_fail_on_api_error
 def keys_create(role: str, name: str) -> None:
     """Create a key; it is printed once and stored only as a hash."""
-    from acoflow.contracts_client import checked
-
-    with _api(get_settings()) as api:
-        created = checked(api.post("/keys", json={"name": name, "role": role}))
+    with _client("contracts") as api:
+        created = api.post("/keys", {"name": name, "role": role})
     click.echo(created["key"])
     console.print(f"key {created['key_id']} ({role}) for {name}: keep it now, it is not shown again", style="dim")
 
@@ -327,12 +310,9 @@ async def _recover_key(url: str, name: str) -> tuple[str, str]:
 
 
 @keys.command("list")
-@_fail_on_api_error
 def keys_list() -> None:
-    from acoflow.contracts_client import checked
-
-    with _api(get_settings()) as api:
-        rows = checked(api.get("/keys"))
+    with _client("contracts") as api:
+        rows = api.get("/keys")
     table = Table(title="API keys")
     for column in ("key id", "name", "role", "created by", "created", "last used", "revoked"):
         table.add_column(column)
@@ -344,12 +324,9 @@ def keys_list() -> None:
 
 @keys.command("revoke")
 @click.argument("key_id")
-@_fail_on_api_error
 def keys_revoke(key_id: str) -> None:
-    from acoflow.contracts_client import checked
-
-    with _api(get_settings()) as api:
-        checked(api.delete(f"/keys/{key_id}"))
+    with _client("contracts") as api:
+        api.delete(f"/keys/{key_id}")
     console.print(f"revoked {key_id}")
 
 
@@ -366,7 +343,8 @@ def rejects_list(status: str, as_json: bool, originals: bool) -> None:
     """Rejected lines with their reasons, oldest first."""
     from acoflow.rejects import fetch, reasons_text
 
-    rows = fetch(_service_url(get_settings(), "claims_ingest"), status, _auth(), originals)
+    with _client("claims_ingest") as api:
+        rows = fetch(api, status, originals)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -394,8 +372,8 @@ def rejects_replay(event_ids: tuple[str, ...], replay_all: bool, payload: Path |
     if payload is not None and len(event_ids) != 1:
         raise click.UsageError("--payload replaces exactly one reject: give its event id")
     settings = get_settings()
-    base = _service_url(settings, "claims_ingest")
-    open_rows = {str(r["event_id"]): r for r in fetch(base, "open", _auth(settings), originals=True)}
+    api = _client("claims_ingest", settings)
+    open_rows = {str(r["event_id"]): r for r in fetch(api, "open", originals=True)}
     unknown = [e for e in event_ids if e not in open_rows]
     if unknown:
         raise click.UsageError(f"not open rejects: {', '.join(unknown)}")
@@ -414,30 +392,18 @@ def rejects_replay(event_ids: tuple[str, ...], replay_all: bool, payload: Path |
 
     if ready:
         asyncio.run(send())
-        mark(base, [p.event_id for p in ready], _auth(settings))
+        mark(api, [p.event_id for p in ready])
     for p in plans:
         if p.skipped:
             console.print(f"[yellow]skipped[/] {p.event_id}: {p.skipped}")
     console.print(f"replayed {len(ready)} of {len(plans)} rejects")
 
 
-def _positions(settings: Settings, contract: str | None) -> list[dict[str, Any]]:
-    base = _service_url(settings, "settlement") + "/positions"
+def _positions(api: ServiceClient, contract: str | None) -> list[dict[str, Any]]:
     if contract:
-        response = httpx.get(f"{base}/{contract}", headers=_auth(settings), timeout=10)
-        if response.status_code == 404:
-            return []
-        response.raise_for_status()
-        return [response.json()]
-    rows: list[dict[str, Any]] = []
-    while True:  # page by page, by contract id
-        params: dict[str, Any] = {"limit": 1000, **({"after": rows[-1]["contract_id"]} if rows else {})}
-        response = httpx.get(base, params=params, headers=_auth(settings), timeout=30)
-        response.raise_for_status()
-        page = list(response.json())
-        rows += page
-        if len(page) < 1000:
-            return rows
+        one = api.get(f"/positions/{contract}", missing_ok=True)
+        return [] if one is None else [one]
+    return api.pages("/positions", cursor="contract_id", page=1000)
 
 
 def _money(value: Any) -> str:
@@ -483,17 +449,13 @@ def print_positions(rows: list[dict[str, Any]]) -> None:
 @click.option("--history", is_flag=True, help="the contract's position a day, oldest first")
 def position(contract: str | None, as_json: bool, history: bool) -> None:
     """The latest settlement position(s), or one contract's history."""
-    settings = get_settings()
+    api = _client("settlement")
     if history:
         if contract is None:
             raise click.UsageError("--history needs a contract id")
-        url = _service_url(settings, "settlement") + f"/positions/{contract}/history"
-        response = httpx.get(url, headers=_auth(settings), timeout=30)
-        if response.status_code == 404:
-            console.print("no position history yet")
-            sys.exit(1)
-        response.raise_for_status()
-        points = response.json()
+        points = api.get(f"/positions/{contract}/history", missing_ok=True)
+        if points is None:
+            raise click.ClickException(f"no position history for {contract} yet")
         if as_json:
             click.echo(json.dumps(points, indent=2))
             return
@@ -507,7 +469,7 @@ def position(contract: str | None, as_json: bool, history: bool) -> None:
             )  # fmt: skip
         console.print(table)
         return
-    rows = _positions(settings, contract)
+    rows = _positions(api, contract)
     if as_json:
         click.echo(json.dumps(rows if contract is None else (rows[0] if rows else None), indent=2))
     elif not rows:
@@ -554,14 +516,8 @@ def what_if(
     if mlr is not None:
         common["mlr"] = mlr
     scenarios = [{"terms": {**common, "track": t}} for t in tracks] or [{"terms": common}]
-    url = _service_url(get_settings(), "settlement") + f"/positions/{contract_id}/what-if"
-    response = httpx.post(url, json={"scenarios": scenarios}, headers=_auth(), timeout=60)
-    if response.status_code >= 400:
-        from acoflow.contracts_client import ApiError
-
-        console.print(f"[red]{ApiError(response)}[/]")
-        sys.exit(1)
-    result = response.json()
+    with _client("settlement") as api:
+        result = api.post(f"/positions/{contract_id}/what-if", {"scenarios": scenarios})
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -584,17 +540,12 @@ def notifications() -> None:
     """Alert deliveries: the dead letters, retries, and per-contract rules."""
 
 
-def _notifications_url() -> str:
-    return _service_url(get_settings(), "notifications")
-
-
 @notifications.command("failed")
 @click.option("--json", "as_json", is_flag=True)
 def notifications_failed(as_json: bool) -> None:
     """Deliveries that used up their attempts (the dead-letter state)."""
-    response = httpx.get(_notifications_url() + "/deliveries", params={"status": "failed"}, headers=_auth(), timeout=30)
-    response.raise_for_status()
-    rows = response.json()
+    with _client("notifications") as api:
+        rows = api.get("/deliveries", status="failed")
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -615,9 +566,9 @@ def notifications_retry(ids: tuple[str, ...], retry_all: bool) -> None:
     if not ids and not retry_all:
         raise click.UsageError("give delivery ids, or --all")
     body = {"ids": list(ids)} if ids else {}
-    response = httpx.post(_notifications_url() + "/deliveries/retry", json=body, headers=_auth(), timeout=30)
-    response.raise_for_status()
-    console.print(f"retrying {response.json()['retried']} deliveries")
+    with _client("notifications") as api:
+        retried = api.post("/deliveries/retry", body)["retried"]
+    console.print(f"retrying {retried} deliveries")
 
 
 @notifications.command("rules")
@@ -628,17 +579,12 @@ def notifications_rules(contract_id: str, rules_file: Path | None) -> None:
     """Show (or set) the alert rules in force for a contract."""
     import yaml
 
-    url = _notifications_url() + f"/rules/{contract_id}"
-    if rules_file is not None:
-        response = httpx.put(url, json=yaml.safe_load(rules_file.read_text()) or [], headers=_auth(), timeout=30)
-    else:
-        response = httpx.get(url, headers=_auth(), timeout=30)
-    if response.status_code >= 400:
-        from acoflow.contracts_client import ApiError
-
-        console.print(f"[red]{ApiError(response)}[/]")
-        sys.exit(1)
-    click.echo(yaml.safe_dump(response.json(), sort_keys=False))
+    with _client("notifications") as api:
+        if rules_file is not None:
+            rules = api.put(f"/rules/{contract_id}", yaml.safe_load(rules_file.read_text()) or [])
+        else:
+            rules = api.get(f"/rules/{contract_id}")
+    click.echo(yaml.safe_dump(rules, sort_keys=False))
 
 
 @main.command()
@@ -652,16 +598,10 @@ def reconcile(repair: bool, older_than: float, as_json: bool) -> None:
     settings = get_settings()
     rows: list[dict[str, Any]] = []
     for service in ("claims_ingest", "contracts"):
-        base = _service_url(settings, service)
-        if repair:
-            response = httpx.post(base + "/unconfirmed/resend", headers=_auth(), timeout=60)
-            if response.status_code >= 400:
-                raise click.ClickException(f"{service} answered {response.status_code}: {response.text[:300]}")
-            console.print(f"{service}: re-sent {response.json()['resent']} events")
-        response = httpx.get(base + "/unconfirmed", params={"older_than_s": older_than}, headers=_auth(), timeout=60)
-        if response.status_code >= 400:
-            raise click.ClickException(f"{service} answered {response.status_code}: {response.text[:300]}")
-        rows += response.json()
+        with _client(service, settings) as api:
+            if repair:
+                console.print(f"{service}: re-sent {api.post('/unconfirmed/resend')['resent']} events")
+            rows += api.get("/unconfirmed", older_than_s=older_than)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
     elif not rows:
@@ -795,7 +735,7 @@ def settle_puf(input_path: Path, output: Path, performance_year: int | None) -> 
 @click.option("--timeout", default=600, show_default=True, help="seconds to wait for settlement to catch up")
 def demo(lines: int, members: int, timeout: int) -> None:
     """Start the stack, apply a demo MSSP contract, load a generated feed, print positions, stop."""
-    from acoflow.contracts_client import apply, client, read_contract_file
+    from acoflow.contracts_client import apply, read_contract_file
     from acoflow.demo import DEMO_CONTRACT_ID, generate_feed, write_demo_contract
     from acoflow.load import publish
     from acoflow.stack import Stack
@@ -807,7 +747,7 @@ def demo(lines: int, members: int, timeout: int) -> None:
     ok = False
     try:
         _print_endpoints(stack.status())
-        with client(stack.url("contracts"), stack.api_key) as api:
+        with ServiceClient("contracts", stack.url("contracts"), stack.api_key) as api:
             action, state = apply(api, read_contract_file(write_demo_contract(settings.state_dir, members)))
         console.print(f"contract {DEMO_CONTRACT_ID}: {action}, version {state['version']}, {members} members")
         feed = settings.state_dir / "demo_feed.jsonl"
@@ -818,7 +758,8 @@ def demo(lines: int, members: int, timeout: int) -> None:
         deadline = time.monotonic() + timeout
         rows: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
-            rows = _positions_at(stack.url("settlement"), stack.api_key)
+            with ServiceClient("settlement", stack.url("settlement"), stack.api_key, timeout=10) as api:
+                rows = _positions_at(api)
             if rows and Decimal(rows[0]["paid_to_date"]) == expected:
                 ok = True
                 break
@@ -837,11 +778,11 @@ def demo(lines: int, members: int, timeout: int) -> None:
     sys.exit(0 if ok else 1)
 
 
-def _positions_at(base: str, key: str) -> list[dict[str, Any]]:
+def _positions_at(api: ServiceClient) -> list[dict[str, Any]]:
+    """The positions so far; none while settlement is not answering yet."""
     try:
-        response = httpx.get(base + "/positions", headers={"Authorization": f"Bearer {key}"}, timeout=10)
-        return list(response.json()) if response.status_code == 200 else []
-    except httpx.HTTPError:
+        return _positions(api, None)
+    except click.ClickException:
         return []
 
 

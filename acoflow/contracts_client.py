@@ -1,46 +1,21 @@
-"""The CLI's side of the contracts API: the authenticated client, and `contracts apply` from YAML."""
+"""`acoflow contracts apply`: a contract from YAML (and a roster CSV beside it), applied through the contracts API."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import httpx
+import click
 import yaml
 
+from acoflow.clients import ServiceClient
 from services.contracts.domain.roster import parse_roster_csv
 
 TOP_LEVEL = {"contract_id", "name", "payer", "terms", "roster", "roster_file", "quality"}
 
 
-class ContractFileError(ValueError):
-    pass
-
-
-class ApiError(Exception):
-    def __init__(self, response: httpx.Response) -> None:
-        self.status = response.status_code
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        if isinstance(detail, list):
-            detail = "; ".join(
-                f"{'.'.join(str(p) for p in d.get('loc', []) if p != 'body')}: {d.get('msg')}"
-                for d in detail
-                if isinstance(d, dict)
-            )
-        super().__init__(f"HTTP {response.status_code}: {detail}")
-
-
-def client(base_url: str, api_key: str) -> httpx.Client:
-    return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=60)
-
-
-def checked(response: httpx.Response) -> Any:
-    if response.status_code >= 400:
-        raise ApiError(response)
-    return response.json()
+class ContractFileError(click.ClickException):
+    """A contract file that cannot be applied as it stands (reported like a service's error)."""
 
 
 def read_contract_file(path: Path) -> dict[str, Any]:
@@ -70,19 +45,18 @@ def read_contract_file(path: Path) -> dict[str, Any]:
     return doc
 
 
-def apply(api: httpx.Client, doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def apply(api: ServiceClient, doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Create the contract, or make a new version of it; nothing happens when nothing changed."""
     contract_id = str(doc["contract_id"])
     quality = doc.get("quality") or []
     body = {k: v for k, v in doc.items() if k not in ("quality",)}
-    current = api.get(f"/contracts/{contract_id}")
-    if current.status_code == 404:
-        state = checked(api.post("/contracts", json=body))
+    before = api.get(f"/contracts/{contract_id}", missing_ok=True)
+    if before is None:
+        state = api.post("/contracts", body)
         action = "created"
     else:
-        before = checked(current)
-        state = checked(api.put(f"/contracts/{contract_id}", json={k: v for k, v in body.items() if k != "contract_id"}))
+        state = api.put(f"/contracts/{contract_id}", {k: v for k, v in body.items() if k != "contract_id"})
         action = "unchanged" if state["version"] == before["version"] else "updated"
     for q in quality:
-        checked(api.post(f"/contracts/{contract_id}/quality", json=q))
+        api.post(f"/contracts/{contract_id}/quality", q)
     return action, state

@@ -7,8 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from acoflow.clients import ServiceClient
 from services.claims_ingest.loaders.base import submission
 from shared.topics import CLAIMS_SUBMITTED
 
@@ -23,22 +22,10 @@ class Replay:
     skipped: str | None = None
 
 
-def fetch(base: str, status: str, headers: dict[str, str], originals: bool = False) -> list[dict[str, Any]]:
-    """Every reject of the status, page by page; with `originals`, the records themselves (PHI: the key needs
-    the phi or admin role, and the read is audited)."""
-    rows: list[dict[str, Any]] = []
-    after: str | None = None
-    while True:
-        params: dict[str, Any] = {"status": status, "limit": PAGE, "include_original": str(originals).lower()}
-        if after is not None:
-            params["after"] = after
-        response = httpx.get(f"{base}/rejects", params=params, headers=headers, timeout=30)
-        response.raise_for_status()
-        page = list(response.json())
-        rows += page
-        if len(page) < PAGE:
-            return rows
-        after = str(page[-1]["event_id"])
+def fetch(api: ServiceClient, status: str, originals: bool = False) -> list[dict[str, Any]]:
+    """Every reject of the status (claims_ingest's API), page by page; with `originals`, the records themselves
+    (PHI: the key needs the phi or admin role, and the read is audited)."""
+    return api.pages("/rejects", cursor="event_id", page=PAGE, status=status, include_original=str(originals).lower())
 
 
 def plan_replay(reject: dict[str, Any], payload: dict[str, Any] | None) -> Replay:
@@ -70,10 +57,8 @@ def plan_replay(reject: dict[str, Any], payload: dict[str, Any] | None) -> Repla
     return Replay(event_id, skipped=f"{reject['source']}: not a claim line as it stands; pass --payload with the corrected line")
 
 
-def mark(base: str, event_ids: list[str], headers: dict[str, str]) -> int:
-    response = httpx.post(f"{base}/rejects/replayed", json={"event_ids": event_ids}, headers=headers, timeout=30)
-    response.raise_for_status()
-    return int(response.json()["replayed"])
+def mark(api: ServiceClient, event_ids: list[str]) -> int:
+    return int(api.post("/rejects/replayed", {"event_ids": event_ids})["replayed"])
 
 
 def reasons_text(reasons: list[dict[str, str]]) -> str:
