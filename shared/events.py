@@ -19,6 +19,7 @@ from shared.text import Text
 Identifier = str
 _ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
 AdjustmentType = Literal["original", "cancellation", "adjustment"]
+ADJUSTMENT_ORDER: dict[str, int] = {"original": 0, "adjustment": 1, "cancellation": 2}
 MAX_LINE_AMOUNT = Decimal("10000000")
 EARLIEST_SERVICE = date(1990, 1, 1)
 
@@ -95,9 +96,12 @@ class ClaimLine(Payload):
 
     @property
     def version_rank(self) -> str:
-        """Sorts the versions of one group: the greatest is the final action."""
+        """Sorts the versions of one group: the greatest is the final action. Every part of the line key is in
+        it, so two different lines never tie (a tie would leave both counting); on the same dates a
+        cancellation comes after the adjustment and the original it acts on."""
         effective = (self.effective_date or self.paid_date).isoformat()
-        return f"{effective}|{self.paid_date.isoformat()}|{self.claim_id}|{self.line_number:05d}"
+        order = ADJUSTMENT_ORDER[self.adjustment_type]
+        return f"{effective}|{self.paid_date.isoformat()}|{self.claim_id}|{self.line_number:05d}|{order}|{self.source}"
 
     @property
     def line_key(self) -> str:

@@ -7,7 +7,11 @@ from datetime import date
 from decimal import Decimal as D
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from services.claims_ingest.domain.claims import Assignment, Version, admissible, attribute, counted_amount, losers
+from services.claims_ingest.domain.versions import Ledger
 from shared.events import AttributionPeriod, ClaimLine
 
 YEAR = (AttributionPeriod(start=date(2025, 1, 1), end=date(2025, 12, 31), enrollment_type="aged_nondual"),)
@@ -59,3 +63,41 @@ def test_spend_goes_to_the_payers_contracts_covering_the_date_and_counting_the_t
     ]  # fmt: skip
     assert unattributed == 2  # the other payer's line, and the member nobody lists
     assert attribute(new, {line(1).line_key}, assignments)[0][0].line_key == line(2).line_key  # superseded: skipped
+
+
+def _as_claims_ingest_counts(lines: list[ClaimLine]) -> D:
+    """The spend claims_ingest keeps for lines arriving one by one: its store (by line key) and the superseded
+    flags, moved by the same decisions its handler calls."""
+    stored: dict[str, ClaimLine] = {}
+    superseded: set[str] = set()
+    for arriving in lines:
+        kept, _ = admissible([arriving])
+        new = {k: v for k, v in kept.items() if k not in stored}
+        stored.update(new)
+        for v in new.values():
+            if v.version_group:
+                group = [
+                    Version(k, s.member_id, s.version_group, s.version_rank, k in superseded)
+                    for k, s in stored.items()
+                    if (s.member_id, s.version_group) == (v.member_id, v.version_group)
+                ]
+                superseded.update(losers(group))
+    return sum((counted_amount(v) for k, v in stored.items() if k not in superseded), D(0))
+
+
+LINES = st.builds(
+    lambda n, member, group, day, kind, denied, amount: line(
+        n, member_id=member, version_group=group, paid_date=f"2025-03-{day:02d}", adjustment_type=kind, denied=denied,
+        paid_amount=str(amount),
+    ),
+    st.integers(1, 4), st.sampled_from(["M1", "M2"]), st.sampled_from([None, "g1", "g2"]), st.integers(10, 20),
+    st.sampled_from(["original", "adjustment", "cancellation"]), st.booleans(), st.decimals(0, 500, places=2),
+)  # fmt: skip
+
+
+@given(st.lists(LINES, max_size=25))
+def test_the_dry_run_ledger_counts_what_claims_ingest_counts(lines: list[ClaimLine]) -> None:
+    ledger = Ledger()
+    for v in lines:
+        ledger.add(v)
+    assert ledger.total == _as_claims_ingest_counts(lines)

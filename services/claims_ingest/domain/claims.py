@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 
 from services.claims_ingest.domain.attribution import covering
 from shared.events import AttributionPeriod, ClaimLine
@@ -21,16 +22,45 @@ def counted_amount(line: ClaimLine) -> Decimal:
     return line.signed_amount
 
 
+Fate = Literal["duplicate", "denied", "versioned", "counted"]
+
+
+def fate(line: ClaimLine, seen: set[str]) -> Fate:
+    """What one line is, given the line keys counted before it (its key is added): a denied line never counts
+    (nor takes its key: the same line paid later counts); a row delivered again counts once; a line of a version
+    group counts only while it is the group's final action (see `supersedes`); any other line counts as its
+    signed amount."""
+    if line.denied:
+        return "denied"
+    if line.line_key in seen:
+        return "duplicate"
+    seen.add(line.line_key)
+    return "versioned" if line.version_group else "counted"
+
+
 def admissible(lines: Iterable[ClaimLine]) -> tuple[dict[str, ClaimLine], int]:
     """(the lines that may count, by line key, the first of each key; how many were denied)."""
     out: dict[str, ClaimLine] = {}
+    seen: set[str] = set()
     denied = 0
     for line in lines:
-        if line.denied:
+        f = fate(line, seen)
+        if f == "denied":
             denied += 1
-            continue
-        out.setdefault(line.line_key, line)
+        elif f != "duplicate":
+            out[line.line_key] = line
     return out, denied
+
+
+def version_key(member_id: str, version_group: str) -> tuple[str, str]:
+    """The group a version belongs to: a group id is the payer's claim control number, unique per member only."""
+    return (member_id, version_group)
+
+
+def supersedes(rank: str, current: str | None) -> bool:
+    """Whether a version of this rank takes the final-action place from the current one (the greatest rank wins:
+    ranks are written so that they order as the versions were issued)."""
+    return current is None or rank > current
 
 
 @dataclass(frozen=True)
@@ -43,13 +73,16 @@ class Version:
 
 
 def losers(versions: Sequence[Version]) -> list[str]:
-    """The versions that no longer count: every one but the greatest rank of its (member, group), among those
-    still counting."""
+    """The versions that no longer count: every one but the final action of its group, among those still
+    counting."""
     best: dict[tuple[str, str], str] = {}
     for v in versions:
-        key = (v.member_id, v.version_group)
-        best[key] = max(best.get(key, ""), v.version_rank)
-    return [v.line_key for v in versions if not v.superseded and v.version_rank != best[(v.member_id, v.version_group)]]
+        key = version_key(v.member_id, v.version_group)
+        if supersedes(v.version_rank, best.get(key)):
+            best[key] = v.version_rank
+    return [
+        v.line_key for v in versions if not v.superseded and v.version_rank != best[version_key(v.member_id, v.version_group)]
+    ]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""Claim-version rules with no I/O: re-delivered rows count once, denied lines never, superseded versions
-of a final-action group (Part D) not at all; member-id chains (CCLF9) resolve to the newest id."""
+"""A file's spend as claims_ingest would count it (`acoflow load --dry-run`), by the rules of domain/claims.py,
+and member-id chains (CCLF9) resolved to the newest id."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from services.claims_ingest.domain.claims import counted_amount
+from services.claims_ingest.domain.claims import counted_amount, fate, supersedes, version_key
 from shared.events import ClaimLine
 
 
@@ -38,27 +38,26 @@ class Ledger:
     _seen: set[str] = field(default_factory=set)
     _plain: dict[str, Decimal] = field(default_factory=dict)  # by claim type
     _plain_gross: dict[str, Decimal] = field(default_factory=dict)
-    _groups: dict[str, ClaimLine] = field(default_factory=dict)
+    _groups: dict[tuple[str, str], ClaimLine] = field(default_factory=dict)  # final actions
 
     def add(self, line: ClaimLine) -> None:
         self.lines += 1
-        if line.line_key in self._seen:
+        f = fate(line, self._seen)
+        if f == "duplicate":
             self.duplicates += 1
-            return
-        self._seen.add(line.line_key)
-        if line.denied:
+        elif f == "denied":
             self.denied += 1
-            return
-        group = line.version_group
-        if group is None:
+        elif f == "counted":
             kind = line.claim_type
             self._plain[kind] = self._plain.get(kind, Decimal(0)) + line.signed_amount
             self._plain_gross[kind] = self._plain_gross.get(kind, Decimal(0)) + line.signed_gross
-            return
-        current = self._groups.get(group)
-        if current is None or line.version_rank > current.version_rank:
-            self._groups[group] = line
-        self.superseded += current is not None
+        else:
+            assert line.version_group is not None  # fate: versioned
+            key = version_key(line.member_id, line.version_group)
+            current = self._groups.get(key)
+            if supersedes(line.version_rank, None if current is None else current.version_rank):
+                self._groups[key] = line
+            self.superseded += current is not None
 
     def _by_type(self, plain: dict[str, Decimal], gross: bool) -> dict[str, Decimal]:
         out = dict(plain)
