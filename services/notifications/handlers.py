@@ -9,7 +9,6 @@ import json
 import random
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,7 +17,16 @@ import asyncpg
 import httpx
 from prometheus_client import Counter
 
-from services.notifications.domain.rules import PORTFOLIO, POSITION_RULES, RuleSet, RuleSpec, holds, position_value, transition
+from services.notifications.domain.rules import (
+    PORTFOLIO,
+    POSITION_RULES,
+    AlertState,
+    Check,
+    RuleSet,
+    RuleSpec,
+    decide,
+    position_value,
+)
 from shared.consumer import Parsed
 from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
@@ -60,9 +68,11 @@ def verify(secret: str, header: str, body: bytes, now: int | None = None, tolera
     return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
-def _event(alert_id: str, contract_id: str, rule: str, kind: str, detail: dict[str, Any]) -> Envelope[Any]:
+def _event(
+    alert_id: str, contract_id: str, rule: str, kind: str, detail: dict[str, Any], correlation_id: str | None = None
+) -> Envelope[Any]:
     payload = NotificationEvent(alert_id=alert_id, contract_id=contract_id, rule=rule, kind=kind, detail=detail)
-    return new_envelope(NOTIFICATION, payload, PRODUCER)
+    return new_envelope(NOTIFICATION, payload, PRODUCER, correlation_id=correlation_id)
 
 
 async def _rules_for(conn: Conn, ruleset: RuleSet, contract_ids: list[str]) -> dict[str, tuple[RuleSpec, ...]]:
@@ -73,21 +83,9 @@ async def _rules_for(conn: Conn, ruleset: RuleSet, contract_ids: list[str]) -> d
     return {cid: ruleset.for_contract(cid, stored.get(cid)) for cid in contract_ids}
 
 
-@dataclass(frozen=True)
-class Check:
-    """One rule evaluated for one contract. sequence: the position's, so a late older one changes nothing
-    (None for checks by the clock or by counts, which have no order of their own)."""
-
-    contract_id: str
-    spec: RuleSpec
-    value: Decimal | None
-    sequence: int | None
-    detail: dict[str, Any]
-
-
 async def apply_checks(conn: Conn, checks: list[Check], webhook: str | None) -> Outgoing:
-    """Move the alert states of a whole batch of checks with one read and one write; on each transition,
-    publish it and queue its webhook delivery."""
+    """Move the alert states of a whole batch of checks with one read (domain/rules.py decides) and one write;
+    publish each transition and queue its webhook delivery."""
     if not checks:
         return []
     rows = await conn.fetch(
@@ -97,38 +95,31 @@ async def apply_checks(conn: Conn, checks: list[Check], webhook: str | None) -> 
         [c.contract_id for c in checks],
         [c.spec.id for c in checks],
     )
-    states = {(r["contract_id"], r["rule"]): (r["active"], r["last_sequence"], r["alert_id"]) for r in rows}
+    before = {(r["contract_id"], r["rule"]): AlertState(r["active"], r["last_sequence"], r["alert_id"]) for r in rows}
+    states, alerts = decide(checks, before, lambda: str(uuid.uuid4()))
+    changed = {k: v for k, v in states.items() if before.get(k) != v}
+    if changed:
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.alert_state (contract_id, rule, active, last_sequence, alert_id)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::bigint[], $5::text[])"
+            " ON CONFLICT (contract_id, rule) DO UPDATE"
+            " SET active = excluded.active, last_sequence = excluded.last_sequence, alert_id = excluded.alert_id",
+            [k[0] for k in changed],
+            [k[1] for k in changed],
+            [v.active for v in changed.values()],
+            [v.last_sequence for v in changed.values()],
+            [v.alert_id for v in changed.values()],
+        )
     out: Outgoing = []
     deliveries: list[tuple[Any, ...]] = []
-    for c in checks:
-        key = (c.contract_id, c.spec.id)
-        was_active, last_sequence, alert_id = states.get(key, (False, 0, None))
-        if c.sequence is not None and key in states and last_sequence >= c.sequence:
-            continue  # an older position arriving late must not flip the state back
-        kind = transition(was_active, holds(c.spec, c.value, was_active))
-        if kind == "raised":
-            alert_id = str(uuid.uuid4())
-        states[key] = (kind == "raised" or (was_active and kind is None), c.sequence or last_sequence, alert_id)
-        if kind is None or alert_id is None:
-            continue
-        detail = {"description": c.spec.describe(), "value": None if c.value is None else str(c.value), **c.detail}
-        out.append((NOTIFICATIONS, c.contract_id, _event(alert_id, c.contract_id, c.spec.id, kind, detail)))
-        ALERTS.labels(c.spec.rule, kind).inc()
+    for a in alerts:
+        cid, rule = a.check.key
+        out.append((NOTIFICATIONS, cid, _event(a.alert_id, cid, rule, a.kind, a.detail, a.check.correlation_id)))
+        ALERTS.labels(a.check.spec.rule, a.kind).inc()
         if webhook:
-            body = json.dumps({"alert_id": alert_id, "contract_id": c.contract_id, "rule": c.spec.id, "kind": kind, **detail},
+            body = json.dumps({"alert_id": a.alert_id, "contract_id": cid, "rule": rule, "kind": a.kind, **a.detail},
                               sort_keys=True).encode()  # fmt: skip
-            deliveries.append((uuid.uuid5(uuid.UUID(alert_id), kind), alert_id, c.contract_id, c.spec.id, kind, webhook, body))
-    await conn.execute(
-        f"INSERT INTO {SCHEMA}.alert_state (contract_id, rule, active, last_sequence, alert_id)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::bool[], $4::bigint[], $5::text[])"
-        " ON CONFLICT (contract_id, rule) DO UPDATE"
-        " SET active = excluded.active, last_sequence = excluded.last_sequence, alert_id = excluded.alert_id",
-        [k[0] for k in states],
-        [k[1] for k in states],
-        [v[0] for v in states.values()],
-        [v[1] for v in states.values()],
-        [v[2] for v in states.values()],
-    )
+            deliveries.append((uuid.uuid5(uuid.UUID(a.alert_id), a.kind), a.alert_id, cid, rule, a.kind, webhook, body))
     if deliveries:
         # Created in transition order, which is the order they are delivered in.
         await conn.executemany(
@@ -141,10 +132,12 @@ async def apply_checks(conn: Conn, checks: list[Check], webhook: str | None) -> 
 
 async def evaluate(conn: Conn, batch: list[Parsed[SettlementPosition]], ruleset: RuleSet, webhook: str | None) -> Outgoing:
     latest: dict[str, SettlementPosition] = {}
+    correlation: dict[str, str] = {}
     for p in batch:  # only the newest position of each contract in the batch matters
         pos = p.envelope.payload
         if pos.contract_id not in latest or latest[pos.contract_id].sequence < pos.sequence:
             latest[pos.contract_id] = pos
+            correlation[pos.contract_id] = p.envelope.correlation
     if not latest:
         return []
     ids = sorted(latest)
@@ -172,7 +165,7 @@ async def evaluate(conn: Conn, batch: list[Parsed[SettlementPosition]], ruleset:
             "downside_exposure_at_cap": str(pos.downside_exposure_at_cap),
         }
         checks += [
-            Check(cid, spec, position_value(spec, pos), pos.sequence, detail)
+            Check(cid, spec, position_value(spec, pos, ruleset.warmup), pos.sequence, detail, correlation[cid])
             for spec in rules[cid]
             if spec.rule in POSITION_RULES
         ]

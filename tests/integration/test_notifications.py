@@ -60,7 +60,7 @@ def position(contract: str, sequence: int, loss: int) -> bytes:
     zero = Decimal(0)
     p = SettlementPosition(
         contract_id=contract, contract_version=1, sequence=sequence, program="MSSP", track="BE", performance_year=2025,
-        as_of=date(2025, 6, 1), members=100, member_months_to_date=600, member_months_total=1200, lines_applied=sequence,
+        as_of=date(2025, 6, 1), members=100, member_months_to_date=600, member_months_total=1200, lines_applied=1000 + sequence,
         benchmark_to_date=Decimal(600_000), benchmark_total=Decimal(1_200_000), paid_to_date=Decimal(600_000),
         paid_by_service_month={}, incurred_to_date=zero, projected_expenditure=zero, projected_gross_savings=zero,
         projected_savings_rate=Decimal("0.05"), msr=Decimal("0.02"), mlr=Decimal("0.02"), gate="savings",

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal as D
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.notifications.domain.rules import RuleSet, RuleSpec, holds, pmpm_increase, transition
+from services.notifications.domain.rules import (
+    AlertState,
+    Check,
+    RuleSet,
+    RuleSpec,
+    Warmup,
+    decide,
+    holds,
+    pmpm_increase,
+    position_value,
+    transition,
+)
+from shared.events import SettlementPosition
 
 
 def run(spec: RuleSpec, values: list[D | None]) -> list[str]:
@@ -69,3 +82,68 @@ def test_webhook_signature_covers_time_and_body_within_a_window() -> None:
     assert not verify("k" * 32, header, b'{"a":1}', now=1_700_000_400)  # replayed after the 300 s window
     assert not verify("k" * 32, header, b'{"a":2}', now=1_700_000_100)
     assert not verify("x" * 32, header, b'{"a":1}', now=1_700_000_100)
+
+
+LOSS = RuleSpec(rule="projected_loss_above", threshold=D(1000), band=D(100))
+
+
+def ids() -> Iterator[str]:
+    return (f"alert-{n}" for n in itertools.count(1))
+
+
+def test_decide_raises_once_resolves_with_the_same_id_and_ignores_late_positions() -> None:
+    new_id = ids()
+    store: dict[tuple[str, str], AlertState] = {}  # the alert_state table, as decide sees it
+    seen: list[tuple[str, int, str]] = []
+    for sequence, loss in [(1, 500), (2, 1500), (3, 1600), (1, 0), (4, 950), (5, 850)]:
+        store, alerts = decide([Check("C1", LOSS, D(loss), sequence, {})], store, lambda: next(new_id))
+        seen += [(a.kind, sequence, a.alert_id) for a in alerts]
+    # Sequence 1 arriving again after 3 changes nothing; 950 is inside the band; 850 is past it.
+    assert seen == [("raised", 2, "alert-1"), ("resolved", 5, "alert-1")]
+    assert store[("C1", LOSS.id)] == AlertState(active=False, last_sequence=5, alert_id="alert-1")
+
+
+def test_decide_in_one_batch_sees_its_own_transitions() -> None:
+    checks = [Check("C1", LOSS, D(v), seq, {"n": seq}) for seq, v in enumerate([2000, 0, 2000], start=1)]
+    states, alerts = decide(checks, {}, lambda: "same")
+    assert [a.kind for a in alerts] == ["raised", "resolved", "raised"]
+    assert alerts[0].detail == {"description": "projected_loss_above 1000", "value": "2000", "n": 1}
+    assert states[("C1", LOSS.id)].active
+
+
+def test_decide_without_a_sequence_is_by_the_clock_and_never_stale() -> None:
+    quiet = RuleSpec(rule="no_claims_for_days", threshold=D(14))
+    states, alerts = decide([Check("C1", quiet, D(15), None, {})], {("C1", quiet.id): AlertState(False, 9, None)}, lambda: "a")
+    assert [a.kind for a in alerts] == ["raised"] and states[("C1", quiet.id)].last_sequence == 9
+
+
+def _position(member_months: int, lines: int, loss: int) -> SettlementPosition:
+    zero = D(0)
+    return SettlementPosition(
+        contract_id="C1", contract_version=1, sequence=1, program="MSSP", track="BE", performance_year=2025,
+        as_of=date(2025, 1, 1), members=100, member_months_to_date=member_months, member_months_total=1200,
+        lines_applied=lines, benchmark_to_date=zero, benchmark_total=D(1_200_000), paid_to_date=zero,
+        paid_by_service_month={}, incurred_to_date=zero, projected_expenditure=zero, projected_gross_savings=zero,
+        projected_savings_rate=zero, msr=D("0.02"), mlr=D("0.02"), gate="none", quality_score=D(1),
+        final_sharing_rate=D("0.5"), projected_shared_savings_losses=D(-loss), downside_exposure_now=zero,
+        downside_exposure_at_cap=zero, probability_clears_msr=zero, probability_crosses_mlr=zero, parameters_version="t",
+    )  # fmt: skip
+
+
+def test_a_contract_warming_up_is_not_judged() -> None:
+    warmup = Warmup(min_member_months=1, min_lines=100)
+    msr = RuleSpec(rule="savings_below_msr")
+    # A brand-new contract: no member-month elapsed, no claims; the savings rate 0 is below the MSR of 2%.
+    assert position_value(msr, _position(0, 0, 0), warmup) is None
+    assert position_value(LOSS, _position(600, 99, 5000), warmup) is None
+    assert position_value(LOSS, _position(600, 100, 5000), warmup) == D(5000)
+    assert position_value(msr, _position(600, 100, 0), Warmup(min_member_months=0, min_lines=0)) == D("0.02")
+    # Nothing to judge keeps an alert as it was, raised or not.
+    states, alerts = decide([Check("C1", LOSS, None, 7, {})], {("C1", LOSS.id): AlertState(True, 6, "a")}, lambda: "b")
+    assert alerts == [] and states[("C1", LOSS.id)] == AlertState(True, 7, "a")
+
+
+def test_the_warmup_is_tuned_in_the_rules_file() -> None:
+    ruleset = RuleSet.model_validate({"warmup": {"min_lines": 5}, "defaults": [{"rule": "savings_below_msr"}]})
+    assert ruleset.warmup == Warmup(min_member_months=1, min_lines=5)
+    assert RuleSet().warmup.min_lines == 100

@@ -4,10 +4,11 @@ when it comes back past threshold - band, and nothing in between, however many e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -90,7 +91,25 @@ def pmpm_increase(paid_by_month: Mapping[str, Decimal], as_of: date | None) -> D
     return Decimal(paid_by_month[last]) / Decimal(paid_by_month[prior]) - 1
 
 
-def position_value(spec: RuleSpec, p: SettlementPosition) -> Decimal | None:
+class Warmup(BaseModel):
+    """When a contract's position says too little to judge: no elapsed member-month (nothing is known of the year
+    yet) or too few claim lines applied. Position rules are not evaluated for it, so a brand-new contract raises
+    nothing; an alert already raised stays as it is."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_member_months: int = Field(default=1, ge=0)
+    min_lines: int = Field(default=100, ge=0)
+
+    def admits(self, p: SettlementPosition) -> bool:
+        return p.member_months_to_date >= self.min_member_months and p.lines_applied >= self.min_lines
+
+
+def position_value(spec: RuleSpec, p: SettlementPosition, warmup: Warmup) -> Decimal | None:
+    """The number the rule compares; None (nothing to judge) while the contract is warming up or the number
+    cannot be computed."""
+    if not warmup.admits(p):
+        return None
     if spec.rule == "projected_loss_above":
         return -p.projected_shared_savings_losses
     if spec.rule == "savings_below_msr":
@@ -107,6 +126,7 @@ class RuleSet(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    warmup: Warmup = Warmup()
     defaults: tuple[RuleSpec, ...] = ()
     contracts: dict[str, tuple[RuleSpec, ...]] = Field(default_factory=dict)
 
@@ -125,3 +145,68 @@ def default_rules(loss_threshold: Decimal) -> RuleSet:
             RuleSpec(rule="savings_below_msr"),
         )
     )
+
+
+Key = tuple[str, str]  # (contract id, rule id)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule evaluated for one contract. sequence: the position's, so a late older one changes nothing
+    (None for checks by the clock or by counts, which have no order of their own)."""
+
+    contract_id: str
+    spec: RuleSpec
+    value: Decimal | None
+    sequence: int | None
+    detail: dict[str, Any]
+    correlation_id: str | None = None  # of the event checked: its alert carries it
+
+    @property
+    def key(self) -> Key:
+        return (self.contract_id, self.spec.id)
+
+
+@dataclass(frozen=True)
+class AlertState:
+    active: bool = False
+    last_sequence: int = 0
+    alert_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A transition to announce: on notifications.v1 and to the webhook."""
+
+    check: Check
+    kind: Transition
+    alert_id: str
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        """What the event's `detail` carries: the rule as text, the number it compared (a decimal string, in the
+        threshold's units), and what the check adds (the position's figures, or the counts)."""
+        value = None if self.check.value is None else str(self.check.value)
+        return {"description": self.check.spec.describe(), "value": value, **self.check.detail}
+
+
+def decide(
+    checks: Sequence[Check], states: Mapping[Key, AlertState], new_id: Callable[[], str]
+) -> tuple[dict[Key, AlertState], list[Alert]]:
+    """Move the alert states through a batch of checks, in order: the states to store (every key checked) and
+    the transitions to announce. A check older than the state's sequence changes nothing; a raise takes a new
+    alert id, which its resolution carries."""
+    after: dict[Key, AlertState] = dict(states)
+    alerts: list[Alert] = []
+    for c in checks:
+        stored = c.key in after
+        state = after.get(c.key, AlertState())
+        if c.sequence is not None and stored and state.last_sequence >= c.sequence:
+            continue  # an older position arriving late must not flip the state back
+        kind = transition(state.active, holds(c.spec, c.value, state.active))
+        alert_id = new_id() if kind == "raised" else state.alert_id
+        active = kind == "raised" or (state.active and kind is None)
+        after[c.key] = AlertState(active, c.sequence or state.last_sequence, alert_id)
+        if kind is not None and alert_id is not None:
+            alerts.append(Alert(c, kind, alert_id))
+    return after, alerts
