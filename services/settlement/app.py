@@ -37,21 +37,31 @@ GROUP = "settlement"
 
 
 async def apply_spend(uow: UnitOfWork, batch: list[Parsed[SpendDelta]]) -> None:
-    await repository.apply_spend(uow.conn, [p.envelope.payload for p in batch])
+    correlations = {p.envelope.payload.contract_id: p.envelope.correlation for p in batch}
+    await repository.apply_spend(uow.conn, [p.envelope.payload for p in batch], correlations)
 
 
 async def apply_spend_batches(uow: UnitOfWork, batch: list[Parsed[SpendBatch]]) -> None:
-    await repository.apply_spend(uow.conn, [d for p in batch for d in p.envelope.payload.deltas])
+    correlations = {d.contract_id: p.envelope.correlation for p in batch for d in p.envelope.payload.deltas[:1]}
+    await repository.apply_spend(uow.conn, [d for p in batch for d in p.envelope.payload.deltas], correlations)
 
 
 async def apply_contracts(uow: UnitOfWork, batch: list[Parsed[ContractState]]) -> None:
-    stored = [p.envelope.payload.contract_id for p in batch if await repository.store_contract(uow.conn, p.envelope.payload)]
-    await repository.mark_pending(uow.conn, set(stored))
+    stored = {
+        p.envelope.payload.contract_id: p.envelope.correlation
+        for p in batch
+        if await repository.store_contract(uow.conn, p.envelope.payload)
+    }
+    await repository.mark_pending(uow.conn, stored)
 
 
 async def apply_quality(uow: UnitOfWork, batch: list[Parsed[QualityResult]]) -> None:
-    stored = [p.envelope.payload.contract_id for p in batch if await repository.store_quality(uow.conn, p.envelope.payload)]
-    await repository.mark_pending(uow.conn, set(stored))
+    stored = {
+        p.envelope.payload.contract_id: p.envelope.correlation
+        for p in batch
+        if await repository.store_quality(uow.conn, p.envelope.payload)
+    }
+    await repository.mark_pending(uow.conn, stored)
 
 
 def build(runtime: ServiceRuntime) -> FastAPI:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from itertools import chain
 from typing import Any
 
 from prometheus_client import Gauge
 
-from services.settlement.domain.parameters import PARAMETERS_VERSION
-from services.settlement.domain.position import MemberStats, PositionInputs, elapsed_share, project
+from services.settlement.domain.contract_position import Snapshot, aggregate, position, position_event, thresholds
 from shared.consumer import Parsed
 from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
@@ -28,7 +25,7 @@ from shared.logging import get_logger
 from shared.metrics import REGISTRY
 from shared.money import ZERO
 from shared.outbox import outbox_insert
-from shared.terms import ContractTerms, QualityStandard
+from shared.terms import ContractTerms
 from shared.topics import SETTLEMENT, TopicSpec
 from shared.unit_of_work import UnitOfWork
 
@@ -70,27 +67,23 @@ async def store_quality(conn: Conn, q: QualityResult) -> bool:
     return row is not None
 
 
-def _mark(param: str) -> str:
-    """The statement marking contracts (`param`: the placeholder of a sorted text[]) for a new position. A second mark keeps
-    the first one's time: passes take the oldest first, so a busy contract is not starved."""
+def _mark(param: str, correlations: str) -> str:
+    """The statement marking contracts (`param`: the placeholder of a sorted text[]; `correlations`: of a text[]
+    beside it) for a new position. A second mark keeps the first one's time: passes take the oldest first, so a
+    busy contract is not starved; it takes the newer correlation id."""
     return (
-        f"INSERT INTO {SCHEMA}.pending_positions (contract_id) SELECT unnest({param}::text[])"
-        f" ON CONFLICT (contract_id) DO UPDATE SET mark = {SCHEMA}.pending_positions.mark + 1"
+        f"INSERT INTO {SCHEMA}.pending_positions (contract_id, correlation_id)"
+        f" SELECT * FROM unnest({param}::text[], {correlations}::text[])"
+        f" ON CONFLICT (contract_id) DO UPDATE SET mark = {SCHEMA}.pending_positions.mark + 1,"
+        " correlation_id = coalesce(excluded.correlation_id, pending_positions.correlation_id)"
     )
 
 
-async def apply_spend(conn: Conn, deltas: list[SpendDelta]) -> set[str]:
-    """Aggregate a batch's deltas, add them, and mark their contracts for a new position; returns them."""
-    by_member: dict[tuple[str, str], tuple[str, Decimal]] = {}
-    activity: dict[str, tuple[int, date]] = {}
-    by_lag: dict[tuple[str, date, int], Decimal] = defaultdict(lambda: ZERO)
-    for d in deltas:
-        lag = max(0, (d.paid_date.year - d.service_month.year) * 12 + d.paid_date.month - d.service_month.month)
-        by_lag[(d.contract_id, d.service_month, lag)] += d.amount
-        _, amount = by_member.get((d.contract_id, d.member_id), (d.enrollment_type, ZERO))
-        by_member[(d.contract_id, d.member_id)] = (d.enrollment_type, amount + d.amount)
-        count, as_of = activity.get(d.contract_id, (0, d.paid_date))
-        activity[d.contract_id] = (count + 1, max(as_of, d.paid_date))
+async def apply_spend(conn: Conn, deltas: list[SpendDelta], correlations: Mapping[str, str] | None = None) -> set[str]:
+    """Aggregate a batch's deltas, add them, and mark their contracts (with the correlation id of the spend, by
+    contract) for a new position; returns them."""
+    spend = aggregate(deltas)
+    by_member, by_lag, activity = spend.by_member, spend.by_lag, spend.activity
     # One statement (the CTEs touch different tables), and the contracts marked for a new position in it: a
     # batch costs one round trip rather than five. member_stats moves with member_spend: each member's amount
     # before is its amount after (as the upsert left it, whatever ran concurrently) less this batch's delta,
@@ -119,7 +112,7 @@ async def apply_spend(conn: Conn, deltas: list[SpendDelta]) -> set[str]:
         " ON CONFLICT (contract_id) DO UPDATE"
         f" SET lines = {SCHEMA}.activity.lines + excluded.lines,"
         f" as_of = greatest({SCHEMA}.activity.as_of, excluded.as_of), last_spend_at = now())"
-        f" {_mark('$12')}",
+        f" {_mark('$12', '$13')}",
         [k[0] for k in by_member],
         [k[1] for k in by_member],
         [v[0] for v in by_member.values()],
@@ -132,32 +125,9 @@ async def apply_spend(conn: Conn, deltas: list[SpendDelta]) -> set[str]:
         [v[0] for v in activity.values()],
         [v[1] for v in activity.values()],
         sorted(activity),
+        [(correlations or {}).get(c) for c in sorted(activity)],
     )
     return set(activity)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What settlement holds for one contract, read in one pass for a whole batch of contracts."""
-
-    paid_by_month: dict[str, Decimal]
-    members: int
-    total: Decimal
-    sum_of_squares: Decimal
-    truncated_total: Decimal
-    lines: int
-    as_of: date | None
-    quality_score: Decimal | None
-    quality_standard: QualityStandard | None
-    sequence: int
-    paid_by_lag: dict[tuple[str, int], Decimal]
-
-
-def _thresholds(terms: ContractTerms, as_of: date | None) -> dict[str, Decimal]:
-    # Thresholds are annual: a member's spend to date is truncated at the share of the year elapsed, which is
-    # truncating the member's annualized spend and scaling it back.
-    share = elapsed_share(terms, as_of)
-    return {k: v * share for k, v in (terms.truncation_threshold or {}).items()}
 
 
 # Everything a position needs of each contract, in one statement for any number of contracts: a pass
@@ -192,12 +162,12 @@ async def _state_rows(conn: Conn, ids: list[str]) -> dict[str, Any]:
 async def _truncated(conn: Conn, terms: dict[str, ContractTerms], rows: dict[str, Any]) -> dict[str, Decimal]:
     """Truncated totals, only for contracts with thresholds (the capped sum costs as much again as the rest of
     the read together); without thresholds the truncated total is the total."""
-    thresholds = [
+    limits = [
         (cid, etype, value)
         for cid, t in terms.items()
-        for etype, value in _thresholds(t, rows[cid]["as_of"] if cid in rows else None).items()
+        for etype, value in thresholds(t, rows[cid]["as_of"] if cid in rows else None).items()
     ]
-    if not thresholds:
+    if not limits:
         return {}
     return {
         r["contract_id"]: r["truncated"]
@@ -207,10 +177,10 @@ async def _truncated(conn: Conn, terms: dict[str, ContractTerms], rows: dict[str
             " LEFT JOIN unnest($1::text[], $2::text[], $3::numeric[]) AS t(contract_id, enrollment_type, threshold)"
             " ON t.contract_id = m.contract_id AND t.enrollment_type = m.enrollment_type"
             " WHERE m.contract_id = ANY($4::text[]) GROUP BY m.contract_id",
-            [x[0] for x in thresholds],
-            [x[1] for x in thresholds],
-            [x[2] for x in thresholds],
-            list({x[0] for x in thresholds}),
+            [x[0] for x in limits],
+            [x[1] for x in limits],
+            [x[2] for x in limits],
+            list({x[0] for x in limits}),
         )
     }
 
@@ -256,10 +226,13 @@ async def _snapshots(conn: Conn, terms: dict[str, ContractTerms], rows: dict[str
 POSITION_LOCKS = 7301  # advisory lock class: one recompute of a contract at a time across instances
 
 
-async def mark_pending(conn: Conn, contract_ids: set[str]) -> None:
-    """Ask for a new position of these contracts, in the transaction that changes them."""
-    if contract_ids:
-        await conn.execute(_mark("$1"), sorted(contract_ids))  # one order everywhere: markers cannot deadlock
+async def mark_pending(conn: Conn, contract_ids: Mapping[str, str | None] | Collection[str]) -> None:
+    """Ask for a new position of these contracts (with the correlation id of the change, when given), in the
+    transaction that changes them."""
+    correlations = contract_ids if isinstance(contract_ids, Mapping) else dict.fromkeys(contract_ids)
+    if correlations:
+        ids = sorted(correlations)  # one order everywhere: markers cannot deadlock
+        await conn.execute(_mark("$1", "$2"), ids, [correlations[c] for c in ids])
 
 
 async def publish_pending(conn: Conn, limit: int) -> tuple[int, Outgoing]:
@@ -272,7 +245,7 @@ async def publish_pending(conn: Conn, limit: int) -> tuple[int, Outgoing]:
     (scaled-out instances) from computing the same contract at once; a contract another pass holds is
     left for later."""
     rows = await conn.fetch(
-        f"SELECT contract_id, mark FROM (SELECT contract_id, mark FROM {SCHEMA}.pending_positions"
+        f"SELECT contract_id, mark, correlation_id FROM (SELECT contract_id, mark, correlation_id FROM {SCHEMA}.pending_positions"
         " ORDER BY marked_at, contract_id LIMIT $1) AS p"
         " WHERE pg_try_advisory_xact_lock($2, hashtext(contract_id))",
         limit,
@@ -280,7 +253,7 @@ async def publish_pending(conn: Conn, limit: int) -> tuple[int, Outgoing]:
     )
     if not rows:
         return 0, []
-    outgoing = await recompute(conn, {r["contract_id"] for r in rows})
+    outgoing = await recompute(conn, {r["contract_id"]: r["correlation_id"] for r in rows})
     done = sorted((r["contract_id"], r["mark"]) for r in rows)
     # Row locks in contract order, as markers take them, so the two never wait on each other in a cycle.
     await conn.execute(
@@ -296,7 +269,7 @@ async def publish_pending(conn: Conn, limit: int) -> tuple[int, Outgoing]:
     return len(rows), outgoing
 
 
-async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
+async def recompute(conn: Conn, contract_ids: Mapping[str, str | None] | set[str]) -> Outgoing:
     """Recompute and store the position of each contract whose terms are known, and queue one event each in
     the outbox; returns those events. Callers hold the contracts' position locks (publish_pending), which keep
     two recomputes of one contract apart."""
@@ -312,7 +285,14 @@ async def recompute(conn: Conn, contract_ids: set[str]) -> Outgoing:
     if not known:
         return []
     snapshots = await _snapshots(conn, {cid: s.terms for cid, s in known.items()}, rows)
-    events = [new_envelope(POSITION_UPDATED, _isolated_position(s, snapshots[cid]), PRODUCER) for cid, s in known.items()]
+    correlations = contract_ids if isinstance(contract_ids, Mapping) else {}
+    events = [
+        new_envelope(POSITION_UPDATED, position_event(s, snapshots[cid]), PRODUCER, correlation_id=correlations.get(cid))
+        for cid, s in known.items()
+    ]
+    for e in events:
+        if e.payload.gate == "cannot_settle":
+            log.warning("position_cannot_settle", contract_id=e.payload.contract_id, error=e.payload.explanation[-1])
     # One statement stores each position and queues its event: the stored position is the event's payload,
     # taken from the event's JSON, which is encoded and sent once. The position events are in the outbox when
     # this returns.
@@ -376,121 +356,13 @@ async def what_if(conn: Conn, contract_id: str, alternatives: list[ContractTerms
     out = []
     for terms in [state.terms, *alternatives]:
         snapshot = (await _snapshots(conn, {contract_id: terms}))[contract_id]
-        out.append(_position(state, terms, snapshot))
+        out.append(position(state, terms, snapshot))
     return out
 
 
 async def current_terms(conn: Conn, contract_id: str) -> ContractTerms | None:
     row = await conn.fetchrow(f"SELECT state FROM {SCHEMA}.contracts WHERE contract_id = $1", contract_id)
     return None if row is None else _state(row["state"]).terms
-
-
-def _isolated_position(state: ContractState, snap: Snapshot) -> SettlementPosition:
-    """The contract's position, or, when it cannot be computed, a cannot_settle position that says why: one
-    contract never stops the pass for the others."""
-    try:
-        return _position(state, state.terms, snap)
-    except (ArithmeticError, ValueError) as exc:
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}"
-        log.warning("position_cannot_settle", contract_id=state.contract_id, error=reason)
-        return _unsettled_position(state, snap, reason)
-
-
-def _unsettled_position(state: ContractState, snap: Snapshot, reason: str) -> SettlementPosition:
-    terms = state.terms
-    zero = Decimal(0)
-    return SettlementPosition(
-        contract_id=state.contract_id,
-        contract_version=state.version,
-        sequence=snap.sequence + 1,
-        program=terms.program,
-        track=terms.track,
-        performance_year=terms.performance_year,
-        as_of=snap.as_of,
-        members=sum(state.roster.members.values()),
-        member_months_to_date=0,
-        member_months_total=sum(sum(m.values()) for m in state.roster.member_months.values()),
-        lines_applied=snap.lines,
-        benchmark_to_date=zero,
-        benchmark_total=zero,
-        paid_to_date=sum(snap.paid_by_month.values(), zero),
-        paid_by_service_month=snap.paid_by_month,
-        incurred_to_date=zero,
-        projected_expenditure=zero,
-        projected_gross_savings=zero,
-        projected_savings_rate=zero,
-        msr=zero,
-        mlr=zero,
-        gate="cannot_settle",
-        quality_score=zero,
-        final_sharing_rate=zero,
-        projected_shared_savings_losses=zero,
-        downside_exposure_now=zero,
-        downside_exposure_at_cap=zero,
-        probability_clears_msr=zero,
-        probability_crosses_mlr=zero,
-        parameters_version=PARAMETERS_VERSION,
-        explanation=(f"cannot settle: the position could not be computed ({reason})",),
-    )
-
-
-def _position(state: ContractState, terms: ContractTerms, snap: Snapshot) -> SettlementPosition:
-    cid = state.contract_id
-    roster_members = sum(state.roster.members.values())
-    p = project(
-        PositionInputs(
-            terms=terms,
-            members=state.roster.members,
-            member_months=state.roster.member_months,
-            paid_by_month=snap.paid_by_month,
-            member_stats=MemberStats(
-                members=max(roster_members, snap.members),
-                total=snap.total,
-                sum_of_squares=snap.sum_of_squares,
-                truncated_total=snap.truncated_total,
-            ),
-            as_of=snap.as_of,
-            quality_score=snap.quality_score,
-            quality_standard=snap.quality_standard,
-            paid_by_lag=snap.paid_by_lag,
-        )
-    )
-    s = p.settlement
-    paid_by_month = snap.paid_by_month
-    return SettlementPosition(
-        contract_id=cid,
-        contract_version=state.version,
-        sequence=snap.sequence + 1,
-        program=terms.program,
-        track=terms.track,
-        performance_year=terms.performance_year,
-        as_of=p.as_of,
-        members=p.members,
-        member_months_to_date=p.member_months_to_date,
-        member_months_total=p.member_months_total,
-        lines_applied=snap.lines,
-        benchmark_to_date=p.benchmark_to_date,
-        benchmark_total=p.benchmark_total,
-        paid_to_date=p.paid_to_date,
-        paid_by_service_month=paid_by_month,
-        incurred_to_date=p.incurred_to_date,
-        projected_expenditure=p.projected_expenditure,
-        projected_gross_savings=s.gross_savings.quantize(Decimal("0.01")),
-        projected_savings_rate=s.savings_rate.quantize(Decimal("0.0000000001")),
-        msr=s.msr.quantize(Decimal("0.0000000001")),
-        mlr=s.mlr.quantize(Decimal("0.0000000001")),
-        gate=s.gate,
-        quality_score=p.quality_score,
-        final_sharing_rate=s.final_sharing_rate.quantize(Decimal("0.0000000001")),
-        projected_shared_savings_losses=s.earned,
-        advance_payment_recoupment=s.advance_payment_recoupment,
-        downside_exposure_now=p.downside_exposure_now,
-        downside_exposure_at_cap=p.downside_exposure_at_cap,
-        probability_clears_msr=p.probability_clears_msr,
-        probability_crosses_mlr=p.probability_crosses_mlr,
-        parameters_version=PARAMETERS_VERSION,
-        explanation=p.explanation,
-    )
 
 
 async def positions(
