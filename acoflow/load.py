@@ -6,20 +6,22 @@ import csv
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from services.claims_ingest.domain.attribution import NAMESPACE
 from services.claims_ingest.domain.versions import Ledger
 from services.claims_ingest.loaders.base import IdChange, Item, LoadOptions, MemberRecord, Rejected, submission
 from services.claims_ingest.loaders.registry import plan
-from shared.envelope import Envelope, new_envelope
+from shared.envelope import Envelope, Reason, new_envelope, reasons_from
 from shared.events import CLAIM_REJECTED, MEMBER_ID_CHANGED, ClaimLine, ClaimRejected, MemberIdChanged, RejectReason
 from shared.settings import get_settings
 from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS
@@ -27,6 +29,17 @@ from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS
 PRODUCER = "acoflow-load"
 CHUNK = 5000
 MAX_ORIGINAL = 200_000
+
+
+EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One refused record, where it is and why (what a payer needs to fix the file; no record content)."""
+
+    where: str
+    reasons: tuple[Reason, ...]
 
 
 @dataclass
@@ -38,11 +51,27 @@ class LoadReport:
     members: dict[str, MemberRecord] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     published: int = 0
+    # The load's id: every event it publishes carries it as correlation_id, and so do the spend, positions and
+    # alerts they cause.
+    load_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    refusals_by_reason: Counter[tuple[str, str]] = field(default_factory=Counter)  # (field, code) -> records
+    first_refusals: list[Refusal] = field(default_factory=list)
+    records: int = 0
+
+    def refuse(self, where: str, reasons: Sequence[Reason]) -> None:
+        self.rejected += 1
+        for r in {(r.field, r.code) for r in reasons}:
+            self.refusals_by_reason[r] += 1
+        if len(self.first_refusals) < EXAMPLES:
+            self.first_refusals.append(Refusal(where, tuple(reasons)))
 
     def summary(self) -> dict[str, Any]:
         return {
+            "load_id": self.load_id,
             "lines": self.lines,
             "rejected": self.rejected,
+            "rejected_by_reason": [{"field": f, "code": c, "records": n} for (f, c), n in self.refusals_by_reason.most_common()],
+            "first_rejected": [{"where": r.where, "reasons": [x.as_dict() for x in r.reasons]} for r in self.first_refusals],
             "paid_total": str(self.ledger.total),
             "by_claim_type": {k: str(v) for k, v in self.ledger.by_claim_type.items()},
             "gross_by_claim_type": {k: str(v) for k, v in self.ledger.gross_by_claim_type.items()},
@@ -50,16 +79,18 @@ class LoadReport:
 
 
 def items(paths: list[Path], fmt: str | None, options: LoadOptions) -> Iterator[tuple[str, Item]]:
+    """Each item with where it came from: the loader, and the files it read."""
     for loader, group in plan(paths, fmt):
+        where = f"{loader.name} ({', '.join(p.name for p in group)})"
         for item in loader.read(group, options):
-            yield loader.name, item
+            yield where, item
 
 
 def _stable_id(*parts: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, "|".join(parts))
 
 
-def rejected_event(r: Rejected) -> tuple[str, bytes]:
+def rejected_event(r: Rejected, load_id: str | None = None) -> tuple[str, bytes]:
     payload = ClaimRejected(
         source_topic="file",
         source_file=r.file,
@@ -69,11 +100,12 @@ def rejected_event(r: Rejected) -> tuple[str, bytes]:
         original=r.original[:MAX_ORIGINAL],
     )
     digest = hashlib.sha256(r.original.encode(errors="replace")).hexdigest()
-    env = new_envelope(CLAIM_REJECTED, payload, PRODUCER, event_id=_stable_id("rejected", r.file, str(r.line), digest))
+    event_id = _stable_id("rejected", r.file, str(r.line), digest)
+    env = new_envelope(CLAIM_REJECTED, payload, PRODUCER, event_id=event_id, correlation_id=load_id)
     return "file:" + r.file, env.to_bytes()
 
 
-def id_change_event(change: IdChange, payer: str) -> tuple[str, bytes]:
+def id_change_event(change: IdChange, payer: str, load_id: str | None = None) -> tuple[str, bytes]:
     payload = MemberIdChanged(
         payer=payer,
         previous_id=change.previous_id,
@@ -81,16 +113,16 @@ def id_change_event(change: IdChange, payer: str) -> tuple[str, bytes]:
         effective_date=change.effective_date,
         source="cclf9",
     )
-    env: Envelope[MemberIdChanged] = new_envelope(
-        MEMBER_ID_CHANGED, payload, PRODUCER, event_id=_stable_id("id_changed", payer, change.previous_id, change.current_id)
-    )
+    event_id = _stable_id("id_changed", payer, change.previous_id, change.current_id)
+    env: Envelope[MemberIdChanged] = new_envelope(MEMBER_ID_CHANGED, payload, PRODUCER, event_id=event_id, correlation_id=load_id)
     return change.previous_id, env.to_bytes()
 
 
-def account(report: LoadReport, item: Item) -> None:
+def account(report: LoadReport, item: Item, where: str = "") -> None:
     """Count an item the way claims_ingest will treat it."""
+    report.records += 1
     if isinstance(item, Rejected):
-        report.rejected += 1
+        report.refuse(f"{item.file} line {item.line}", item.reasons)
     elif isinstance(item, IdChange):
         report.id_changes += 1
     elif isinstance(item, MemberRecord):
@@ -98,11 +130,19 @@ def account(report: LoadReport, item: Item) -> None:
     else:
         try:
             line = ClaimLine.model_validate(item)
-        except ValidationError:
-            report.rejected += 1
+        except ValidationError as exc:
+            # Read, but not a valid claim line: claims_ingest refuses it with these reasons.
+            report.refuse(f"{where} record {report.records}", reasons_from(exc))
             return
         report.lines += 1
         report.ledger.add(line)
+
+
+class RateColumn(ProgressColumn):
+    """Records a second, over rich's recent window."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f}/s" if task.speed else "", style="progress.data.speed")
 
 
 def _progress(console: Console, quiet: bool) -> Progress:
@@ -110,6 +150,7 @@ def _progress(console: Console, quiet: bool) -> Progress:
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        RateColumn(),
         TimeElapsedColumn(),
         console=console,
         disable=quiet,
@@ -121,8 +162,8 @@ def dry_run(paths: list[Path], fmt: str | None, payer: str, console: Console, qu
     options = LoadOptions(payer=payer, notes=report.notes)
     with _progress(console, quiet) as progress:
         task = progress.add_task("parsing", total=None)
-        for n, (_, item) in enumerate(items(paths, fmt, options), start=1):
-            account(report, item)
+        for n, (where, item) in enumerate(items(paths, fmt, options), start=1):
+            account(report, item, where)
             if n % CHUNK == 0:
                 progress.update(task, completed=n)
     return report
@@ -139,14 +180,14 @@ async def publish(paths: list[Path], fmt: str | None, payer: str, bootstrap: str
         with _progress(console, quiet) as progress:
             task = progress.add_task("publishing", total=None)
             chunk: list[tuple[str, str, bytes]] = []
-            for _, item in items(paths, fmt, options):
-                account(report, item)
+            for where, item in items(paths, fmt, options):
+                account(report, item, where)
                 if isinstance(item, Rejected):
-                    chunk.append((CLAIMS_REJECTED.name, *rejected_event(item)))
+                    chunk.append((CLAIMS_REJECTED.name, *rejected_event(item, report.load_id)))
                 elif isinstance(item, IdChange):
-                    chunk.append((MEMBERS.name, *id_change_event(item, payer)))
+                    chunk.append((MEMBERS.name, *id_change_event(item, payer, report.load_id)))
                 elif isinstance(item, dict):
-                    chunk.append((CLAIMS_SUBMITTED.name, *submission(item, PRODUCER)))
+                    chunk.append((CLAIMS_SUBMITTED.name, *submission(item, PRODUCER, report.load_id)))
                 if len(chunk) >= CHUNK:
                     await publish_all(producer, chunk)
                     report.published += len(chunk)

@@ -35,6 +35,12 @@ class Envelope(BaseModel, Generic[P]):
     def to_bytes(self) -> bytes:
         return self._json
 
+    @property
+    def correlation(self) -> str:
+        """What an event caused by this one carries as its correlation_id: the chain's first id (a load's id,
+        or the submitting event's), so a claim line, its spend, the position and an alert can be followed."""
+        return self.correlation_id or str(self.event_id)
+
     @cached_property
     def _json(self) -> bytes:
         # Envelopes are frozen: an event serialized for a table and again for the outbox is encoded once.

@@ -2,19 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from pydantic import Field
+from pydantic import Field, PlainSerializer, WithJsonSchema
 
 CENT: Final = Decimal("0.01")
 ZERO: Final = Decimal(0)
 ONE: Final = Decimal(1)
 
+MONEY_SCALE: Final = 6
+RATE_SCALE: Final = 10
+
+
+def plain(scale: int) -> Callable[[Decimal], str]:
+    """How a decimal of this scale is written in JSON: one canonical string per value, plain notation with
+    exactly `scale` decimals ("0.000000", never "0E-10", "0" or "-0.00"), so every field reads the same in
+    every event. A value with more decimals than its scale is refused, never rounded."""
+    quantum = Decimal(1).scaleb(-scale)
+
+    def render(value: Decimal) -> str:
+        exact = value.quantize(quantum)
+        if exact != value:
+            raise ValueError(f"{value} has more than {scale} decimals")
+        return f"{abs(exact) if exact == 0 else exact:f}"
+
+    return render
+
+
+def _decimal(scale: int, max_digits: int, description: str) -> Any:
+    pattern = rf"^-?[0-9]+\.[0-9]{{{scale}}}$"
+    return (
+        Field(max_digits=max_digits, decimal_places=scale, allow_inf_nan=False),
+        PlainSerializer(plain(scale), return_type=str, when_used="json"),
+        WithJsonSchema({"type": "string", "pattern": pattern, "description": description}),
+    )
+
+
 # Sources can carry sub-cent amounts; they are kept exact (6 places) and only rounded at named steps.
-Money = Annotated[Decimal, Field(max_digits=20, decimal_places=6, allow_inf_nan=False)]
+Money = Annotated[Decimal, *_decimal(MONEY_SCALE, 20, "money in dollars: a plain decimal string with 6 decimals")]
 # Rates and shares (sharing rate, MSR, discount...): fractions, never percentages.
-Rate = Annotated[Decimal, Field(max_digits=12, decimal_places=10, allow_inf_nan=False)]
+Rate = Annotated[Decimal, *_decimal(RATE_SCALE, 12, "a fraction (0.02 is 2%): a plain decimal string with 10 decimals")]
 
 
 def to_cents(amount: Decimal) -> Decimal:

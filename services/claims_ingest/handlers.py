@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -78,16 +78,23 @@ def _spend(
     return spend_identity(c.line_key, contract_id, c.generation, c.sign), delta
 
 
-def spend_batches(deltas: Deltas) -> Outgoing:
-    """The transaction's spend as spend.v2 batches. A batch's id derives from its deltas' identities, so the
-    same spend is the same event wherever it is re-sent from."""
+def spend_batches(deltas: Deltas, correlation: str | None = None, by_line: Mapping[str, str] | None = None) -> Outgoing:
+    """The transaction's spend as spend.v2 batches, one contract's deltas each, keyed by that contract: a
+    consumer reading one partition sees every delta of the contracts it holds. A batch carries the correlation
+    id of the events its deltas came from (`by_line`: per line key; else `correlation`). A batch's id derives
+    from its deltas' identities, so the same spend is the same event wherever it is re-sent from."""
+    grouped: dict[tuple[str, str | None], Deltas] = defaultdict(list)
+    for identity, delta in deltas:
+        origin = by_line.get(delta.line_key, correlation) if by_line else correlation
+        grouped[(delta.contract_id, origin)].append((identity, delta))
     out: Outgoing = []
-    for i in range(0, len(deltas), MAX_SPEND_BATCH):
-        chunk = deltas[i : i + MAX_SPEND_BATCH]
-        event_id = batch_event_id(identity for identity, _ in chunk)
-        batch = SpendBatch(deltas=tuple(d for _, d in chunk))
-        # Deltas add up in any order: the key only spreads batches over the partitions.
-        out.append((SPEND_BATCHES, chunk[0][1].contract_id, new_envelope(SPEND_BATCH, batch, PRODUCER, event_id=event_id)))
+    for (contract_id, correlation_id), own in grouped.items():
+        for i in range(0, len(own), MAX_SPEND_BATCH):
+            chunk = own[i : i + MAX_SPEND_BATCH]
+            event_id = batch_event_id(identity for identity, _ in chunk)
+            batch = SpendBatch(deltas=tuple(d for _, d in chunk))
+            envelope = new_envelope(SPEND_BATCH, batch, PRODUCER, event_id=event_id, correlation_id=correlation_id)
+            out.append((SPEND_BATCHES, contract_id, envelope))
     return out
 
 
@@ -226,7 +233,8 @@ async def apply_claims(uow: UnitOfWork, batch: list[Parsed[ClaimLine]]) -> None:
             [a.member_id for a in attributed],
             [a.amount for a in attributed],
         )
-    uow.publish_all(spend_batches(out))
+    origins = {p.envelope.payload.line_key: p.envelope.correlation for p in batch}
+    uow.publish_all(spend_batches(out, batch[0].envelope.correlation, origins))
 
 
 async def _assignments(conn: Conn, members: set[str]) -> dict[str, list[Assignment]]:
@@ -322,7 +330,7 @@ async def apply_attribution(uow: UnitOfWork, batch: list[Parsed[AttributionEvent
             None if a.claim_types is None else list(a.claim_types),
         )
         out += await reconcile(conn, member, a.contract_id, a.payer, a.periods, a.claim_types)
-    uow.publish_all(spend_batches(out))
+    uow.publish_all(spend_batches(out, batch[0].envelope.correlation if batch else None))
 
 
 async def apply_id_changes(uow: UnitOfWork, batch: list[Parsed[MemberIdChanged]]) -> None:
@@ -380,7 +388,7 @@ async def apply_id_changes(uow: UnitOfWork, batch: list[Parsed[MemberIdChanged]]
         ):
             periods = tuple(AttributionPeriod.model_validate(x) for x in a["periods"])
             out += await reconcile(conn, newest, a["contract_id"], a["payer"], periods, a["claim_types"])
-    uow.publish_all(spend_batches(out))
+    uow.publish_all(spend_batches(out, batch[0].envelope.correlation if batch else None))
 
 
 async def store_rejects(uow: UnitOfWork, batch: list[Parsed[ClaimRejected]]) -> None:

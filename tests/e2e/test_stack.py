@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -63,12 +64,13 @@ def line(n: int, member: str, amount: str, **kw: Any) -> dict[str, Any]:
     }
 
 
-async def _rejected(bootstrap: str, expected: int) -> list[dict[str, Any]]:
+async def _read(bootstrap: str, topic: str, expected: int) -> list[dict[str, Any]]:
+    """The topic's events from the start (at least `expected`, or what came in 30 s), with their keys."""
     consumer = AIOKafkaConsumer(
-        "claims.rejected.v1",
+        topic,
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
-        group_id="e2e-rejects",
+        group_id=f"e2e-{topic}-{time.monotonic_ns()}",
         enable_auto_commit=False,
     )
     await consumer.start()
@@ -78,7 +80,7 @@ async def _rejected(bootstrap: str, expected: int) -> list[dict[str, Any]]:
         while len(found) < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
-                found += [json.loads(r.value) for r in records]
+                found += [{**json.loads(r.value), "key": r.key.decode() if r.key else None} for r in records]
     finally:
         await consumer.stop()
     return found
@@ -93,7 +95,7 @@ async def _partition_counts(bootstrap: str) -> dict[str, int]:
         await admin.close()
 
 
-def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
+def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch) -> None:
     hook_port = free_port()
     server = HTTPServer(("127.0.0.1", hook_port), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -105,6 +107,10 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
 
     os.environ["ACOFLOW_WEBHOOK_URL"] = f"http://127.0.0.1:{hook_port}/hook"
     os.environ["ACOFLOW_WEBHOOK_SECRET"] = SECRET
+    # A contract of a handful of lines: the alert warm-up (100 lines by default) is tuned down to judge it.
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("warmup: {min_lines: 1}\ndefaults:\n  - {rule: savings_below_msr}\n")
+    monkeypatch.setenv("ACOFLOW_ALERT_RULES_FILE", str(rules))
     stack = Stack(settings, settings.state_dir)
     stack.start()
     auth = {"Authorization": f"Bearer {stack.api_key}"}
@@ -151,7 +157,11 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
             {"claim_id": "C9", "member_id": "A1"},  # missing fields
         ]
         feed.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json at all\n")
-        asyncio.run(publish([feed], "jsonl", "CMS", stack.bootstrap, Console(), quiet=True))
+        # The roster reaches claims_ingest first (contracts sees it confirmed), so the load's lines find it.
+        deadline = time.monotonic() + 30
+        while httpx.get(stack.url("contracts") + "/unconfirmed", headers=auth, timeout=10).json() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        report = asyncio.run(publish([feed], "jsonl", "CMS", stack.bootstrap, Console(), quiet=True))
         expected = Decimal("100.10") + Decimal("250.00") - Decimal("40.00") + Decimal("12.345678")
         position: dict[str, Any] = {}
         deadline = time.monotonic() + 60
@@ -165,11 +175,22 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
         assert position["members"] == 3 and position["gate"] in ("savings", "neutral", "losses")
         # The embedded broker's topics, made by the stack and by each service, all have the embedded count.
         assert asyncio.run(_partition_counts(stack.bootstrap)) == {t.name: EMBEDDED_TOPIC_PARTITIONS for t in ALL_TOPICS}
-        rejected = asyncio.run(_rejected(stack.bootstrap, 3))
+        rejected = asyncio.run(_read(stack.bootstrap, "claims.rejected.v1", 3))
         assert len(rejected) == 3
         fields = {r["field"] for rej in rejected for r in rej["payload"]["reasons"]}
         # Two refused by claims_ingest (named payload fields), one by the loader before publishing.
         assert {"payload.paid_amount", "payload.source", "$"} <= fields
+
+        # What a downstream team reads: each spend batch is one contract's, keyed by it; money and rates are
+        # plain decimal strings of their stated scale; the load's id follows its lines to spend and positions.
+        batches = asyncio.run(_read(stack.bootstrap, "spend.v2", 1))
+        assert batches and all({d["contract_id"] for d in b["payload"]["deltas"]} == {b["key"]} for b in batches)
+        assert {b["correlation_id"] for b in batches} == {report.load_id}
+        assert {d["amount"] for b in batches for d in b["payload"]["deltas"]} >= {"100.100000", "12.345678", "-40.000000"}
+        positions = [e for e in asyncio.run(_read(stack.bootstrap, "settlement.v1", 1)) if e["key"] == "E2E-1"]
+        assert report.load_id in {e["correlation_id"] for e in positions}
+        latest = positions[-1]["payload"]
+        assert re.fullmatch(r"-?[0-9]+\.[0-9]{6}", latest["paid_to_date"]) and re.fullmatch(r"-?[0-9]+\.[0-9]{10}", latest["msr"])
 
         # A retroactive roster change: A3 covered from January now, A2 removed.
         roster = [{"member_id": "A1"}, {"member_id": "A3", "start": "2025-01-01"}]
@@ -215,6 +236,10 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str) -> None:
             time.sleep(0.5)
         assert Receiver.received, "no webhook delivery"
         first = Receiver.received[0]
+        # An alert carries the correlation id of the position it judged (the load's, or a roster change's).
+        alerts = [a for a in asyncio.run(_read(stack.bootstrap, "notifications.v1", 1)) if a["payload"]["kind"] == "raised"]
+        judged = {e["correlation_id"] for e in asyncio.run(_read(stack.bootstrap, "settlement.v1", 1))}
+        assert alerts and {a["correlation_id"] for a in alerts} <= judged and None not in judged
         # The signature covers a timestamp and the body: it verifies now, and not as a replay an hour later.
         assert verify(SECRET, first["signature"], first["raw"])
         assert not verify(SECRET, first["signature"], first["raw"], now=int(time.time()) + 3600)

@@ -143,7 +143,8 @@ async def test_validation_versions_audit_and_events_once(service: tuple[str, str
         history = (await http.get("/contracts/API-1/history", headers=ed)).json()
         assert [(h["version"], h["action"]) for h in history] == [(1, "create"), (2, "update"), (3, "roster")]
         assert all(h["actor"] == f"finance (key {editor['key_id']})" for h in history)
-        assert history[1]["changes"]["msr"] == {"from": "0.02", "to": "0.03"}
+        # Rates are written as every event writes them: plain, with the 10 decimals of their scale.
+        assert history[1]["changes"]["msr"] == {"from": "0.0200000000", "to": "0.0300000000"}
 
     contract_events, attribution = await read_events(broker, expect_contracts=3)
     assert [e["payload"]["version"] for e in contract_events] == [1, 2, 3]
@@ -197,9 +198,17 @@ async def test_contracts_apply_from_yaml_is_idempotent(service: tuple[str, str],
     broken.write_text((EXAMPLES / "mssp-enhanced.yaml").read_text().replace("track: EN", "track: XX").replace(
         "roster_file: example-roster.csv", "roster_file: " + str(EXAMPLES / "example-roster.csv")))  # fmt: skip
     refused = await asyncio.to_thread(cli, "contracts", "apply", str(broken))
-    assert refused.returncode == 1 and "track: 'XX' is not a MSSP track" in refused.stdout, refused.stdout
+    # Every command reports a service's refusal, and a service it cannot reach, as one error line.
+    assert refused.returncode == 1 and refused.stderr.startswith("Error: contracts answered HTTP 422"), refused.stderr
+    assert "track: 'XX' is not a MSSP track" in refused.stderr
     history = await asyncio.to_thread(cli, "contracts", "history", "EXAMPLE-MSSP-EN-2026")
     assert history.returncode == 0 and "create" in history.stdout
+    missing = await asyncio.to_thread(cli, "contracts", "history", "NO-SUCH-CONTRACT")
+    assert missing.returncode == 1 and missing.stderr.startswith("Error: contracts answered HTTP 404"), missing.stderr
+    env["ACOFLOW_NOTIFICATIONS_PORT"] = "1"
+    unreachable = await asyncio.to_thread(cli, "notifications", "failed")
+    assert unreachable.returncode == 1 and unreachable.stderr.startswith("Error: cannot reach notifications"), unreachable.stderr
+    assert "Traceback" not in refused.stderr + missing.stderr + unreachable.stderr
 
 
 async def test_hostile_input_gets_a_4xx_naming_the_field_never_a_500(service: tuple[str, str]) -> None:

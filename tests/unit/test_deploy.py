@@ -108,3 +108,7 @@ def test_breaking_changes_are_found() -> None:
     nullable = {"anyOf": [{"type": "string"}, {"type": "null"}]}
     assert breaking_changes({"anyOf": [{"type": "string"}]}, nullable) == ["$: may now be null"]
     assert breaking_changes(nullable, nullable) == []
+    decimal_in = {"anyOf": [{"type": "number"}, {"type": "string", "pattern": "^[0-9.]+$"}]}
+    canonical = {"type": "string", "pattern": "^-?[0-9]+\\.[0-9]{6}$"}
+    assert breaking_changes(decimal_in, canonical) == []  # narrower: a consumer of either form reads it
+    assert breaking_changes(canonical, decimal_in) == ["$: may now be number"]

@@ -257,3 +257,17 @@ def test_ledger_matches_claims_ingest_rules_for_versions() -> None:
     ledger.add(ClaimLine.model_validate({**base, "claim_id": "2", "paid_date": "2025-01-09", "paid_amount": "7"}))
     ledger.add(ClaimLine.model_validate({**base, "claim_id": "1", "paid_date": "2025-01-02", "paid_amount": "5"}))
     assert ledger.total == Decimal(7)  # an older version arriving late changes nothing
+
+
+def test_fhir_amounts_with_binary_float_noise_read_as_the_decimal_they_denote() -> None:
+    from services.claims_ingest.loaders.base import FieldError
+    from services.claims_ingest.loaders.fhir import denoted
+
+    assert denoted(Decimal("112.41600000000001"), "v") == Decimal("112.416000")
+    assert denoted(Decimal("0.30000000000000004"), "v") == Decimal("0.3")
+    assert denoted(Decimal("99.99999999999999"), "v") == Decimal("100")  # noise below a whole number
+    assert denoted(Decimal("12.345"), "v") == Decimal("12.345")
+    for meant_more in ("112.4160001", "0.0000005", "1E+40"):
+        with pytest.raises(FieldError) as refused:
+            denoted(Decimal(meant_more), "payment.amount.value")
+        assert refused.value.reason.field == "payment.amount.value"

@@ -79,9 +79,10 @@ class Loader(Protocol):
         ...
 
 
-def submission(line: dict[str, Any], producer: str = "acoflow-load") -> tuple[str, bytes]:
+def submission(line: dict[str, Any], producer: str = "acoflow-load", correlation_id: str | None = None) -> tuple[str, bytes]:
     """(key, value) for claims.submitted.v1. The event id comes from the line's identity, so loading the
-    same file twice publishes the same ids; a line too broken to identify gets an id from its content."""
+    same file twice publishes the same ids; a line too broken to identify gets an id from its content. The
+    correlation id (a load's) follows the line into its spend, positions and alerts."""
     try:
         event_id = submission_event_id(ClaimLine.model_validate(line).line_key)
     except ValidationError:
@@ -92,6 +93,7 @@ def submission(line: dict[str, Any], producer: str = "acoflow-load") -> tuple[st
         "schema_version": CLAIM_SUBMITTED.current_version,
         "occurred_at": datetime.now(UTC).isoformat(),
         "producer": producer,
+        "correlation_id": correlation_id,
         "payload": line,
     }
     key = str(line.get("member_id") or "unknown")

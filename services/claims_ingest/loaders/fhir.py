@@ -64,7 +64,26 @@ def _money(value: Any, field: str) -> Decimal:
         raise FieldError(field, "decimal_parsing", f"{field} {value!r} is not a number") from None
     if not amount.is_finite():
         raise FieldError(field, "finite_number", f"{field} is not finite")
-    return amount
+    return denoted(amount, field)
+
+
+MONEY_PLACES = Decimal("0.000001")
+FLOAT_NOISE = Decimal("1e-12")
+
+
+def denoted(amount: Decimal, field: str) -> Decimal:
+    """The amount a FHIR writer meant. Generators that hold money in binary floats write 112.416 as
+    112.41600000000001: a value within a trillionth of one with at most 6 decimals is read as that value; a
+    value with more decimals that is not such noise is refused, as money is never rounded."""
+    try:
+        exact = amount.quantize(MONEY_PLACES)
+    except InvalidOperation:
+        raise FieldError(field, "decimal_max_digits", f"{field} {amount} is too large") from None
+    if exact == amount:
+        return amount
+    if abs(amount - exact) <= FLOAT_NOISE:
+        return exact
+    raise FieldError(field, "decimal_max_places", f"{field} {amount} has more than 6 decimals")
 
 
 def paid_amount(eob: dict[str, Any]) -> Decimal:
