@@ -72,7 +72,8 @@ def document() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for topic, spec, key in EVENTS:
         payload = spec.payload.__name__
-        schema = spec.payload.model_json_schema(ref_template="#/components/schemas/{model}")
+        # Events as they are written (the serialization schema): what a consumer receives.
+        schema = spec.payload.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
         schemas.update(schema.pop("$defs", {}))
         schemas[payload] = schema
         message = {
@@ -137,7 +138,7 @@ def event_schemas() -> dict[str, dict[str, Any]]:
     """One JSON Schema per event type (its payload, with the definitions it uses), for docs/schemas/."""
     out: dict[str, dict[str, Any]] = {}
     for _, spec, _ in EVENTS:
-        schema = spec.payload.model_json_schema()
+        schema = spec.payload.model_json_schema(mode="serialization")
         schema["$id"] = f"acoflow/{spec.event_type}"
         schema["x-schema-versions"] = sorted(spec.versions)
         out[spec.event_type] = schema

@@ -19,12 +19,13 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.responses import JSONResponse, Response
 
 from shared.db import Conn
+from shared.http import PUBLIC_PATHS
 
 Role = Literal["viewer", "editor", "admin", "phi"]
 ROLES: tuple[Role, ...] = ("viewer", "editor", "admin")
 # "phi" reads what viewers read plus the originals of rejected records (PHI), which no other role but admin does.
 PREFIX = "acf_"
-PUBLIC = frozenset({"/health", "/metrics"})
+PUBLIC = PUBLIC_PATHS
 
 
 def new_key() -> tuple[str, str]:

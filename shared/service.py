@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from fastapi import Depends, FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Query, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
 
@@ -268,7 +268,9 @@ class ServiceRuntime:
 
         app = ServiceApp(max_body=self.settings.max_request_bytes, title=title, lifespan=lifespan)
 
-        @app.get("/health", tags=["ops"])
+        health_body = {"content": {"application/json": {"schema": {"type": "object"}}}}
+
+        @app.get("/health", tags=["ops"], responses={503: {"description": "the database or broker is away", **health_body}})
         async def health() -> Response:
             checks = await self.healthy()
             ok = all(checks.values())
@@ -276,7 +278,8 @@ class ServiceRuntime:
 
         @app.get("/unconfirmed", tags=["ops"])
         async def list_unconfirmed(
-            _: Annotated[Principal, Depends(requires("viewer"))], older_than_s: float = 0
+            _: Annotated[Principal, Depends(requires("viewer"))],
+            older_than_s: Annotated[float, Query(ge=0, le=366 * 86400, description="unconfirmed for at least this long")] = 0,
         ) -> list[dict[str, Any]]:
             """Per hop and contract, the events this service sent and their consumer has not confirmed yet (they
             are re-sent until it does)."""
@@ -290,7 +293,14 @@ class ServiceRuntime:
                 sent = sum([await hop.resend_due(uow, -1.0, 1_000_000) for hop in self._hops])
             return {"resent": sent}
 
-        @app.get("/metrics", tags=["ops"])
+        @app.get(
+            "/metrics",
+            tags=["ops"],
+            response_class=PlainTextResponse,
+            responses={
+                200: {"description": "Prometheus text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}
+            },
+        )
         async def metrics() -> Response:
             return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 

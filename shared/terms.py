@@ -4,13 +4,13 @@ they live in the settlement domain's parameter table and apply wherever a term i
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.money import Money, Rate
+from shared.money import Money, Quantity, Rate
+from shared.text import CalendarDate
 
 EnrollmentType = Literal["esrd", "disabled", "aged_dual", "aged_nondual"]
 ClaimType = Literal["inpatient", "outpatient", "snf", "hha", "hospice", "professional", "dme", "pharmacy", "other"]
@@ -59,7 +59,7 @@ class BenchmarkUpdate(BaseModel):
     national_weight: Rate = Field(default=Decimal(1), ge=0, le=1)
     acpt: Rate | None = Field(default=None, gt=0, le=3)
     # The year's person-years by type; without them, the roster's member-months / 12.
-    person_years: dict[EnrollmentType, Decimal] | None = None
+    person_years: dict[EnrollmentType, Quantity] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -80,8 +80,8 @@ class ContractTerms(BaseModel):
     program: Program
     track: str
     performance_year: int = Field(ge=2012, le=2100)
-    period_start: date
-    period_end: date
+    period_start: CalendarDate
+    period_end: CalendarDate
     # Annual per-capita benchmark by enrollment type (MSSP/REACH) or a PMPM (commercial).
     benchmark_per_capita: dict[EnrollmentType, Money] | None = None
     benchmark_pmpm: Money | None = Field(default=None, gt=0)
@@ -120,7 +120,7 @@ class ContractTerms(BaseModel):
     # attachment point (truncation_threshold) is the stop-loss's, for a charge per member-month added to spend.
     stop_loss_charge_pmpm: Money | None = Field(default=None, ge=0)
     # An ACO that leaves during the year owes losses for the months it took part (prorated).
-    termination_date: date | None = None
+    termination_date: CalendarDate | None = None
 
     @model_validator(mode="after")
     def _settleable(self) -> Self:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from services.claims_ingest.handlers import (
     SCHEMA,
@@ -21,6 +21,7 @@ from shared.auth import Principal, allows, requires
 from shared.confirmations import ATTRIBUTION_HOP, SPEND_HOP
 from shared.consumer import Subscription
 from shared.events import ATTRIBUTION_CHANGED, CLAIM_REJECTED, CLAIM_SUBMITTED, MEMBER_ID_CHANGED
+from shared.http import Body
 from shared.service import ServiceRuntime, serve
 from shared.topics import ATTRIBUTION, CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS
 from shared.unit_of_work import UnitOfWork
@@ -31,7 +32,7 @@ Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "claims_ingest"
 
 
-class Replayed(BaseModel):
+class Replayed(Body):
     event_ids: list[uuid.UUID] = Field(min_length=1, max_length=100_000)
 
 

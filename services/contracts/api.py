@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from services.contracts import repository
 from services.contracts.domain.roster import RosterMember, parse_roster_csv
 from shared.auth import Principal, requires
 from shared.db import Conn
 from shared.events import ContractState, QualityResult
-from shared.http import ExactJsonRoute
+from shared.http import Body, ExactJsonRoute
 from shared.money import Rate
 from shared.runtime_types import Pooled
 from shared.terms import ContractTerms, QualityStandard
@@ -23,7 +24,7 @@ Viewer = Annotated[Principal, Depends(requires("viewer"))]
 Editor = Annotated[Principal, Depends(requires("editor"))]
 
 
-class ContractIn(BaseModel):
+class ContractIn(Body):
     model_config = ConfigDict(extra="forbid")
     contract_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     name: Text = Field(min_length=1, max_length=200)
@@ -32,7 +33,7 @@ class ContractIn(BaseModel):
     roster: list[RosterMember] | None = None
 
 
-class ContractUpdate(BaseModel):
+class ContractUpdate(Body):
     model_config = ConfigDict(extra="forbid")
     name: Text | None = Field(default=None, min_length=1, max_length=200)
     payer: str | None = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
@@ -40,7 +41,7 @@ class ContractUpdate(BaseModel):
     roster: list[RosterMember] | None = None
 
 
-class QualityIn(BaseModel):
+class QualityIn(Body):
     model_config = ConfigDict(extra="forbid")
     performance_year: int = Field(ge=2012, le=2100)
     quality_score: Rate = Field(ge=0, le=1)
@@ -92,16 +93,19 @@ def build_router(pooled: Pooled) -> APIRouter:
             )
         return state
 
-    @router.put("/{contract_id}/roster")
+    @router.put("/{contract_id}/roster", openapi_extra={"requestBody": ROSTER_BODY})
     async def put_roster(contract_id: str, request: Request, who: Editor) -> ContractState:
         raw = await request.body()
         try:
             if request.headers.get("content-type", "").startswith("text/csv"):
                 members = parse_roster_csv(raw.decode("utf-8"))
             else:
-                members = [RosterMember.model_validate(m) for m in _json_list(raw)]
+                members = ROSTER.validate_python(_json_list(raw))
         except ValidationError as exc:
-            raise HTTPException(422, detail=exc.errors(include_url=False, include_context=False)) from exc
+            errors = exc.errors(include_url=False, include_context=False)
+            raise HTTPException(422, detail=[{**e, "loc": ["body", *e["loc"]]} for e in errors]) from exc
+        except json.JSONDecodeError as exc:
+            raise HTTPException(400, detail=[{"loc": ["body"], "msg": f"malformed JSON: {exc}"}]) from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPException(422, detail=[{"loc": ["body", "roster"], "msg": str(exc)}]) from exc
         async with pooled.units() as uow:
@@ -153,9 +157,26 @@ def build_router(pooled: Pooled) -> APIRouter:
     return router
 
 
-def _json_list(raw: bytes) -> list[Any]:
-    import json
+ROSTER = TypeAdapter(list[RosterMember])
+_MEMBERS = ROSTER.json_schema()
+# The roster body is read by hand (JSON or CSV), so its document says what it takes.
+ROSTER_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "anyOf": [
+                    _MEMBERS,
+                    {"type": "object", "properties": {"roster": _MEMBERS}, "required": ["roster"]},
+                ]
+            }
+        },
+        "text/csv": {"schema": {"type": "string", "description": "member_id,enrollment_type,start,end"}},
+    },
+}
 
+
+def _json_list(raw: bytes) -> list[Any]:
     data = json.loads(raw or b"null")
     if isinstance(data, dict) and "roster" in data:
         data = data["roster"]

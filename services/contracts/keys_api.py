@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from services.contracts.auth import SCHEMA
 from shared.auth import Principal, Role, key_hash, new_key, requires
 from shared.envelope import new_envelope
 from shared.events import API_KEY_CHANGED, ApiKeyChanged
-from shared.http import ExactJsonRoute
+from shared.http import Body, ExactJsonRoute
 from shared.runtime_types import Pooled
 from shared.text import Text
 from shared.topics import KEYS
@@ -26,7 +26,7 @@ def publish_key(uow: UnitOfWork, key_id: str, name: str, role: Role, hashed: str
     uow.publish(KEYS, key_id, new_envelope(API_KEY_CHANGED, payload, "contracts"))
 
 
-class KeyIn(BaseModel):
+class KeyIn(Body):
     model_config = ConfigDict(extra="forbid")
     name: Text = Field(min_length=1, max_length=100)
     role: Role

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import httpx
 import yaml
 from fastapi import Depends, FastAPI, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from services.notifications.domain.rules import RuleSet, RuleSpec, default_rules
 from services.notifications.handlers import (
@@ -27,6 +27,7 @@ from shared.auth import Principal, allows, requires
 from shared.broker import batch_options
 from shared.consumer import Parsed, Subscription
 from shared.events import POSITION_UPDATED, SettlementPosition
+from shared.http import Body
 from shared.logging import get_logger
 from shared.service import ServiceRuntime, serve
 from shared.settings import Settings
@@ -49,7 +50,7 @@ def load_rules(settings: Settings) -> RuleSet:
     return RuleSet.model_validate(data)
 
 
-class RetryBody(BaseModel):
+class RetryBody(Body):
     model_config = ConfigDict(extra="forbid")
     ids: list[uuid.UUID] | None = Field(default=None, description="the failed deliveries to retry; all when omitted")
 

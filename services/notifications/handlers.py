@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 import httpx
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from services.notifications.domain.rules import (
     PORTFOLIO,
@@ -42,6 +42,19 @@ PRODUCER = "notifications"
 Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
 log = get_logger(__name__)
 ALERTS = Counter("acoflow_alerts_total", "Alert transitions", ["rule", "kind"], registry=REGISTRY)
+WEBHOOK_ATTEMPTS = Counter(
+    "acoflow_webhook_attempts_total",
+    "Webhook delivery attempts by outcome: delivered, retry (failed, tried again later), failed (no attempts left)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_BACKLOG = Gauge(
+    "acoflow_webhook_deliveries", "Webhook deliveries not delivered, by status (pending, failed)", ["status"], registry=REGISTRY
+)
+WEBHOOK_OLDEST_PENDING = Gauge(
+    "acoflow_webhook_oldest_pending_age_seconds", "Age of the oldest pending webhook delivery (0: none)", registry=REGISTRY
+)
+BACKLOG_EVERY_S = 10.0
 
 
 SIGNATURE_TOLERANCE_S = 300
@@ -238,7 +251,29 @@ async def deliver_due(units: UnitsOfWork, client: httpx.AsyncClient, settings: S
         error = await _post(client, settings, row)
         async with units() as uow:
             done += await _record_outcome(uow, settings, row, error)
+    await _measure_backlog(units, worked=bool(rows))
     return done
+
+
+_measured_at = [0.0]
+
+
+async def _measure_backlog(units: UnitsOfWork, worked: bool) -> None:
+    """The pending and failed deliveries for /metrics: after a pass that did something, else every
+    BACKLOG_EVERY_S (the loop passes often when idle, and a count each time would be most of its cost)."""
+    now = time.monotonic()
+    if not worked and now - _measured_at[0] < BACKLOG_EVERY_S:
+        return
+    _measured_at[0] = now
+    async with units() as uow:
+        rows = await uow.conn.fetch(
+            f"SELECT status, count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age"
+            f" FROM {SCHEMA}.deliveries WHERE status IN ('pending', 'failed') GROUP BY status"
+        )
+    found = {r["status"]: r for r in rows}
+    for status in ("pending", "failed"):
+        WEBHOOK_BACKLOG.labels(status).set(found[status]["n"] if status in found else 0)
+    WEBHOOK_OLDEST_PENDING.set(float(found["pending"]["age"]) if "pending" in found else 0)
 
 
 async def _post(client: httpx.AsyncClient, settings: Settings, row: asyncpg.Record) -> str | None:
@@ -271,6 +306,7 @@ async def _record_outcome(uow: UnitOfWork, settings: Settings, row: asyncpg.Reco
             lease,
         )
         event = _event(row["alert_id"], row["contract_id"], row["rule"], "delivered", detail)
+        outcome = "delivered"
     elif attempts >= settings.webhook_max_attempts:
         status = await conn.execute(
             f"UPDATE {SCHEMA}.deliveries SET status = 'failed', attempts = $2, last_error = $3, leased_until = NULL"
@@ -281,6 +317,7 @@ async def _record_outcome(uow: UnitOfWork, settings: Settings, row: asyncpg.Reco
             lease,
         )
         event = _event(row["alert_id"], row["contract_id"], row["rule"], "failed", {**detail, "error": error})
+        outcome = "failed"
     else:
         await conn.execute(
             f"UPDATE {SCHEMA}.deliveries SET attempts = $2, last_error = $3, next_attempt_at = $4, leased_until = NULL"
@@ -291,9 +328,11 @@ async def _record_outcome(uow: UnitOfWork, settings: Settings, row: asyncpg.Reco
             datetime.now(UTC) + timedelta(seconds=backoff(attempts, settings)),
             lease,
         )
+        WEBHOOK_ATTEMPTS.labels("retry").inc()
         return 0
     if status.endswith(" 0"):
         return 0  # the lease ran out and another attempt owns the delivery now
+    WEBHOOK_ATTEMPTS.labels(outcome).inc()
     uow.publish(NOTIFICATIONS, row["contract_id"], event)
     return 1
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from services.settlement import repository
 from services.settlement.console import build_console
@@ -25,6 +25,7 @@ from shared.events import (
     SpendBatch,
     SpendDelta,
 )
+from shared.http import Body
 from shared.service import ServiceRuntime, serve
 from shared.terms import ContractTerms
 from shared.topics import CONTRACTS, NOTIFICATIONS, QUALITY, SPEND, SPEND_BATCHES
@@ -156,13 +157,13 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     return app
 
 
-class Scenario(BaseModel):
+class Scenario(Body):
     model_config = ConfigDict(extra="forbid")
     label: str | None = Field(default=None, max_length=100)
     terms: dict[str, Any] = Field(description='fields of the contract\'s terms to replace, e.g. {"track": "EN"}')
 
 
-class WhatIf(BaseModel):
+class WhatIf(Body):
     model_config = ConfigDict(extra="forbid")
     scenarios: list[Scenario] = Field(min_length=1, max_length=20)
 

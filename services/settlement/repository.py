@@ -245,12 +245,15 @@ async def publish_pending(conn: Conn, limit: int) -> tuple[int, Outgoing]:
     (scaled-out instances) from computing the same contract at once; a contract another pass holds is
     left for later."""
     rows = await conn.fetch(
-        f"SELECT contract_id, mark, correlation_id FROM (SELECT contract_id, mark, correlation_id FROM {SCHEMA}.pending_positions"
+        "SELECT contract_id, mark, correlation_id, age FROM (SELECT contract_id, mark, correlation_id,"
+        f" extract(epoch FROM now() - marked_at) AS age FROM {SCHEMA}.pending_positions"
         " ORDER BY marked_at, contract_id LIMIT $1) AS p"
         " WHERE pg_try_advisory_xact_lock($2, hashtext(contract_id))",
         limit,
         POSITION_LOCKS,
     )
+    # Passes take the oldest marks first: the first is how long the stalest waiting position has waited.
+    PENDING_OLDEST_AGE.set(float(rows[0]["age"]) if rows else 0)
     if not rows:
         return 0, []
     outgoing = await recompute(conn, {r["contract_id"]: r["correlation_id"] for r in rows})
@@ -324,6 +327,17 @@ SHARED = Gauge(
 EXPOSURE_NOW = Gauge("acoflow_position_exposure_now", "Projected losses owed", ["contract"], registry=REGISTRY)
 EXPOSURE_AT_CAP = Gauge("acoflow_position_exposure_at_cap", "Losses owed at the cap", ["contract"], registry=REGISTRY)
 CLEARS_MSR = Gauge("acoflow_position_probability_clears_msr", "P(savings rate clears the MSR)", ["contract"], registry=REGISTRY)
+UPDATED_AT = Gauge(
+    "acoflow_position_updated_timestamp_seconds",
+    "When the contract's position was last published (its age: time() - this)",
+    ["contract"],
+    registry=REGISTRY,
+)
+PENDING_OLDEST_AGE = Gauge(
+    "acoflow_positions_pending_oldest_age_seconds",
+    "How long the oldest change waiting for a new position has waited (0: none waiting)",
+    registry=REGISTRY,
+)
 
 
 def _export(p: SettlementPosition) -> None:
@@ -331,6 +345,7 @@ def _export(p: SettlementPosition) -> None:
     EXPOSURE_NOW.labels(p.contract_id).set(float(p.downside_exposure_now))
     EXPOSURE_AT_CAP.labels(p.contract_id).set(float(p.downside_exposure_at_cap))
     CLEARS_MSR.labels(p.contract_id).set(float(p.probability_clears_msr))
+    UPDATED_AT.labels(p.contract_id).set_to_current_time()
 
 
 _STATES: dict[tuple[str, int], ContractState] = {}

@@ -81,15 +81,14 @@ async def test_auth_on_every_route_and_roles(service: tuple[str, str]) -> None:
             ("GET", "/keys", None),
             ("POST", "/keys", {"name": "n", "role": "viewer"}),
             ("DELETE", "/keys/nope", None),
-            ("GET", "/openapi.json", None),
-            ("GET", "/docs", None),
         ]
         for method, path, body in routes:
             for headers in ({}, bearer("acf_not_a_key"), {"X-API-Key": "wrong"}):
                 r = await http.request(method, path, json=body, headers=headers)
                 assert r.status_code == 401, (method, path, headers, r.status_code)
                 assert r.headers["www-authenticate"] == "Bearer"
-        for path in ("/health", "/metrics"):
+        # Liveness, metrics and the API's own documents are public (/docs opens in a browser; calls need a key).
+        for path in ("/health", "/metrics", "/openapi.json", "/docs"):
             assert (await http.get(path)).status_code == 200
         writes = [r for r in routes if r[0] != "GET" and not r[1].startswith("/keys")]
         for method, path, body in writes:
@@ -235,6 +234,35 @@ async def test_hostile_input_gets_a_4xx_naming_the_field_never_a_500(service: tu
         exact = await http.post("/contracts", content=body, headers={**bearer(admin), "content-type": "application/json"})
         assert exact.status_code == 201, exact.text
         assert exact.json()["terms"]["benchmark_per_capita"]["aged_nondual"] == "12345678901234.123456"
+        cid = exact.json()["contract_id"]
+        # Found by the property-based run (tests/e2e/test_openapi.py), each answered as its document says:
+        zero_date = await http.put(f"/contracts/{cid}/roster", json=[{"member_id": "R1", "start": 0}], headers=bearer(admin))
+        assert zero_date.status_code == 422 and zero_date.json()["detail"][0]["loc"] == ["body", 0, "start"], zero_date.text
+        blank = await http.post(
+            f"/contracts/{cid}/quality", json={"performance_year": 2025, "quality_score": ""}, headers=bearer(admin)
+        )
+        assert blank.status_code == 422 and blank.json()["detail"][0]["loc"][:2] == ["body", "quality_score"]
+        malformed = await http.post(
+            "/contracts", content=b'{"contract_id": ', headers={**bearer(admin), "content-type": "application/json"}
+        )
+        assert malformed.status_code == 400 and malformed.json()["detail"][0]["loc"] == ["body"]
+        surrogate = await http.post(
+            "/keys",
+            content=b'{"name": "a\\ud800", "role": "viewer"}',
+            headers={**bearer(admin), "content-type": "application/json"},
+        )
+        assert surrogate.status_code == 422 and surrogate.json()["detail"][0]["loc"] == ["body", "name"], surrogate.text
+        assert (await http.post("/keys", json={"name": "auditor", "role": "phi"}, headers=bearer(admin))).status_code == 201
+        number = await http.post("/contracts", content=b"1e3", headers={**bearer(admin), "content-type": "application/json"})
+        assert number.status_code == 422
+        # The documents: public, with the auth scheme; /metrics is text.
+        document = (await http.get("/openapi.json")).json()
+        assert set(document["components"]["securitySchemes"]) == {"bearer", "apiKeyHeader"}
+        assert {"400", "401", "404", "422"} <= set(document["paths"]["/contracts/{contract_id}"]["put"]["responses"])
+        assert (await http.get("/docs")).status_code == 200
+        metrics = await http.get("/metrics")
+        assert metrics.headers["content-type"].startswith("text/plain")
+        assert "text/plain" in document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
 
 
 async def test_keys_recover_writes_a_working_admin_key_when_none_is_left(service: tuple[str, str], database: str) -> None:

@@ -12,14 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.events import AttributionPeriod, ContractState, RosterSummary
 from shared.terms import ContractTerms, EnrollmentType
+from shared.text import CalendarDate
 
 
 class RosterMember(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     member_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
     enrollment_type: EnrollmentType = "aged_nondual"
-    start: date | None = None  # default: the contract's period start
-    end: date | None = None  # default: the contract's period end
+    start: CalendarDate | None = None  # default: the contract's period start
+    end: CalendarDate | None = None  # default: the contract's period end
 
     @model_validator(mode="after")
     def _order(self) -> Self:
