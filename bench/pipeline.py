@@ -4,7 +4,10 @@ Prints, after the machine, the command and the commit: raw aiokafka produce and 
 claims.submitted.v1 to the last settlement.v1 update (1,000 contracts, 100,000 members); submit-to-settlement
 latency p50/p99 at a steady 1,000 lines/s, with each consumer's messages per handler call meanwhile; CCLF
 parse rate; settle-puf rows/s; each service's peak RSS; a core-speed check from before and after the run
-(shared VMs swing); and last, `ratio=<end-to-end lines/s / raw produce msgs/s>`.
+(shared VMs swing); `steady_cost_ratio=` the stack's CPU seconds per line at the steady rate over the same in
+bulk (services, broker and PostgreSQL; not this script); `idle_cores=` the stack's CPU over 30 s with nothing
+arriving; `load_ratio=` `acoflow load` of a generated 200,000-line CCLF delivery (parse and publish) in lines/s
+over raw produce msgs/s; and last, `ratio=<end-to-end lines/s / raw produce msgs/s>`.
 
 Run: python -m bench.pipeline [--lines 200000] [--contracts 1000] [--members 100000] [--latency-seconds 20]
      [--profile DIR]  (py-spy samples each service: DIR/end_to_end/<service>.txt and DIR/latency/<service>.txt,
@@ -290,6 +293,38 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
     return out
 
 
+NOT_STACK = ("bench", "all_cpus_busy", "steal")
+
+
+def stack_cpu(before: dict[str, float], after: dict[str, float]) -> float:
+    """CPU seconds the stack (services, broker, PostgreSQL) used between two cpu_seconds() readings."""
+    return sum(v - before.get(k, 0.0) for k, v in after.items() if k.split("/")[0] not in NOT_STACK)
+
+
+async def idle(stack: Stack, seconds: float = 30.0) -> float:
+    """The stack's CPU use, in cores, over `seconds` with nothing arriving (after what came before settled)."""
+    await asyncio.sleep(5)
+    before = cpu_seconds(stack)
+    await asyncio.sleep(seconds)
+    return stack_cpu(before, cpu_seconds(stack)) / seconds
+
+
+async def load_rate(stack: Stack, lines: int) -> float:
+    """`acoflow load` of a generated CCLF delivery: parse and publish, lines/s."""
+    from rich.console import Console
+
+    from acoflow.load import publish
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = cclf_parse.write_feed(Path(tmp), lines)
+        started = time.perf_counter()
+        report = await publish(paths, "cclf", "CMS", stack.bootstrap, Console(quiet=True), quiet=True)
+        elapsed = time.perf_counter() - started
+    if report.lines != lines:
+        raise RuntimeError(f"the load read {report.lines} lines of {lines}")
+    return lines / elapsed
+
+
 def cpu_used(before: dict[str, float], after: dict[str, float]) -> str:
     """CPU seconds between two cpu_seconds() readings; PostgreSQL's backends summed (one that exited in
     between is not counted, so its figure is a lower bound)."""
@@ -413,6 +448,7 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"end_to_end_lines_per_s={e2e:,.0f}  ({args.lines:,} lines, submitted -> last settlement.v1 update)")
                 after = cpu_seconds(stack)
                 print("  cpu_seconds_during_end_to_end " + cpu_used(before, after))
+                bulk_cost = stack_cpu(before, after) / args.lines
                 profilers = start_profilers(stack, args.profile and args.profile / "latency")
                 before, positions = cpu_seconds(stack), watcher.positions
                 batches_before = await handler_batches(stack)
@@ -427,8 +463,16 @@ async def run(args: argparse.Namespace) -> None:
                       f"{positions:,} positions published)")  # fmt: skip
                 print("  cpu_seconds_during_latency " + cpu_used(before, after))
                 print("  messages/batches_during_latency " + batch_sizes(batches_before, batches_after))
+                steady_cost = stack_cpu(before, after) / max(n, 1)
+                print(f"steady_cost_ratio={steady_cost / bulk_cost:.2f}  (stack CPU per line: {steady_cost * 1000:.2f} ms at "
+                      f"{args.rate:,} lines/s, {bulk_cost * 1000:.2f} ms in bulk)")  # fmt: skip
             finally:
                 await watcher.stop()
+            cores = await idle(stack)  # with this script's own consumer stopped: nothing asks the stack for anything
+            print(f"idle_cores={cores:.3f}  (the stack's CPU over 30 s with nothing arriving)")
+            load = await load_rate(stack, args.load_lines)
+            print(f"load_ratio={load / produce:.3f}  (acoflow load of {args.load_lines:,} CCLF lines, parse and publish: "
+                  f"{load:,.0f} lines/s)")  # fmt: skip
             rss = peak_rss(stack)
             print("peak_rss_mb " + "  ".join(f"{k}={v}" for k, v in rss.items()))
         finally:
@@ -446,6 +490,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=1_000)
     parser.add_argument("--latency-seconds", type=int, default=20)
+    parser.add_argument("--load-lines", type=int, default=200_000)
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR")
     parser.add_argument("--latency-log", type=Path, default=None, metavar="FILE", help="each line's submit time and latency")
     asyncio.run(run(parser.parse_args()))
