@@ -209,25 +209,38 @@ class SpendDelta(Payload):
     """The signed spend one claim line adds to (or, as a correction, takes from) one contract: one event on
     spend.v1 (still consumed, so nothing in flight is lost on upgrade), many in a SpendBatch on spend.v2."""
 
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     contract_id: Identifier = _ID
+    """The contract the spend counts in (also the message key on spend.v2)."""
     member_id: Identifier = _ID
+    """The member, by the newest id the payer gave them."""
     line_key: str
+    """The claim line's identity across re-deliveries: source|claim id|line|adjustment type|effective date."""
     enrollment_type: EnrollmentType
+    """The member's enrollment type in the period that covers the line (the benchmark it is priced against)."""
     claim_type: ClaimType
     service_month: date
+    """The first day of the month the service was given in (the line's from date)."""
     paid_date: date
+    """When the payer paid the line (the payment lag, service month to paid date, drives completion)."""
     amount: Money
+    """Signed: what the line adds to the contract's spend, or (negative) takes back: a cancellation, a version
+    superseded by a later one, a line whose member or period moved out of the contract."""
 
 
 MAX_SPEND_BATCH = 1000
 
 
 class SpendBatch(Payload):
-    """spend.v2: the spend deltas one claims_ingest transaction produced, for any contracts. Deltas add up in
-    any order, so a batch needs no per-contract ordering; one message instead of one per delta spares the
-    relay, the broker and settlement a message, a parse and a dedupe row per claim line."""
+    """spend.v2: the spend deltas one claims_ingest transaction produced for one contract (the message key).
+    Deltas add up in any order; one message instead of one per delta spares the relay, the broker and
+    settlement a message, a parse and a dedupe row per claim line."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     deltas: tuple[SpendDelta, ...] = Field(min_length=1, max_length=MAX_SPEND_BATCH)
+    """Up to 1,000 deltas, every one of the key's contract."""
 
 
 class Receipt(Payload):
@@ -238,51 +251,98 @@ class Receipt(Payload):
 
 
 class SettlementPosition(Payload):
-    """settlement.v1: the contract's running position after a change (METHODOLOGY.md section 4)."""
+    """settlement.v1: the contract's running position after a change (METHODOLOGY.md section 4). Amounts are
+    for the performance year; "to date" means as of `as_of`; projections are for the whole year."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     contract_id: Identifier = _ID
+    """The contract (also the message key)."""
     contract_version: int
+    """The version of the contract's terms and roster this position was computed with."""
     sequence: int
+    """Increases by one with each position of the contract: a consumer keeps the highest it has seen."""
     program: str
+    """MSSP, REACH or COMMERCIAL."""
     track: str
+    """The program's track or arrangement (e.g. MSSP BE or EN, REACH GLOBAL)."""
     performance_year: int
     as_of: date | None
+    """The latest paid date among the claim lines applied (None: no spend yet)."""
     members: int
+    """Members on the contract's roster."""
     member_months_to_date: int
+    """Attributed member-months in the months elapsed as of `as_of`."""
     member_months_total: int
+    """Attributed member-months in the whole performance year."""
     lines_applied: int
+    """Spend deltas applied so far (each claim line's, and each correction's)."""
     benchmark_to_date: Money
+    """The benchmark for the member-months to date."""
     benchmark_total: Money
+    """The benchmark for the year."""
     paid_to_date: Money
+    """Spend paid to date: the sum of every delta applied."""
     paid_by_service_month: dict[str, Money]
+    """Spend paid to date by service month (YYYY-MM)."""
     incurred_to_date: Money
+    """Spend to date completed for claims not paid yet (completion factors by payment lag)."""
     projected_expenditure: Money
+    """The year's expenditure projected from the incurred spend per member-month."""
     projected_gross_savings: Money
+    """benchmark_total - projected_expenditure (negative: losses)."""
     projected_savings_rate: Rate = Field(ge=-100, le=100)
+    """projected_gross_savings / benchmark_total."""
     msr: Rate
+    """The minimum savings rate the savings rate must reach for savings to be shared."""
     mlr: Rate
+    """The minimum loss rate the loss rate must reach for losses to be owed (0 for one-sided tracks)."""
     gate: str
+    """What the projection settles as: savings, savings_below_msr, losses, neutral, below_minimum, or
+    cannot_settle (the explanation says why)."""
     quality_score: Rate
+    """The quality score the sharing rate uses: the year's recorded score, else the terms' (1 by default)."""
     final_sharing_rate: Rate
+    """The share of savings (or of losses) that is the ACO's after quality."""
     projected_shared_savings_losses: Money
-    # Advance investment payments recouped from the projected savings: paid = projected_shared_savings_losses - this.
+    """What the ACO is projected to earn (> 0) or owe (< 0) for the year, after caps and sequestration."""
     advance_payment_recoupment: Money = Decimal(0)
+    """Advance investment payments recouped from the projected savings: paid = projected_shared_savings_losses - this."""
     downside_exposure_now: Money
+    """The losses the ACO would owe on the projection, as a positive amount (0 when it projects savings)."""
     downside_exposure_at_cap: Money
+    """The most the ACO can owe for the year: the loss cap (0 on a one-sided track)."""
     probability_clears_msr: Rate
+    """The chance the year's savings rate reaches the MSR, from the spread of spend per member to date."""
     probability_crosses_mlr: Rate
+    """The chance the year's loss rate reaches the MLR."""
     parameters_version: str
+    """The version of the program parameters (caps, rates, sequestration) the settlement used."""
     explanation: tuple[str, ...] = ()
+    """The settlement's steps in words, benchmark to earned (the waterfall)."""
 
 
 class NotificationEvent(Payload):
-    """notifications.v1: an alert raised or resolved, or the outcome of delivering it."""
+    """notifications.v1: an alert raised or resolved, or the outcome of delivering it to the webhook."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     alert_id: str
+    """One alert: its raise, its resolution and their deliveries carry the same id."""
     contract_id: Identifier = _ID
+    """The contract (also the message key); ALL for a portfolio-wide rule."""
     rule: str
+    """The rule's id: its name, or its kind (projected_loss_above, savings_below_msr, exposure_above_share_of_cap,
+    pmpm_increase_above, no_claims_for_days, rejected_rate_above)."""
     kind: Literal["raised", "resolved", "delivered", "failed"]
+    """raised: the rule's number went past its threshold; resolved: it came back past threshold - band;
+    delivered / failed: the webhook delivery of a raise or resolution succeeded, or used up its attempts."""
     detail: dict[str, Any] = Field(default_factory=dict)
+    """For raised and resolved: description (the rule and threshold as text), value (the number the rule
+    compared, a decimal string in the threshold's units: an amount in dollars, a rate as a fraction, days), and
+    what was judged: a position's sequence, projected_shared_savings_losses, projected_savings_rate, msr,
+    downside_exposure_now, downside_exposure_at_cap; days_without_claims; or submitted_24h and rejected_24h. For
+    delivered and failed: delivery_id, attempts, alert_kind, and the error of the last attempt."""
 
 
 class DeadLetter(Payload):
