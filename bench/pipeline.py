@@ -301,12 +301,14 @@ def stack_cpu(before: dict[str, float], after: dict[str, float]) -> float:
     return sum(v - before.get(k, 0.0) for k, v in after.items() if k.split("/")[0] not in NOT_STACK)
 
 
-async def idle(stack: Stack, seconds: float = 30.0) -> float:
-    """The stack's CPU use, in cores, over `seconds` with nothing arriving (after what came before settled)."""
+async def idle(stack: Stack, seconds: float = 30.0) -> tuple[float, str]:
+    """The stack's CPU use, in cores, over `seconds` with nothing arriving (after what came before settled),
+    and each part's CPU seconds."""
     await asyncio.sleep(5)
     before = cpu_seconds(stack)
     await asyncio.sleep(seconds)
-    return stack_cpu(before, cpu_seconds(stack)) / seconds
+    after = cpu_seconds(stack)
+    return stack_cpu(before, after) / seconds, cpu_used(before, after)
 
 
 async def load_rate(stack: Stack, lines: int) -> float:
@@ -468,8 +470,9 @@ async def run(args: argparse.Namespace) -> None:
                       f"{args.rate:,} lines/s, {bulk_cost * 1000:.2f} ms in bulk)")  # fmt: skip
             finally:
                 await watcher.stop()
-            cores = await idle(stack)  # with this script's own consumer stopped: nothing asks the stack for anything
+            cores, parts = await idle(stack)  # with this script's own consumer stopped: nothing asks the stack for anything
             print(f"idle_cores={cores:.3f}  (the stack's CPU over 30 s with nothing arriving)")
+            print("  cpu_seconds_during_idle " + parts)
             load = await load_rate(stack, args.load_lines)
             print(f"load_ratio={load / produce:.3f}  (acoflow load of {args.load_lines:,} CCLF lines, parse and publish: "
                   f"{load:,.0f} lines/s)")  # fmt: skip
