@@ -53,7 +53,12 @@ EVENTS: tuple[tuple[TopicSpec, EventSpec[Any], str], ...] = (
     (ATTRIBUTION_ACKS, RECEIPT, "the confirming service"),
     (QUALITY, QUALITY_RECORDED, "contract id"),
     (SPEND, SPEND_APPLIED, "contract id"),
-    (SPEND_BATCHES, SPEND_BATCH, "contract id (every delta of a batch is that contract's)"),
+    (
+        SPEND_BATCHES,
+        SPEND_BATCH,
+        "a contract id of the batch: every delta's contract routes to the key's partition (each contract's"
+        " deltas are on one partition, in order)",
+    ),
     (SPEND_ACKS, RECEIPT, "the confirming service"),
     (SETTLEMENT, POSITION_UPDATED, "contract id"),
     (NOTIFICATIONS, NOTIFICATION, "contract id"),

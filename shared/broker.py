@@ -16,6 +16,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import murmur2
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -77,6 +78,13 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
 
 
 COLD_FETCH_MIN_BYTES = 1024 * 1024
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition a message with this key goes to: the default partitioner's choice (murmur2, as aiokafka
+    and the Java client compute it)."""
+    digest: int = murmur2(key.encode())
+    return (digest & 0x7FFFFFFF) % partitions
 
 
 def batch_options(

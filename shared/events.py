@@ -212,7 +212,7 @@ class SpendDelta(Payload):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     contract_id: Identifier = _ID
-    """The contract the spend counts in (also the message key on spend.v2)."""
+    """The contract the spend counts in (spend.v1's message key; on spend.v2 it routes to the batch's partition)."""
     member_id: Identifier = _ID
     """The member, by the newest id the payer gave them."""
     line_key: str
@@ -233,14 +233,15 @@ MAX_SPEND_BATCH = 1000
 
 
 class SpendBatch(Payload):
-    """spend.v2: the spend deltas one claims_ingest transaction produced for one contract (the message key).
-    Deltas add up in any order; one message instead of one per delta spares the relay, the broker and
-    settlement a message, a parse and a dedupe row per claim line."""
+    """spend.v2: the spend deltas one claims_ingest transaction produced for the contracts of one partition:
+    every delta's contract id routes (by the default partitioner) to the partition of the message key, which
+    is one of them. Deltas add up in any order; one message instead of one per delta spares the relay, the
+    broker and settlement a message, a parse and a dedupe row per claim line."""
 
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     deltas: tuple[SpendDelta, ...] = Field(min_length=1, max_length=MAX_SPEND_BATCH)
-    """Up to 1,000 deltas, every one of the key's contract."""
+    """Up to 1,000 deltas, of contracts on the key's partition."""
 
 
 class Receipt(Payload):

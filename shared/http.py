@@ -28,7 +28,7 @@ log = get_logger(__name__)
 REQUEST_ID = "x-request-id"
 # Paths anyone may read: liveness, metrics, and the API's own documents (/docs opens in a browser; its
 # "Authorize" button takes a key for the calls).
-PUBLIC_PATHS = frozenset({"/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+PUBLIC_PATHS = frozenset({"/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc", "/asyncapi.json"})
 
 
 class Body(BaseModel):

@@ -293,6 +293,13 @@ class ServiceRuntime:
                 sent = sum([await hop.resend_due(uow, -1.0, 1_000_000) for hop in self._hops])
             return {"resent": sent}
 
+        @app.get("/asyncapi.json", tags=["ops"])
+        async def asyncapi() -> dict[str, Any]:
+            """The AsyncAPI 3 document of every topic (docs/asyncapi.json): channels, keys, headers, event schemas."""
+            from acoflow.asyncapi import document
+
+            return document()
+
         @app.get(
             "/metrics",
             tags=["ops"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,7 +24,7 @@ from shared.consumer import Subscription
 from shared.events import ATTRIBUTION_CHANGED, CLAIM_REJECTED, CLAIM_SUBMITTED, MEMBER_ID_CHANGED
 from shared.http import Body
 from shared.service import ServiceRuntime, serve
-from shared.topics import ATTRIBUTION, CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS
+from shared.topics import ATTRIBUTION, CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS, SPEND_BATCHES
 from shared.unit_of_work import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -40,10 +41,14 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     runtime.confirm_sends(SPEND_HOP)
     # A claim line's effects are keyed by its line_key (stored once, spend ids derived from it), which dedupes a
     # redelivered or re-published line however its event id came: no per-event id record is needed.
-    runtime.subscribe(Subscription(CLAIM_SUBMITTED, CLAIMS_SUBMITTED, apply_claims, reject=reject_claim, dedupe_by_id=False))
+    # Spend is batched per partition of spend.v2, as many as the services create it with.
+    partitions = runtime.settings.topic_partitions or SPEND_BATCHES.partitions
+    claims = partial(apply_claims, partitions=partitions)
+    runtime.subscribe(Subscription(CLAIM_SUBMITTED, CLAIMS_SUBMITTED, claims, reject=reject_claim, dedupe_by_id=False))
     receipt = ATTRIBUTION_HOP.receipt(GROUP)
-    runtime.subscribe(Subscription(ATTRIBUTION_CHANGED, ATTRIBUTION, apply_attribution, "attribution", receipt=receipt))
-    runtime.subscribe(Subscription(MEMBER_ID_CHANGED, MEMBERS, apply_id_changes, "members"))
+    attribution = partial(apply_attribution, partitions=partitions)
+    runtime.subscribe(Subscription(ATTRIBUTION_CHANGED, ATTRIBUTION, attribution, "attribution", receipt=receipt))
+    runtime.subscribe(Subscription(MEMBER_ID_CHANGED, MEMBERS, partial(apply_id_changes, partitions=partitions), "members"))
     runtime.subscribe(Subscription(CLAIM_REJECTED, CLAIMS_REJECTED, store_rejects, "rejects"))
     retention = runtime.settings.reject_original_retention_days
 

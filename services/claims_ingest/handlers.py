@@ -21,6 +21,7 @@ from services.claims_ingest.domain.attribution import (
     spend_identity,
 )
 from services.claims_ingest.domain.claims import Assignment, Version, admissible, attribute, counted_amount, losers
+from shared.broker import partition_of
 from shared.consumer import Parsed, refusal, rejection_id
 from shared.db import Conn
 from shared.envelope import Envelope, Reason, new_envelope
@@ -78,17 +79,23 @@ def _spend(
     return spend_identity(c.line_key, contract_id, c.generation, c.sign), delta
 
 
-def spend_batches(deltas: Deltas, correlation: str | None = None, by_line: Mapping[str, str] | None = None) -> Outgoing:
-    """The transaction's spend as spend.v2 batches, one contract's deltas each, keyed by that contract: a
-    consumer reading one partition sees every delta of the contracts it holds. A batch carries the correlation
-    id of the events its deltas came from (`by_line`: per line key; else `correlation`). A batch's id derives
-    from its deltas' identities, so the same spend is the same event wherever it is re-sent from."""
-    grouped: dict[tuple[str, str | None], Deltas] = defaultdict(list)
+def spend_batches(
+    deltas: Deltas, partitions: int, correlation: str | None = None, by_line: Mapping[str, str] | None = None
+) -> Outgoing:
+    """The transaction's spend as spend.v2 batches, one per partition of the topic: a batch holds only deltas
+    of contracts whose id routes to one partition, and is keyed by one of them, so every delta of a contract
+    is on its contract's partition, in order, and a consumer reading one partition sees all of the contracts
+    it holds. (One message per contract would be as many messages as lines when a transaction spans many
+    contracts: make bench measured 1,111 lines/s end to end that way.) A batch carries the correlation id of
+    the events its deltas came from (`by_line`: per line key; else `correlation`). A batch's id derives from
+    its deltas' identities, so the same spend is the same event wherever it is re-sent from."""
+    grouped: dict[tuple[int, str | None], Deltas] = defaultdict(list)
     for identity, delta in deltas:
         origin = by_line.get(delta.line_key, correlation) if by_line else correlation
-        grouped[(delta.contract_id, origin)].append((identity, delta))
+        grouped[(partition_of(delta.contract_id, partitions), origin)].append((identity, delta))
     out: Outgoing = []
-    for (contract_id, correlation_id), own in grouped.items():
+    for (_, correlation_id), own in grouped.items():
+        contract_id = own[0][1].contract_id
         for i in range(0, len(own), MAX_SPEND_BATCH):
             chunk = own[i : i + MAX_SPEND_BATCH]
             event_id = batch_event_id(identity for identity, _ in chunk)
@@ -196,7 +203,7 @@ async def _reverse(conn: Conn, line_keys: list[str]) -> Deltas:
     return out
 
 
-async def apply_claims(uow: UnitOfWork, batch: list[Parsed[ClaimLine]]) -> None:
+async def apply_claims(uow: UnitOfWork, batch: list[Parsed[ClaimLine]], *, partitions: int = SPEND_BATCHES.partitions) -> None:
     """Load what the batch needs, decide in domain/claims.py, save and publish what it decided."""
     conn = uow.conn
     lines, denied = admissible(p.envelope.payload for p in batch)
@@ -234,7 +241,7 @@ async def apply_claims(uow: UnitOfWork, batch: list[Parsed[ClaimLine]]) -> None:
             [a.amount for a in attributed],
         )
     origins = {p.envelope.payload.line_key: p.envelope.correlation for p in batch}
-    uow.publish_all(spend_batches(out, batch[0].envelope.correlation, origins))
+    uow.publish_all(spend_batches(out, partitions, batch[0].envelope.correlation, origins))
 
 
 async def _assignments(conn: Conn, members: set[str]) -> dict[str, list[Assignment]]:
@@ -300,7 +307,9 @@ async def reconcile(
     return out
 
 
-async def apply_attribution(uow: UnitOfWork, batch: list[Parsed[AttributionEvent]]) -> None:
+async def apply_attribution(
+    uow: UnitOfWork, batch: list[Parsed[AttributionEvent]], *, partitions: int = SPEND_BATCHES.partitions
+) -> None:
     conn = uow.conn
     out: Deltas = []
     await lock_members(conn, {p.envelope.payload.member_id for p in batch})
@@ -330,10 +339,12 @@ async def apply_attribution(uow: UnitOfWork, batch: list[Parsed[AttributionEvent
             None if a.claim_types is None else list(a.claim_types),
         )
         out += await reconcile(conn, member, a.contract_id, a.payer, a.periods, a.claim_types)
-    uow.publish_all(spend_batches(out, batch[0].envelope.correlation if batch else None))
+    uow.publish_all(spend_batches(out, partitions, batch[0].envelope.correlation if batch else None))
 
 
-async def apply_id_changes(uow: UnitOfWork, batch: list[Parsed[MemberIdChanged]]) -> None:
+async def apply_id_changes(
+    uow: UnitOfWork, batch: list[Parsed[MemberIdChanged]], *, partitions: int = SPEND_BATCHES.partitions
+) -> None:
     """Re-key a retired member id: its claims (earlier ones too) move to the newest id, with reversing spend
     under the old id and new spend under the new one, and later claims under the old id are mapped on arrival."""
     conn = uow.conn
@@ -388,7 +399,7 @@ async def apply_id_changes(uow: UnitOfWork, batch: list[Parsed[MemberIdChanged]]
         ):
             periods = tuple(AttributionPeriod.model_validate(x) for x in a["periods"])
             out += await reconcile(conn, newest, a["contract_id"], a["payer"], periods, a["claim_types"])
-    uow.publish_all(spend_batches(out, batch[0].envelope.correlation if batch else None))
+    uow.publish_all(spend_batches(out, partitions, batch[0].envelope.correlation if batch else None))
 
 
 async def store_rejects(uow: UnitOfWork, batch: list[Parsed[ClaimRejected]]) -> None:

@@ -24,6 +24,7 @@ from rich.console import Console
 from acoflow.load import publish
 from acoflow.stack import EMBEDDED_TOPIC_PARTITIONS, Stack, free_port, private_settings
 from services.notifications.handlers import verify
+from shared.broker import partition_of
 from shared.topics import ALL_TOPICS
 
 pytestmark = pytest.mark.e2e
@@ -181,10 +182,12 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str, monkeypa
         # Two refused by claims_ingest (named payload fields), one by the loader before publishing.
         assert {"payload.paid_amount", "payload.source", "$"} <= fields
 
-        # What a downstream team reads: each spend batch is one contract's, keyed by it; money and rates are
-        # plain decimal strings of their stated scale; the load's id follows its lines to spend and positions.
+        # What a downstream team reads: every delta of a spend batch is of a contract on the key's partition;
+        # money and rates are plain decimal strings of their stated scale; the load's id follows its lines to
+        # spend and positions.
         batches = asyncio.run(_read(stack.bootstrap, "spend.v2", 1))
-        assert batches and all({d["contract_id"] for d in b["payload"]["deltas"]} == {b["key"]} for b in batches)
+        routes = {b["key"]: {partition_of(d["contract_id"], stack.partitions) for d in b["payload"]["deltas"]} for b in batches}
+        assert batches and all(found == {partition_of(key, stack.partitions)} for key, found in routes.items())
         assert {b["correlation_id"] for b in batches} == {report.load_id}
         assert {d["amount"] for b in batches for d in b["payload"]["deltas"]} >= {"100.100000", "12.345678", "-40.000000"}
         positions = [e for e in asyncio.run(_read(stack.bootstrap, "settlement.v1", 1)) if e["key"] == "E2E-1"]

@@ -260,6 +260,8 @@ async def test_hostile_input_gets_a_4xx_naming_the_field_never_a_500(service: tu
         assert set(document["components"]["securitySchemes"]) == {"bearer", "apiKeyHeader"}
         assert {"400", "401", "404", "422"} <= set(document["paths"]["/contracts/{contract_id}"]["put"]["responses"])
         assert (await http.get("/docs")).status_code == 200
+        events = (await http.get("/asyncapi.json")).json()
+        assert events["asyncapi"].startswith("3.") and "spend_v2" in events["channels"]
         metrics = await http.get("/metrics")
         assert metrics.headers["content-type"].startswith("text/plain")
         assert "text/plain" in document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
