@@ -240,7 +240,9 @@ async def apply_claims(uow: UnitOfWork, batch: list[Parsed[ClaimLine]], *, parti
             [a.member_id for a in attributed],
             [a.amount for a in attributed],
         )
-    origins = {p.envelope.payload.line_key: p.envelope.correlation for p in batch}
+    # Lines that name their correlation (a load's id) keep it; the others take the first event's, so a feed
+    # without correlation ids is not split into a batch per line.
+    origins = {p.envelope.payload.line_key: p.envelope.correlation_id for p in batch if p.envelope.correlation_id}
     uow.publish_all(spend_batches(out, partitions, batch[0].envelope.correlation, origins))
 
 

@@ -43,7 +43,7 @@ async def apply_spend(uow: UnitOfWork, batch: list[Parsed[SpendDelta]]) -> None:
 
 
 async def apply_spend_batches(uow: UnitOfWork, batch: list[Parsed[SpendBatch]]) -> None:
-    correlations = {d.contract_id: p.envelope.correlation for p in batch for d in p.envelope.payload.deltas[:1]}
+    correlations = {d.contract_id: p.envelope.correlation for p in batch for d in p.envelope.payload.deltas}
     await repository.apply_spend(uow.conn, [d for p in batch for d in p.envelope.payload.deltas], correlations)
 
 

@@ -101,3 +101,23 @@ def test_the_dry_run_ledger_counts_what_claims_ingest_counts(lines: list[ClaimLi
     for v in lines:
         ledger.add(v)
     assert ledger.total == _as_claims_ingest_counts(lines)
+
+
+def test_spend_batches_group_by_partition_and_named_correlation() -> None:
+    from services.claims_ingest.domain.attribution import Correction
+    from services.claims_ingest.handlers import _spend, spend_batches
+    from shared.broker import partition_of
+
+    info = {"claim_type": "professional", "service_date": date(2025, 3, 1), "paid_date": date(2025, 3, 9)}
+    deltas = [_spend(f"C{n % 40}", "M1", Correction(f"L{n}", 1, "+", D(1), None), info, "aged_nondual") for n in range(400)]
+    # Four hundred lines over forty contracts, two partitions: two messages, each of one partition's contracts.
+    batches = spend_batches(deltas, 2, "load-1")
+    assert len(batches) == 2
+    for _, key, envelope in batches:
+        assert {partition_of(d.contract_id, 2) for d in envelope.payload.deltas} == {partition_of(key, 2)}
+        assert envelope.correlation_id == "load-1"
+    assert sum(len(e.payload.deltas) for _, _, e in batches) == 400
+    # Lines of two loads in one transaction: a batch per partition and load.
+    named = {f"L{n}": "load-2" for n in range(200)}
+    assert {e.correlation_id for _, _, e in spend_batches(deltas, 2, "load-1", named)} == {"load-1", "load-2"}
+    assert len(spend_batches(deltas, 2, "load-1", named)) == 4
