@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +119,8 @@ def id_change_event(change: IdChange, payer: str, load_id: str | None = None) ->
     return change.previous_id, env.to_bytes()
 
 
-def account(report: LoadReport, item: Item, where: str = "") -> None:
-    """Count an item the way claims_ingest will treat it."""
+def account(report: LoadReport, item: Item, where: str = "") -> ClaimLine | None:
+    """Count an item the way claims_ingest will treat it; a claim line that validates is returned."""
     report.records += 1
     if isinstance(item, Rejected):
         report.refuse(f"{item.file} line {item.line}", item.reasons)
@@ -133,9 +134,11 @@ def account(report: LoadReport, item: Item, where: str = "") -> None:
         except ValidationError as exc:
             # Read, but not a valid claim line: claims_ingest refuses it with these reasons.
             report.refuse(f"{where} record {report.records}", reasons_from(exc))
-            return
+            return None
         report.lines += 1
         report.ledger.add(line)
+        return line
+    return None
 
 
 class RateColumn(ProgressColumn):
@@ -180,19 +183,22 @@ async def publish(paths: list[Path], fmt: str | None, payer: str, bootstrap: str
         with _progress(console, quiet) as progress:
             task = progress.add_task("publishing", total=None)
             chunk: list[tuple[str, str, bytes]] = []
+            occurred_at = datetime.now(UTC).isoformat()  # per chunk: the time the load published it
             for where, item in items(paths, fmt, options):
-                account(report, item, where)
+                line = account(report, item, where)
                 if isinstance(item, Rejected):
                     chunk.append((CLAIMS_REJECTED.name, *rejected_event(item, report.load_id)))
                 elif isinstance(item, IdChange):
                     chunk.append((MEMBERS.name, *id_change_event(item, payer, report.load_id)))
                 elif isinstance(item, dict):
-                    chunk.append((CLAIMS_SUBMITTED.name, *submission(item, PRODUCER, report.load_id)))
+                    event = submission(item, PRODUCER, report.load_id, validated=line, occurred_at=occurred_at)
+                    chunk.append((CLAIMS_SUBMITTED.name, *event))
                 if len(chunk) >= CHUNK:
                     await publish_all(producer, chunk)
                     report.published += len(chunk)
                     progress.update(task, completed=report.published)
                     chunk = []
+                    occurred_at = datetime.now(UTC).isoformat()
             await publish_all(producer, chunk)
             report.published += len(chunk)
             progress.update(task, completed=report.published, total=report.published)

@@ -105,7 +105,7 @@ def batch_options(
         "fetch_max_wait_ms": settings.fetch_max_wait_ms if quick else settings.cold_fetch_max_wait_ms,
         # Tansu answers a fetch as soon as it has min_bytes: with 1 a topic that is always busy (the claims a
         # counting consumer follows) is fetched, and its batch committed, continuously however long the wait.
-        "fetch_min_bytes": 1 if quick else COLD_FETCH_MIN_BYTES,
+        "fetch_min_bytes": settings.fetch_min_bytes if quick else COLD_FETCH_MIN_BYTES,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "decoder": RawRecords(group_id),
         "listener": ForgetRevokedLag(group_id),

@@ -22,16 +22,26 @@ class WorkLoop:
     `backlog_rest`: after a pass that did at least half a batch (a backlog), rest this many times as long as
     the pass took, so what arrives meanwhile is done in one pass rather than spread over several. For work
     that is recomputed rather than consumed (a contract's position), that halves the recomputing under a
-    backlog; a pass of less, as a steady trickle makes, is followed at once."""
+    backlog; a pass of less, as a steady trickle makes, is followed at once.
+
+    `pace_s`: at least this long between the starts of two passes, so wake-ups that come faster (a steady feed
+    commits many small transactions) are served by one pass rather than one each: the latency a pass may add."""
 
     def __init__(
-        self, name: str, step: Callable[[], Awaitable[int]], batch: int, idle_s: float, backlog_rest: float = 0.0
+        self,
+        name: str,
+        step: Callable[[], Awaitable[int]],
+        batch: int,
+        idle_s: float,
+        backlog_rest: float = 0.0,
+        pace_s: float = 0.0,
     ) -> None:
         self.name = name
         self._step = step
         self._batch = batch
         self._idle = idle_s
         self._backlog_rest = backlog_rest
+        self._pace = pace_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -59,6 +69,8 @@ class WorkLoop:
                 if done < self._batch:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._idle)
+                    if self._pace:
+                        await asyncio.sleep(max(0.0, started + self._pace - time.monotonic()))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -109,10 +109,11 @@ class ServiceRuntime:
         queue: str | None = None,
         backlog_rest: float = 0.0,
         idle_s: float | None = None,
+        pace_s: float = 0.0,
     ) -> WorkLoop:
         """A loop that runs `step` in a unit of work while it finds work (up to `batch` items a pass) and waits
         for a wake-up otherwise. It runs while the service does. `queue`: the table whose rows a pass deletes,
-        one per item done, vacuumed as they add up (QueueVacuum); `backlog_rest`: see WorkLoop."""
+        one per item done, vacuumed as they add up (QueueVacuum); `backlog_rest`, `pace_s`: see WorkLoop."""
         vacuum = QueueVacuum(lambda: self.pool, queue) if queue else None
 
         async def one_pass() -> int:
@@ -123,7 +124,7 @@ class ServiceRuntime:
             return done
 
         idle = self.settings.outbox_idle_sleep_s if idle_s is None else idle_s
-        loop = WorkLoop(f"{self.name}-{name}", one_pass, batch, idle, backlog_rest)
+        loop = WorkLoop(f"{self.name}-{name}", one_pass, batch, idle, backlog_rest, pace_s)
         self._loops.append(loop)
         return loop
 

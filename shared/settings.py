@@ -44,19 +44,23 @@ class Settings(BaseSettings):
     settlement_batch_max_records: int = 5000
     # Contracts recomputed per pass of settlement's position loop (one transaction, one event each).
     settlement_recompute_max_contracts: int = 500
+    # The least time between two of those passes: what a position may wait for others to be computed with it.
+    positions_pace_s: float = 0.1
     batch_timeout_ms: int = 100
-    # Tansu answers at once when data is waiting, but data produced during a fetch's wait is not seen until
-    # the wait ends (aiokafka's default 500 ms put ~200 ms on every hop); short waits cost a few more empty
-    # fetches on an idle topic.
-    fetch_max_wait_ms: int = 20
+    # Tansu answers a fetch once it holds fetch_min_bytes, else when the wait ends; data produced during the
+    # wait is not seen before (aiokafka's default 500 ms put ~200 ms on every hop). On the claim-to-position
+    # path a fetch waits this long for this much: a trickle waits at most the wait at each hop, a steady feed
+    # is taken in batches rather than a few lines a fetch, and an idle topic is asked a few times a second.
+    fetch_max_wait_ms: int = 100
+    fetch_min_bytes: int = 64 * 1024
     # For topics off the claim-to-position path (contracts, rosters, keys, rejects, positions): these wait for
     # 1 MB or this long, so a change lands within it.
-    cold_fetch_max_wait_ms: int = 250
+    cold_fetch_max_wait_ms: int = 1000
     outbox_batch: int = 2000
     # Relays and work loops are woken by the commits that give them work; this is only how long they wait
     # for work nobody woke them for (rows left by a crash or another instance). Polling more often costs the
     # database and the service CPU while idle.
-    outbox_idle_sleep_s: float = 1.0
+    outbox_idle_sleep_s: float = 5.0
     # An event on a confirmed hop (spend.v2, attribution.v1) its consumer has not confirmed is re-sent after this long.
     resend_after_s: float = 30.0
     # contracts.v1, quality.v1 and settlement.v1 carry full states: their producers send every current one again

@@ -3,6 +3,7 @@ notifications.v1, webhook delivery with retries and a dead-letter state."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -64,10 +65,15 @@ def build(runtime: ServiceRuntime) -> FastAPI:
 
     client = httpx.AsyncClient(timeout=settings.webhook_timeout_s)
 
-    async def deliver() -> int:
-        return await deliver_due(runtime.units, client, settings)
+    def retry_in(seconds: float) -> None:
+        asyncio.get_running_loop().call_later(seconds, deliveries_loop.wake)
 
-    deliveries_loop = runtime.loop("deliveries", deliver, DELIVERY_BATCH, idle_s=0.5)
+    async def deliver() -> int:
+        return await deliver_due(runtime.units, client, settings, DELIVERY_BATCH, retry_in)
+
+    # Woken by new deliveries and by each retry falling due; the idle wait only finds what another instance or
+    # a crash left.
+    deliveries_loop = runtime.loop("deliveries", deliver, DELIVERY_BATCH, idle_s=settings.outbox_idle_sleep_s)
 
     async def apply(uow: UnitOfWork, batch: list[Parsed[SettlementPosition]]) -> None:
         uow.publish_all(await evaluate(uow.conn, batch, ruleset, webhook))

@@ -9,6 +9,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -230,9 +231,16 @@ def backoff(attempt: int, settings: Settings) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
-async def deliver_due(units: UnitsOfWork, client: httpx.AsyncClient, settings: Settings, limit: int = 20) -> int:
+async def deliver_due(
+    units: UnitsOfWork,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    limit: int = 20,
+    retry_in: Callable[[float], None] = lambda _: None,
+) -> int:
     """Attempt the deliveries that are due: lease them in one short transaction, post outside any transaction,
-    record each outcome in a transaction of its own. Returns how many reached an end (delivered or failed)."""
+    record each outcome in a transaction of its own. Returns how many reached an end (delivered or failed);
+    `retry_in` is told when each delivery to try again falls due."""
     lease = timedelta(seconds=settings.webhook_lease_s)
     async with units() as uow:
         rows = await uow.conn.fetch(
@@ -250,7 +258,7 @@ async def deliver_due(units: UnitsOfWork, client: httpx.AsyncClient, settings: S
     for row in rows:
         error = await _post(client, settings, row)
         async with units() as uow:
-            done += await _record_outcome(uow, settings, row, error)
+            done += await _record_outcome(uow, settings, row, error, retry_in)
     await _measure_backlog(units, worked=bool(rows))
     return done
 
@@ -291,7 +299,9 @@ async def _post(client: httpx.AsyncClient, settings: Settings, row: asyncpg.Reco
     return f"HTTP {response.status_code}" if response.status_code >= 300 else None
 
 
-async def _record_outcome(uow: UnitOfWork, settings: Settings, row: asyncpg.Record, error: str | None) -> int:
+async def _record_outcome(
+    uow: UnitOfWork, settings: Settings, row: asyncpg.Record, error: str | None, retry_in: Callable[[float], None]
+) -> int:
     """Store one attempt's outcome, if this process still holds the lease; 1 when the delivery ended."""
     conn = uow.conn
     attempts = row["attempts"] + 1
@@ -319,16 +329,18 @@ async def _record_outcome(uow: UnitOfWork, settings: Settings, row: asyncpg.Reco
         event = _event(row["alert_id"], row["contract_id"], row["rule"], "failed", {**detail, "error": error})
         outcome = "failed"
     else:
+        wait = backoff(attempts, settings)
         await conn.execute(
             f"UPDATE {SCHEMA}.deliveries SET attempts = $2, last_error = $3, next_attempt_at = $4, leased_until = NULL"
             " WHERE id = $1 AND leased_until = $5",
             row["id"],
             attempts,
             error,
-            datetime.now(UTC) + timedelta(seconds=backoff(attempts, settings)),
+            datetime.now(UTC) + timedelta(seconds=wait),
             lease,
         )
         WEBHOOK_ATTEMPTS.labels("retry").inc()
+        retry_in(wait)
         return 0
     if status.endswith(" 0"):
         return 0  # the lease ran out and another attempt owns the delivery now

@@ -79,8 +79,15 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     # Under a backlog (a file loading), a contract's position is recomputed about half as often: 200,000 lines
     # published 26,490 positions rather than 50,422 and settled in 28.1 s rather than 33.6 s (bench.pipeline);
     # a steady trickle makes small passes, which are not delayed.
+    # A steady feed wakes the loop on every spend commit; passes at most every positions_pace_s take the
+    # contracts those commits touched together, in one transaction and one relay send.
     positions = runtime.work_loop(
-        "positions", publish_positions, limit, queue=f"{repository.SCHEMA}.pending_positions", backlog_rest=1.0
+        "positions",
+        publish_positions,
+        limit,
+        queue=f"{repository.SCHEMA}.pending_positions",
+        backlog_rest=1.0,
+        pace_s=runtime.settings.positions_pace_s,
     )
     receipt = SPEND_HOP.receipt(repository.PRODUCER)
     batch = runtime.settings.settlement_batch_max_records

@@ -44,3 +44,28 @@ async def test_rests_only_after_a_backlogged_pass() -> None:
     assert gaps[2] < 0.05
     # Without backlog_rest, full passes follow each other at once.
     assert max(await _gaps([10, 10, 10], backlog_rest=0.0)) < 0.05
+
+
+async def test_pace_serves_wake_ups_that_come_faster_with_one_pass() -> None:
+    """Woken every 5 ms for 300 ms, a loop paced at 100 ms makes about 4 passes; unpaced, about one a wake-up."""
+
+    async def passes(pace_s: float) -> int:
+        count = 0
+
+        async def step() -> int:
+            nonlocal count
+            count += 1
+            return 1
+
+        loop = WorkLoop("paced", step, batch=10, idle_s=5.0, pace_s=pace_s)
+        loop.start()
+        try:
+            for _ in range(60):
+                loop.wake()
+                await asyncio.sleep(0.005)
+        finally:
+            await loop.stop()
+        return count
+
+    assert 2 <= await passes(0.1) <= 5
+    assert await passes(0.0) >= 30

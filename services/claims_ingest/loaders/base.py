@@ -79,19 +79,32 @@ class Loader(Protocol):
         ...
 
 
-def submission(line: dict[str, Any], producer: str = "acoflow-load", correlation_id: str | None = None) -> tuple[str, bytes]:
+def submission(
+    line: dict[str, Any],
+    producer: str = "acoflow-load",
+    correlation_id: str | None = None,
+    *,
+    validated: ClaimLine | None = None,
+    occurred_at: str | None = None,
+) -> tuple[str, bytes]:
     """(key, value) for claims.submitted.v1. The event id comes from the line's identity, so loading the
     same file twice publishes the same ids; a line too broken to identify gets an id from its content. The
-    correlation id (a load's) follows the line into its spend, positions and alerts."""
-    try:
-        event_id = submission_event_id(ClaimLine.model_validate(line).line_key)
-    except ValidationError:
+    correlation id (a load's) follows the line into its spend, positions and alerts. `validated`: the line
+    already validated (a loader counts it too), so it is not validated twice."""
+    if validated is None:
+        try:
+            validated = ClaimLine.model_validate(line)
+        except ValidationError:
+            validated = None
+    if validated is not None:
+        event_id = submission_event_id(validated.line_key)
+    else:
         event_id = uuid.uuid5(NAMESPACE, json.dumps(line, sort_keys=True, default=str))
     envelope = {
         "event_id": str(event_id),
         "event_type": CLAIM_SUBMITTED.event_type,
         "schema_version": CLAIM_SUBMITTED.current_version,
-        "occurred_at": datetime.now(UTC).isoformat(),
+        "occurred_at": occurred_at or datetime.now(UTC).isoformat(),
         "producer": producer,
         "correlation_id": correlation_id,
         "payload": line,
