@@ -19,10 +19,11 @@ class WorkLoop:
     """Runs `step` over and over while it finds work (it returns how much it did, up to `batch`), then waits
     for a wake-up or `idle_s`. A failing step (broker or database away) is logged and tried again.
 
-    `backlog_rest`: after a pass that did at least half a batch (a backlog), rest this many times as long as
-    the pass took, so what arrives meanwhile is done in one pass rather than spread over several. For work
-    that is recomputed rather than consumed (a contract's position), that halves the recomputing under a
-    backlog; a pass of less, as a steady trickle makes, is followed at once.
+    `backlog_rest`: after a full pass (a backlog), rest this many times as long as the pass took, so what
+    arrives meanwhile is done in one pass rather than spread over several. For work that is recomputed rather
+    than consumed (a contract's position), that halves the recomputing under a backlog; a pass of less, as a
+    steady feed makes, is followed at once: resting after passes of half a batch let a feed near half the
+    loop's capacity push it into ever longer passes and rests (p99 2.5 s at 1,000 lines/s in make bench).
 
     `pace_s`: at least this long between the starts of two passes, so wake-ups that come faster (a steady feed
     commits many small transactions) are served by one pass rather than one each: the latency a pass may add."""
@@ -64,7 +65,7 @@ class WorkLoop:
                 self._wake.clear()
                 started = time.monotonic()
                 done = await self._step()
-                if self._backlog_rest and done >= self._batch / 2:
+                if self._backlog_rest and done >= self._batch:
                     await asyncio.sleep(min(MAX_BACKLOG_REST_S, (time.monotonic() - started) * self._backlog_rest))
                 if done < self._batch:
                     with contextlib.suppress(TimeoutError):
