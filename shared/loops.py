@@ -23,7 +23,7 @@ class WorkLoop:
     arrives meanwhile is done in one pass rather than spread over several. For work that is recomputed rather
     than consumed (a contract's position), that halves the recomputing under a backlog; a pass of less, as a
     steady feed makes, is followed at once: resting after passes of half a batch let a feed near half the
-    loop's capacity push it into ever longer passes and rests (p99 2.5 s at 1,000 lines/s in make bench).
+    loop's capacity push it into ever longer passes and rests (docs/benchmarks.md).
 
     `pace_s`: at least this long between the starts of two passes, so wake-ups that come faster (a steady feed
     commits many small transactions) are served by one pass rather than one each: the latency a pass may add."""

@@ -86,7 +86,7 @@ def spend_batches(
     of contracts whose id routes to one partition, and is keyed by one of them, so every delta of a contract
     is on its contract's partition, in order, and a consumer reading one partition sees all of the contracts
     it holds. (One message per contract would be as many messages as lines when a transaction spans many
-    contracts: make bench measured 1,111 lines/s end to end that way.) A batch carries the correlation id of
+    contracts, which slowed a bulk load several times over: docs/benchmarks.md.) A batch carries the correlation id of
     the events its deltas came from (`by_line`: per line key; else `correlation`). A batch's id derives from
     its deltas' identities, so the same spend is the same event wherever it is re-sent from."""
     grouped: dict[tuple[int, str | None], Deltas] = defaultdict(list)

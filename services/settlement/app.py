@@ -76,11 +76,10 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         uow.wrote_outbox(len(events))
         return taken
 
-    # Under a backlog (a file loading), a contract's position is recomputed about half as often: 200,000 lines
-    # published 26,490 positions rather than 50,422 and settled in 28.1 s rather than 33.6 s (bench.pipeline);
-    # a steady trickle makes small passes, which are not delayed.
-    # A steady feed wakes the loop on every spend commit; passes at most every positions_pace_s take the
-    # contracts those commits touched together, in one transaction and one relay send.
+    # Under a backlog (a file loading) a full pass rests as long as it took, so a contract's position is
+    # recomputed once for what arrived meanwhile rather than once a batch. A steady feed wakes the loop on every
+    # spend commit; passes at most every positions_pace_s take the contracts those commits touched together, in
+    # one transaction and one relay send. (docs/benchmarks.md has what each bought.)
     positions = runtime.work_loop(
         "positions",
         publish_positions,
