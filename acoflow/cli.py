@@ -363,16 +363,20 @@ def rejects_list(status: str, as_json: bool, originals: bool) -> None:
               help="a corrected claim line (JSON) to submit in place of the one reject given")  # fmt: skip
 def rejects_replay(event_ids: tuple[str, ...], replay_all: bool, payload: Path | None) -> None:
     """Re-submit rejects to claims.submitted.v1; those that fail again come back as new rejects."""
-    from acoflow.rejects import fetch, mark, plan_replay
-    from shared.broker import make_producer, publish_all
-    from shared.topics import CLAIMS_SUBMITTED
-
     if not event_ids and not replay_all:
         raise click.UsageError("give reject event ids, or --all")
     if payload is not None and len(event_ids) != 1:
         raise click.UsageError("--payload replaces exactly one reject: give its event id")
     settings = get_settings()
-    api = _client("claims_ingest", settings)
+    with _client("claims_ingest", settings) as api:
+        _replay(api, settings, event_ids, payload)
+
+
+def _replay(api: ServiceClient, settings: Settings, event_ids: tuple[str, ...], payload: Path | None) -> None:
+    from acoflow.rejects import fetch, mark, plan_replay
+    from shared.broker import make_producer, publish_all
+    from shared.topics import CLAIMS_SUBMITTED
+
     open_rows = {str(r["event_id"]): r for r in fetch(api, "open", originals=True)}
     unknown = [e for e in event_ids if e not in open_rows]
     if unknown:
@@ -449,11 +453,12 @@ def print_positions(rows: list[dict[str, Any]]) -> None:
 @click.option("--history", is_flag=True, help="the contract's position a day, oldest first")
 def position(contract: str | None, as_json: bool, history: bool) -> None:
     """The latest settlement position(s), or one contract's history."""
-    api = _client("settlement")
+    if history and contract is None:
+        raise click.UsageError("--history needs a contract id")
+    with _client("settlement") as api:
+        points = api.get(f"/positions/{contract}/history", missing_ok=True) if history else None
+        rows = [] if history else _positions(api, contract)
     if history:
-        if contract is None:
-            raise click.UsageError("--history needs a contract id")
-        points = api.get(f"/positions/{contract}/history", missing_ok=True)
         if points is None:
             raise click.ClickException(f"no position history for {contract} yet")
         if as_json:
@@ -469,7 +474,6 @@ def position(contract: str | None, as_json: bool, history: bool) -> None:
             )  # fmt: skip
         console.print(table)
         return
-    rows = _positions(api, contract)
     if as_json:
         click.echo(json.dumps(rows if contract is None else (rows[0] if rows else None), indent=2))
     elif not rows:

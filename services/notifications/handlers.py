@@ -55,7 +55,6 @@ WEBHOOK_BACKLOG = Gauge(
 WEBHOOK_OLDEST_PENDING = Gauge(
     "acoflow_webhook_oldest_pending_age_seconds", "Age of the oldest pending webhook delivery (0: none)", registry=REGISTRY
 )
-BACKLOG_EVERY_S = 10.0
 
 
 SIGNATURE_TOLERANCE_S = 300
@@ -259,20 +258,13 @@ async def deliver_due(
         error = await _post(client, settings, row)
         async with units() as uow:
             done += await _record_outcome(uow, settings, row, error, retry_in)
-    await _measure_backlog(units, worked=bool(rows))
+    await _measure_backlog(units)
     return done
 
 
-_measured_at = [0.0]
-
-
-async def _measure_backlog(units: UnitsOfWork, worked: bool) -> None:
-    """The pending and failed deliveries for /metrics: after a pass that did something, else every
-    BACKLOG_EVERY_S (the loop passes often when idle, and a count each time would be most of its cost)."""
-    now = time.monotonic()
-    if not worked and now - _measured_at[0] < BACKLOG_EVERY_S:
-        return
-    _measured_at[0] = now
+async def _measure_backlog(units: UnitsOfWork) -> None:
+    """The pending and failed deliveries for /metrics, once a pass (the loop passes when woken, when a retry
+    falls due, or every few seconds when idle)."""
     async with units() as uow:
         rows = await uow.conn.fetch(
             f"SELECT status, count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age"
