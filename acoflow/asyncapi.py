@@ -6,6 +6,7 @@ which a test keeps current, so a team using another language can generate a clie
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
 from acoflow.kafka_acls import PRINCIPALS
@@ -71,6 +72,7 @@ def _name(topic: TopicSpec) -> str:
     return topic.name.replace(".", "_")
 
 
+@cache
 def document() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}

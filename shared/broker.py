@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 import time
@@ -80,9 +81,11 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
 COLD_FETCH_MIN_BYTES = 1024 * 1024
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def partition_of(key: str, partitions: int) -> int:
     """The partition a message with this key goes to: the default partitioner's choice (murmur2, as aiokafka
-    and the Java client compute it)."""
+    and the Java client compute it). Remembered: aiokafka's murmur2 is pure Python, and claims_ingest asks
+    for every spend delta's contract."""
     digest: int = murmur2(key.encode())
     return (digest & 0x7FFFFFFF) % partitions
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from services.claims_ingest.loaders.base import FieldError, IdChange, Item, LoadOptions, Rejected
 from shared.envelope import Reason
+from shared.money import MONEY_SCALE
 
 MBI_SYSTEMS = ("http://hl7.org/fhir/sid/us-mbi", "https://bluebutton.cms.gov/resources/identifier/mbi-hash")
 EOB_TYPES = {
@@ -67,7 +68,7 @@ def _money(value: Any, field: str) -> Decimal:
     return denoted(amount, field)
 
 
-MONEY_PLACES = Decimal("0.000001")
+MONEY_PLACES = Decimal(1).scaleb(-MONEY_SCALE)
 FLOAT_NOISE = Decimal("1e-12")
 
 
