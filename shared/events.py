@@ -323,6 +323,27 @@ class SettlementPosition(Payload):
     """The settlement's steps in words, benchmark to earned (the waterfall)."""
 
 
+class PositionFigures(Payload):
+    """What a consumer that only judges a position's figures reads of settlement.v1 (notifications' rules): these
+    fields, typed and described as in SettlementPosition; the rest of the event (the waterfall, the benchmark and
+    the chances) is skipped unread. Decimals are what make a position costly to read,
+    and a consumer of every position need not build those it does not use."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    contract_id: Identifier = _ID
+    sequence: int
+    as_of: date | None
+    member_months_to_date: int
+    lines_applied: int
+    paid_by_service_month: dict[str, Money]
+    projected_savings_rate: Rate = Field(ge=-100, le=100)
+    msr: Rate
+    projected_shared_savings_losses: Money
+    downside_exposure_now: Money
+    downside_exposure_at_cap: Money
+
+
 class NotificationEvent(Payload):
     """notifications.v1: an alert raised or resolved, or the outcome of delivering it to the webhook."""
 
@@ -360,13 +381,15 @@ class DeadLetter(Payload):
 CLAIM_SUBMITTED = EventSpec("claim_line.submitted", ClaimLine)
 CLAIM_REJECTED = EventSpec("claim_line.rejected", ClaimRejected)
 MEMBER_ID_CHANGED = EventSpec("member.id_changed", MemberIdChanged)
-API_KEY_CHANGED = EventSpec("api_key.changed", ApiKeyChanged)
-CONTRACT_CHANGED = EventSpec("contract.changed", ContractState)
-ATTRIBUTION_CHANGED = EventSpec("attribution.changed", Attribution)
-QUALITY_RECORDED = EventSpec("quality.recorded", QualityResult)
-SPEND_APPLIED = EventSpec("spend.delta", SpendDelta)
-SPEND_BATCH = EventSpec("spend.batch", SpendBatch)
-RECEIPT = EventSpec("receipt", Receipt)
-POSITION_UPDATED = EventSpec("settlement.position", SettlementPosition)
-NOTIFICATION = EventSpec("notification", NotificationEvent)
-DEAD_LETTER = EventSpec("dead_letter", DeadLetter)
+API_KEY_CHANGED = EventSpec("api_key.changed", ApiKeyChanged, decimals_as_text=True)
+CONTRACT_CHANGED = EventSpec("contract.changed", ContractState, decimals_as_text=True)
+ATTRIBUTION_CHANGED = EventSpec("attribution.changed", Attribution, decimals_as_text=True)
+QUALITY_RECORDED = EventSpec("quality.recorded", QualityResult, decimals_as_text=True)
+SPEND_APPLIED = EventSpec("spend.delta", SpendDelta, decimals_as_text=True)
+SPEND_BATCH = EventSpec("spend.batch", SpendBatch, decimals_as_text=True)
+RECEIPT = EventSpec("receipt", Receipt, decimals_as_text=True)
+POSITION_UPDATED = EventSpec("settlement.position", SettlementPosition, decimals_as_text=True)
+# The same events, read for their figures only.
+POSITION_FIGURES = EventSpec("settlement.position", PositionFigures, decimals_as_text=True)
+NOTIFICATION = EventSpec("notification", NotificationEvent, decimals_as_text=True)
+DEAD_LETTER = EventSpec("dead_letter", DeadLetter, decimals_as_text=True)

@@ -27,7 +27,7 @@ from services.notifications.handlers import (
 from shared.auth import Principal, allows, requires
 from shared.broker import batch_options
 from shared.consumer import Parsed, Subscription
-from shared.events import POSITION_UPDATED, SettlementPosition
+from shared.events import POSITION_FIGURES, PositionFigures
 from shared.http import Body
 from shared.logging import get_logger
 from shared.service import ServiceRuntime, serve
@@ -75,12 +75,12 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     # a crash left.
     deliveries_loop = runtime.loop("deliveries", deliver, DELIVERY_BATCH, idle_s=settings.outbox_idle_sleep_s)
 
-    async def apply(uow: UnitOfWork, batch: list[Parsed[SettlementPosition]]) -> None:
+    async def apply(uow: UnitOfWork, batch: list[Parsed[PositionFigures]]) -> None:
         uow.publish_all(await evaluate(uow.conn, batch, ruleset, webhook))
 
     # Positions carry a per-contract sequence, and evaluate ignores one not newer than what it has seen: that
     # is the dedupe, so each event id is not recorded as well.
-    runtime.subscribe(Subscription(POSITION_UPDATED, SETTLEMENT, apply, dedupe_by_id=False, wakes=deliveries_loop))
+    runtime.subscribe(Subscription(POSITION_FIGURES, SETTLEMENT, apply, dedupe_by_id=False, wakes=deliveries_loop))
 
     async def counted(submitted: int, rejected: int) -> None:
         async with runtime.units() as uow:

@@ -31,7 +31,7 @@ from services.notifications.domain.rules import (
 from shared.consumer import Parsed
 from shared.db import Conn
 from shared.envelope import Envelope, new_envelope
-from shared.events import NOTIFICATION, NotificationEvent, SettlementPosition
+from shared.events import NOTIFICATION, NotificationEvent, PositionFigures
 from shared.logging import get_logger
 from shared.metrics import REGISTRY
 from shared.settings import Settings
@@ -143,8 +143,8 @@ async def apply_checks(conn: Conn, checks: list[Check], webhook: str | None) -> 
     return out
 
 
-async def evaluate(conn: Conn, batch: list[Parsed[SettlementPosition]], ruleset: RuleSet, webhook: str | None) -> Outgoing:
-    latest: dict[str, SettlementPosition] = {}
+async def evaluate(conn: Conn, batch: list[Parsed[PositionFigures]], ruleset: RuleSet, webhook: str | None) -> Outgoing:
+    latest: dict[str, PositionFigures] = {}
     correlation: dict[str, str] = {}
     for p in batch:  # only the newest position of each contract in the batch matters
         pos = p.envelope.payload

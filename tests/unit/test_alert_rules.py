@@ -22,7 +22,7 @@ from services.notifications.domain.rules import (
     position_value,
     transition,
 )
-from shared.events import SettlementPosition
+from shared.events import PositionFigures
 
 
 def run(spec: RuleSpec, values: list[D | None]) -> list[str]:
@@ -117,16 +117,12 @@ def test_decide_without_a_sequence_is_by_the_clock_and_never_stale() -> None:
     assert [a.kind for a in alerts] == ["raised"] and states[("C1", quiet.id)].last_sequence == 9
 
 
-def _position(member_months: int, lines: int, loss: int) -> SettlementPosition:
+def _position(member_months: int, lines: int, loss: int) -> PositionFigures:
     zero = D(0)
-    return SettlementPosition(
-        contract_id="C1", contract_version=1, sequence=1, program="MSSP", track="BE", performance_year=2025,
-        as_of=date(2025, 1, 1), members=100, member_months_to_date=member_months, member_months_total=1200,
-        lines_applied=lines, benchmark_to_date=zero, benchmark_total=D(1_200_000), paid_to_date=zero,
-        paid_by_service_month={}, incurred_to_date=zero, projected_expenditure=zero, projected_gross_savings=zero,
-        projected_savings_rate=zero, msr=D("0.02"), mlr=D("0.02"), gate="none", quality_score=D(1),
-        final_sharing_rate=D("0.5"), projected_shared_savings_losses=D(-loss), downside_exposure_now=zero,
-        downside_exposure_at_cap=zero, probability_clears_msr=zero, probability_crosses_mlr=zero, parameters_version="t",
+    return PositionFigures(
+        contract_id="C1", sequence=1, as_of=date(2025, 1, 1), member_months_to_date=member_months, lines_applied=lines,
+        paid_by_service_month={}, projected_savings_rate=zero, msr=D("0.02"), projected_shared_savings_losses=D(-loss),
+        downside_exposure_now=zero, downside_exposure_at_cap=zero,
     )  # fmt: skip
 
 

@@ -11,7 +11,15 @@ from decimal import Decimal
 import pytest
 
 from shared.envelope import Envelope, EventRejected, new_envelope, parse_event
-from shared.events import CLAIM_SUBMITTED, QUALITY_RECORDED, QualityResult
+from shared.events import (
+    CLAIM_SUBMITTED,
+    POSITION_FIGURES,
+    POSITION_UPDATED,
+    QUALITY_RECORDED,
+    PositionFigures,
+    QualityResult,
+    SettlementPosition,
+)
 
 
 def _envelope() -> Envelope[QualityResult]:
@@ -71,3 +79,28 @@ def test_json_numbers_are_read_as_written_never_through_float() -> None:
     with pytest.raises(EventRejected) as refused:
         parse_event(CLAIM_SUBMITTED, line.replace(b"AMOUNT", b"9999999.123456789"))
     assert refused.value.reasons[0].field == "payload.paid_amount"  # too many places: refused, not rounded
+
+
+def test_a_position_read_for_its_figures_is_the_position_less_the_rest() -> None:
+    zero = Decimal(0)
+    position = SettlementPosition(
+        contract_id="C1", contract_version=3, sequence=9, program="MSSP", track="BE", performance_year=2025,
+        as_of=date(2025, 6, 30), members=100, member_months_to_date=600, member_months_total=1200, lines_applied=250,
+        benchmark_to_date=Decimal("600000.00"), benchmark_total=Decimal("1200000.00"), paid_to_date=Decimal("5.25"),
+        paid_by_service_month={"2025-05": Decimal("2.000001"), "2025-06": Decimal("3.249999")},
+        incurred_to_date=zero, projected_expenditure=zero, projected_gross_savings=zero,
+        projected_savings_rate=Decimal("-0.0125"), msr=Decimal("0.02"), mlr=Decimal("0.02"), gate="losses",
+        quality_score=Decimal(1), final_sharing_rate=Decimal("0.5"), projected_shared_savings_losses=Decimal("-15000.5"),
+        downside_exposure_now=Decimal("15000.5"), downside_exposure_at_cap=Decimal("60000"), probability_clears_msr=zero,
+        probability_crosses_mlr=Decimal("0.4"), parameters_version="t", explanation=("step one", "step two"),
+    )  # fmt: skip
+    raw = new_envelope(POSITION_UPDATED, position, "test").to_bytes()
+    figures = parse_event(POSITION_FIGURES, raw).payload
+    assert figures.model_dump() == {name: getattr(position, name) for name in PositionFigures.model_fields}
+    # The view declares each field as the event does, so it refuses what the event would refuse.
+    for name, field in PositionFigures.model_fields.items():
+        full = SettlementPosition.model_fields[name]
+        assert (field.annotation, field.metadata, field.default) == (full.annotation, full.metadata, full.default), name
+    with pytest.raises(EventRejected) as refused:
+        parse_event(POSITION_FIGURES, raw.replace(b'"msr":"0.0200000000"', b'"msr":"two percent"'))
+    assert [r.field for r in refused.value.reasons] == ["payload.msr"]

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import SettlementPosition
+from shared.events import PositionFigures
 
 Transition = Literal["raised", "resolved"]
 RuleKind = Literal[
@@ -101,11 +101,11 @@ class Warmup(BaseModel):
     min_member_months: int = Field(default=1, ge=0)
     min_lines: int = Field(default=100, ge=0)
 
-    def admits(self, p: SettlementPosition) -> bool:
+    def admits(self, p: PositionFigures) -> bool:
         return p.member_months_to_date >= self.min_member_months and p.lines_applied >= self.min_lines
 
 
-def position_value(spec: RuleSpec, p: SettlementPosition, warmup: Warmup) -> Decimal | None:
+def position_value(spec: RuleSpec, p: PositionFigures, warmup: Warmup) -> Decimal | None:
     """The number the rule compares; None (nothing to judge) while the contract is warming up or the number
     cannot be computed."""
     if not warmup.admits(p):
