@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping
 from decimal import Decimal
 from itertools import chain
 from typing import Any
 
 from prometheus_client import Gauge
+from prometheus_client.metrics_core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from services.settlement.domain.contract_position import Snapshot, aggregate, position, position_event, thresholds
 from shared.consumer import Parsed
@@ -316,36 +319,53 @@ async def recompute(conn: Conn, contract_ids: Mapping[str, str | None] | set[str
         [e.event_id for e in events],
     )
     for e in events:
-        _export(e.payload)
+        POSITION_GAUGES.export(e.payload)
     return [(SETTLEMENT, e.payload.contract_id, e) for e in events]
 
 
-# Business gauges, one series per contract: what the Grafana dashboard and the alert rules read.
-SHARED = Gauge(
-    "acoflow_position_shared_savings_losses", "Projected shared savings (< 0: losses)", ["contract"], registry=REGISTRY
-)
-EXPOSURE_NOW = Gauge("acoflow_position_exposure_now", "Projected losses owed", ["contract"], registry=REGISTRY)
-EXPOSURE_AT_CAP = Gauge("acoflow_position_exposure_at_cap", "Losses owed at the cap", ["contract"], registry=REGISTRY)
-CLEARS_MSR = Gauge("acoflow_position_probability_clears_msr", "P(savings rate clears the MSR)", ["contract"], registry=REGISTRY)
-UPDATED_AT = Gauge(
-    "acoflow_position_updated_timestamp_seconds",
-    "When the contract's position was last published (its age: time() - this)",
-    ["contract"],
-    registry=REGISTRY,
-)
+class PositionGauges(Collector):
+    """The business gauges, one series per contract (what the Grafana dashboard and the alert rules read), taken
+    from each contract's latest position when Prometheus scrapes: a new position replaces one entry here rather
+    than updating five labelled gauges, and a scrape every few seconds reads what a position every second wrote."""
+
+    GAUGES = (
+        ("acoflow_position_shared_savings_losses", "Projected shared savings (< 0: losses)"),
+        ("acoflow_position_exposure_now", "Projected losses owed"),
+        ("acoflow_position_exposure_at_cap", "Losses owed at the cap"),
+        ("acoflow_position_probability_clears_msr", "P(savings rate clears the MSR)"),
+        ("acoflow_position_updated_timestamp_seconds", "When the contract's position was last published (age: time() - this)"),
+    )
+
+    def __init__(self) -> None:
+        self.latest: dict[str, tuple[float, ...]] = {}
+
+    def export(self, p: SettlementPosition) -> None:
+        self.latest[p.contract_id] = (
+            float(p.projected_shared_savings_losses),
+            float(p.downside_exposure_now),
+            float(p.downside_exposure_at_cap),
+            float(p.probability_clears_msr),
+            time.time(),
+        )
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [GaugeMetricFamily(name, text, labels=["contract"]) for name, text in self.GAUGES]
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        families = self.describe()
+        for cid, values in list(self.latest.items()):
+            for family, value in zip(families, values, strict=True):
+                family.add_metric([cid], value)
+        return families
+
+
+POSITION_GAUGES = PositionGauges()
+REGISTRY.register(POSITION_GAUGES)
 PENDING_OLDEST_AGE = Gauge(
     "acoflow_positions_pending_oldest_age_seconds",
     "How long the oldest change waiting for a new position has waited (0: none waiting)",
     registry=REGISTRY,
 )
-
-
-def _export(p: SettlementPosition) -> None:
-    SHARED.labels(p.contract_id).set(float(p.projected_shared_savings_losses))
-    EXPOSURE_NOW.labels(p.contract_id).set(float(p.downside_exposure_now))
-    EXPOSURE_AT_CAP.labels(p.contract_id).set(float(p.downside_exposure_at_cap))
-    CLEARS_MSR.labels(p.contract_id).set(float(p.probability_clears_msr))
-    UPDATED_AT.labels(p.contract_id).set_to_current_time()
 
 
 _STATES: dict[tuple[str, int], ContractState] = {}
