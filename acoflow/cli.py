@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from aiokafka.errors import KafkaConnectionError
 from rich.console import Console
 from rich.table import Table
 
@@ -134,9 +135,12 @@ def load(paths: tuple[Path, ...], fmt: str | None, payer: str, dry_run: bool, as
         if dry_run:
             report = loading.dry_run(list(paths), fmt, payer, err, quiet=as_json)
         else:
-            report = asyncio.run(loading.publish(list(paths), fmt, payer, _bootstrap(settings), err, quiet=as_json))
+            bootstrap = _bootstrap(settings)
+            report = asyncio.run(loading.publish(list(paths), fmt, payer, bootstrap, err, quiet=as_json))
     except (ValueError, LoadError) as exc:
         raise click.UsageError(str(exc)) from exc
+    except KafkaConnectionError as exc:
+        raise click.ClickException(f"cannot reach the broker at {bootstrap} ({exc}); is the stack up (acoflow status)?") from exc
     if roster_out is not None:
         err.print(f"wrote {loading.write_roster(roster_out, report.members)} members to {roster_out}")
     if as_json:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import json
+import multiprocessing
+import pickle
+import queue
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
@@ -172,39 +178,92 @@ def dry_run(paths: list[Path], fmt: str | None, payer: str, console: Console, qu
     return report
 
 
+def read_and_encode(paths: list[Path], fmt: str | None, payer: str, report: LoadReport) -> Iterator[list[tuple[str, str, bytes]]]:
+    """The load's events, CHUNK at a time, as (topic, key, value), counting each record into `report`."""
+    options = LoadOptions(payer=payer, notes=report.notes)
+    chunk: list[tuple[str, str, bytes]] = []
+    occurred_at = datetime.now(UTC).isoformat()  # per chunk: the time the load read it
+    for where, item in items(paths, fmt, options):
+        line = account(report, item, where)
+        if isinstance(item, Rejected):
+            chunk.append((CLAIMS_REJECTED.name, *rejected_event(item, report.load_id)))
+        elif isinstance(item, IdChange):
+            chunk.append((MEMBERS.name, *id_change_event(item, payer, report.load_id)))
+        elif isinstance(item, dict):
+            event = submission(item, PRODUCER, report.load_id, validated=line, occurred_at=occurred_at)
+            chunk.append((CLAIMS_SUBMITTED.name, *event))
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+            occurred_at = datetime.now(UTC).isoformat()
+    if chunk:
+        yield chunk
+
+
+def _reader(paths: list[Path], fmt: str | None, payer: str, load_id: str, out: Queue[Any]) -> None:
+    """The reading process: its chunks, then its report (or what stopped it), on `out`."""
+    try:
+        report = LoadReport(load_id=load_id)
+        for chunk in read_and_encode(paths, fmt, payer, report):
+            out.put(("chunk", chunk))
+        out.put(("done", report))
+    except BaseException as exc:  # the publisher raises what stopped the reading (a refused file: a usage error)
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(f"reading the files failed: {type(exc).__name__}: {exc}")
+        out.put(("failed", exc))
+
+
 async def publish(paths: list[Path], fmt: str | None, payer: str, bootstrap: str, console: Console, quiet: bool) -> LoadReport:
+    """Read, validate and encode in a process of their own while this one publishes: parsing and encoding cost
+    more than sending, and the two run on two cores. A few chunks wait between them at most."""
     from shared.broker import make_producer, publish_all
 
-    report = LoadReport()
-    options = LoadOptions(payer=payer, notes=report.notes)
+    # Spawned, not forked: the caller may have threads (its event loop's executor), whose locks a fork would copy
+    # as they stand. As with any spawned process, a script calling this needs an `if __name__ == "__main__"`.
+    context = multiprocessing.get_context("spawn")
+    out: Queue[Any] = context.Queue(maxsize=4)
+    reader = context.Process(target=_reader, args=(paths, fmt, payer, str(uuid.uuid4()), out), name="acoflow-load-reader")
+    reader.start()
     producer = make_producer(bootstrap, PRODUCER, get_settings())
-    await producer.start()
+    published = 0
     try:
+        await producer.start()
         with _progress(console, quiet) as progress:
             task = progress.add_task("publishing", total=None)
-            chunk: list[tuple[str, str, bytes]] = []
-            occurred_at = datetime.now(UTC).isoformat()  # per chunk: the time the load published it
-            for where, item in items(paths, fmt, options):
-                line = account(report, item, where)
-                if isinstance(item, Rejected):
-                    chunk.append((CLAIMS_REJECTED.name, *rejected_event(item, report.load_id)))
-                elif isinstance(item, IdChange):
-                    chunk.append((MEMBERS.name, *id_change_event(item, payer, report.load_id)))
-                elif isinstance(item, dict):
-                    event = submission(item, PRODUCER, report.load_id, validated=line, occurred_at=occurred_at)
-                    chunk.append((CLAIMS_SUBMITTED.name, *event))
-                if len(chunk) >= CHUNK:
-                    await publish_all(producer, chunk)
-                    report.published += len(chunk)
-                    progress.update(task, completed=report.published)
-                    chunk = []
-                    occurred_at = datetime.now(UTC).isoformat()
-            await publish_all(producer, chunk)
-            report.published += len(chunk)
-            progress.update(task, completed=report.published, total=report.published)
+            while True:
+                kind, body = await asyncio.to_thread(_next, out, reader)
+                if kind == "failed":
+                    raise body
+                if kind == "done":
+                    report: LoadReport = body
+                    break
+                await publish_all(producer, body)
+                published += len(body)
+                progress.update(task, completed=published)
+            progress.update(task, completed=published, total=published)
+        report.published = published
+        return report
     finally:
         await producer.stop()
-    return report
+        reader.join(timeout=5)
+        if reader.is_alive():
+            reader.kill()
+
+
+def _next(out: Queue[Any], reader: BaseProcess) -> tuple[str, Any]:
+    while True:
+        try:
+            item: tuple[str, Any] = out.get(timeout=1)
+            return item
+        except queue.Empty:
+            if not reader.is_alive():
+                try:
+                    last: tuple[str, Any] = out.get(timeout=0.5)  # what it wrote as it ended
+                    return last
+                except queue.Empty:
+                    return "failed", RuntimeError(f"the reading process stopped (exit code {reader.exitcode})")
 
 
 def write_roster(path: Path, members: dict[str, MemberRecord]) -> int:
