@@ -37,10 +37,10 @@ class Settings(BaseSettings):
     settlement_port: int = 8002
     notifications_port: int = 8003
     # Tansu joins a group in about session_timeout / 2, so short timeouts keep start-up and rebalances quick.
-    # Every subscription is a consumer that heartbeats, and heartbeats are much of what an idle broker answers
-    # (docs/benchmarks.md): the interval is a third of the timeout, the most that still survives a late one.
-    session_timeout_ms: int = 3000
-    heartbeat_interval_ms: int = 1000
+    # Fewer heartbeats would cost the idle broker less, and slow the recovery from a killed service more
+    # (docs/benchmarks.md, steady state).
+    session_timeout_ms: int = 2000
+    heartbeat_interval_ms: int = 500
     batch_max_records: int = 1000
     # Spend events settlement applies in one transaction (its positions are recomputed apart, see below).
     settlement_batch_max_records: int = 5000
