@@ -234,8 +234,9 @@ class BatchConsumer(Generic[P]):
 @dataclass(frozen=True)
 class Subscription(Generic[P]):
     """Everything about one consumer, declared in one place: what it reads (topic and event), what it does
-    (apply), its consumer group (the service's name, or "<service>.<group>"), and its policies. The ack policy
-    is NACK_ON_ERROR for every subscription (shared/broker.py: batch_options)."""
+    (apply), and its policies. A hot topic's subscription reads in a consumer group of its own (the service's
+    name, or "<service>.<group>"); the others share the service's "<service>.cold" (ServiceRuntime.subscribe).
+    The ack policy is NACK_ON_ERROR for every subscription (shared/broker.py: batch_options)."""
 
     spec: EventSpec[P]
     topic: TopicSpec

@@ -58,6 +58,9 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._loops: list[WorkLoop] = []
         self._hops: list[ConfirmedHop] = []
+        # Subscriptions to topics off the hot path, by topic, with their batch sizes: one consumer reads them all.
+        self._cold: dict[str, tuple[BatchConsumer[Any], int]] = {}
+        self._cold_wired = False
         # Every transaction that may publish runs as one of these: the relay is woken after a commit that did.
         self.units = UnitsOfWork(lambda: self.pool, self.schema, self.wake_relay)
         self.event_keys = EventKeys.from_settings(self.settings)
@@ -72,7 +75,8 @@ class ServiceRuntime:
 
     def subscribe(self, sub: Subscription[Any]) -> BatchConsumer[Any]:
         """Wire a subscription once: its BatchConsumer (on this service's units of work) and the FastStream
-        subscriber that hands it each batch, in the subscription's consumer group."""
+        subscriber that hands it each batch. A hot topic's subscription has a consumer (and group) of its own;
+        the others share one, "<service>.cold", which hands each its topic's records (`_subscribe_cold`)."""
         extra = sub.wakes
 
         def committed() -> None:
@@ -92,6 +96,11 @@ class ServiceRuntime:
             receipt=sub.receipt,
             keys=self.event_keys,
         )
+        if not sub.topic.hot:
+            if sub.topic.name in self._cold:
+                raise ValueError(f"{self.name}: {sub.topic.name} has a subscription already")
+            self._cold[sub.topic.name] = (consumer, sub.max_records or self.settings.batch_max_records)
+            return consumer
         group = self.name if sub.group is None else f"{self.name}.{sub.group}"
         options = batch_options(self.settings, sub.topic, group, sub.max_records)
 
@@ -100,6 +109,26 @@ class ServiceRuntime:
             await consumer.handle(records)
 
         return consumer
+
+    def _subscribe_cold(self) -> None:
+        """One consumer for every topic off the claim-to-position path: each consumer heartbeats and fetches
+        on its own whether or not anything arrives, which is most of what an idle service and broker spend.
+        A batch may hold several topics: each subscription gets its own topic's records, in order. A failure
+        leaves the whole batch uncommitted, and what was applied of it is deduplicated when it comes again."""
+        if not self._cold or self._cold_wired:
+            return
+        self._cold_wired = True
+        consumers = {topic: consumer for topic, (consumer, _) in self._cold.items()}
+        most = max(limit for _, limit in self._cold.values())
+        options = batch_options(self.settings, consumers[next(iter(consumers))].topic, f"{self.name}.cold", most, hot=False)
+
+        @self.broker.subscriber(*consumers, **options)
+        async def handle(records: list[Any]) -> None:
+            by_topic: dict[str, list[Any]] = {}
+            for r in records:
+                by_topic.setdefault(r.topic, []).append(r)
+            for topic, batch in by_topic.items():
+                await consumers[topic].handle(batch)
 
     def work_loop(
         self,
@@ -139,7 +168,7 @@ class ServiceRuntime:
         stays unconfirmed."""
         self._hops.append(hop)
         self.units.before_flush.append(hop.keep)
-        self.subscribe(Subscription(RECEIPT, hop.receipts, hop.confirm, group="receipts", dedupe_by_id=False))
+        self.subscribe(Subscription(RECEIPT, hop.receipts, hop.confirm, dedupe_by_id=False))
         after = self.settings.resend_after_s
 
         async def resend(uow: UnitOfWork) -> int:
@@ -162,7 +191,7 @@ class ServiceRuntime:
                 await replicate(uow.conn, self.schema, k.key_id, k.name, k.role, k.key_hash, k.revoked)
 
         self.extra_migrations.append(KEY_REPLICA_MIGRATIONS)
-        self.subscribe(Subscription(API_KEY_CHANGED, KEYS, apply, group="keys"))
+        self.subscribe(Subscription(API_KEY_CHANGED, KEYS, apply))
 
         bootstrap = self.settings.bootstrap_api_key.get_secret_value()
         if bootstrap:
@@ -203,6 +232,7 @@ class ServiceRuntime:
         self.relay.start()
         for loop in self._loops:
             loop.start()
+        self._subscribe_cold()
         await self.broker.start()
         jobs = [*self.background, self._keep_topics]
         self._tasks = [asyncio.create_task(job(), name=f"{self.name}-bg") for job in jobs]

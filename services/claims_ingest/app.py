@@ -47,9 +47,9 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     runtime.subscribe(Subscription(CLAIM_SUBMITTED, CLAIMS_SUBMITTED, claims, reject=reject_claim, dedupe_by_id=False))
     receipt = ATTRIBUTION_HOP.receipt(GROUP)
     attribution = partial(apply_attribution, partitions=partitions)
-    runtime.subscribe(Subscription(ATTRIBUTION_CHANGED, ATTRIBUTION, attribution, "attribution", receipt=receipt))
-    runtime.subscribe(Subscription(MEMBER_ID_CHANGED, MEMBERS, partial(apply_id_changes, partitions=partitions), "members"))
-    runtime.subscribe(Subscription(CLAIM_REJECTED, CLAIMS_REJECTED, store_rejects, "rejects"))
+    runtime.subscribe(Subscription(ATTRIBUTION_CHANGED, ATTRIBUTION, attribution, receipt=receipt))
+    runtime.subscribe(Subscription(MEMBER_ID_CHANGED, MEMBERS, partial(apply_id_changes, partitions=partitions)))
+    runtime.subscribe(Subscription(CLAIM_REJECTED, CLAIMS_REJECTED, store_rejects))
     retention = runtime.settings.reject_original_retention_days
 
     async def purge_originals(uow: UnitOfWork) -> int:

@@ -95,9 +95,9 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     runtime.subscribe(
         Subscription(SPEND_BATCH, SPEND_BATCHES, apply_spend_batches, "batches", 50, receipt=receipt, wakes=positions)
     )
-    runtime.subscribe(Subscription(CONTRACT_CHANGED, CONTRACTS, apply_contracts, "contracts", wakes=positions))
-    runtime.subscribe(Subscription(QUALITY_RECORDED, QUALITY, apply_quality, "quality", wakes=positions))
-    runtime.subscribe(Subscription(NOTIFICATION, NOTIFICATIONS, repository.store_alerts, "alerts"))
+    runtime.subscribe(Subscription(CONTRACT_CHANGED, CONTRACTS, apply_contracts, wakes=positions))
+    runtime.subscribe(Subscription(QUALITY_RECORDED, QUALITY, apply_quality, wakes=positions))
+    runtime.subscribe(Subscription(NOTIFICATION, NOTIFICATIONS, repository.store_alerts))
     runtime.republishing(repository.republish)
     app = runtime.app("acoflow settlement")
     runtime.secure(app, own_auth=("/ui",))
