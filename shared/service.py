@@ -31,7 +31,7 @@ from shared.metrics import REGISTRY
 from shared.outbox import OutboxRelay
 from shared.settings import Settings, get_settings
 from shared.signing import EventKeys
-from shared.topics import KEYS
+from shared.topics import ALL_TOPICS, KEYS
 from shared.unit_of_work import UnitOfWork, UnitsOfWork
 
 log = get_logger(__name__)
@@ -246,10 +246,17 @@ class ServiceRuntime:
 
     async def _keep_topics(self) -> None:
         """A broker that lost its storage (Tansu's memory engine after a restart) comes back without topics:
-        re-create them, so producers and consumers can carry on where the data is re-sent."""
+        re-create them, so producers and consumers can carry on where the data is re-sent. The check asks for
+        the broker's topics on the outbox producer's connection; only when some are missing does an admin client
+        (a connection of its own, made and closed) create them."""
+        names = {t.name for t in ALL_TOPICS}
         while True:
             await asyncio.sleep(self.settings.topic_check_interval_s)
             try:
+                if self._producer is not None:
+                    metadata = await self._producer.client.fetch_all_metadata()
+                    if names <= metadata.topics():
+                        continue
                 await ensure_topics(
                     self.settings.kafka_bootstrap, timeout_s=1, partitions=self.settings.topic_partitions, settings=self.settings
                 )
