@@ -96,6 +96,10 @@ async def _rules_for(conn: Conn, ruleset: RuleSet, contract_ids: list[str]) -> d
     return {cid: ruleset.for_contract(cid, stored.get(cid)) for cid in contract_ids}
 
 
+def _alert(state: AlertState) -> tuple[bool, str | None]:
+    return state.active, state.alert_id
+
+
 async def apply_checks(conn: Conn, checks: list[Check], webhook: str | None) -> Outgoing:
     """Move the alert states of a whole batch of checks with one read (domain/rules.py decides) and one write;
     publish each transition and queue its webhook delivery."""
@@ -110,7 +114,10 @@ async def apply_checks(conn: Conn, checks: list[Check], webhook: str | None) -> 
     )
     before = {(r["contract_id"], r["rule"]): AlertState(r["active"], r["last_sequence"], r["alert_id"]) for r in rows}
     states, alerts = decide(checks, before, lambda: str(uuid.uuid4()))
-    changed = {k: v for k, v in states.items() if before.get(k) != v}
+    # Stored only when an alert is raised or resolved: that a check held no news needs no write (a key never
+    # stored reads as inactive), and positions older than one already seen are dropped before (evaluate).
+    unset = AlertState()
+    changed = {k: v for k, v in states.items() if _alert(v) != _alert(before.get(k, unset))}
     if changed:
         await conn.execute(
             f"INSERT INTO {SCHEMA}.alert_state (contract_id, rule, active, last_sequence, alert_id)"
@@ -154,17 +161,22 @@ async def evaluate(conn: Conn, batch: list[Parsed[PositionFigures]], ruleset: Ru
     if not latest:
         return []
     ids = sorted(latest)
-    await conn.execute(
+    # The contract's newest sequence seen is kept here, and only positions newer than it are evaluated: one
+    # redelivered or republished changes nothing, so alert states need not carry the sequence of every check.
+    newer = await conn.fetch(
         f"INSERT INTO {SCHEMA}.contract_activity (contract_id, lines_applied, last_spend_at, last_sequence)"
         " SELECT c, l, now(), s FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS x(c, l, s)"
         " ON CONFLICT (contract_id) DO UPDATE SET lines_applied = excluded.lines_applied,"
         " last_sequence = excluded.last_sequence, last_spend_at = CASE WHEN excluded.lines_applied"
         f" <> {SCHEMA}.contract_activity.lines_applied THEN now() ELSE {SCHEMA}.contract_activity.last_spend_at END"
-        f" WHERE {SCHEMA}.contract_activity.last_sequence < excluded.last_sequence",
+        f" WHERE {SCHEMA}.contract_activity.last_sequence < excluded.last_sequence RETURNING contract_id",
         ids,
         [latest[c].lines_applied for c in ids],
         [latest[c].sequence for c in ids],
     )
+    ids = sorted(r["contract_id"] for r in newer)
+    if not ids:
+        return []
     rules = await _rules_for(conn, ruleset, ids)
     checks: list[Check] = []
     for cid in ids:

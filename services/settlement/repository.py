@@ -300,17 +300,21 @@ async def recompute(conn: Conn, contract_ids: Mapping[str, str | None] | set[str
         if e.payload.gate == "cannot_settle":
             log.warning("position_cannot_settle", contract_id=e.payload.contract_id, error=e.payload.explanation[-1])
     # One statement stores each position and queues its event: the stored position is the event's payload,
-    # taken from the event's JSON, which is encoded and sent once. The position events are in the outbox when
-    # this returns.
+    # taken from the event's JSON, which is encoded and sent once. A position of an earlier day that this one
+    # replaces becomes that day's history point (every sub-statement reads the rows as they were before it), so
+    # a position is written once, not to the current table and the history both. The position events are in
+    # the outbox when this returns.
     topics = "array_fill($4::text, ARRAY[cardinality($1::text[])])"
     values = "(SELECT array_agg(convert_to(v, 'UTF8') ORDER BY n) FROM unnest($3::text[]) WITH ORDINALITY AS j(v, n))"
     await conn.execute(
-        f"WITH stored AS (INSERT INTO {SCHEMA}.positions (contract_id, sequence, position)"
+        f"WITH ended AS (INSERT INTO {SCHEMA}.position_history (contract_id, day, sequence, position)"
+        f" SELECT contract_id, day, sequence, position FROM {SCHEMA}.positions"
+        " WHERE contract_id = ANY($1::text[]) AND day < current_date"
+        " ON CONFLICT (contract_id, day) DO UPDATE SET sequence = excluded.sequence, position = excluded.position),"
+        f" stored AS (INSERT INTO {SCHEMA}.positions (contract_id, sequence, position)"
         " SELECT c, s, e::jsonb -> 'payload' FROM unnest($1::text[], $2::bigint[], $3::text[]) AS p(c, s, e)"
         " ON CONFLICT (contract_id) DO UPDATE SET sequence = excluded.sequence, position = excluded.position,"
-        f" updated_at = now()), history AS (INSERT INTO {SCHEMA}.position_history (contract_id, day, sequence, position)"
-        " SELECT c, current_date, s, e::jsonb -> 'payload' FROM unnest($1::text[], $2::bigint[], $3::text[]) AS h(c, s, e)"
-        " ON CONFLICT (contract_id, day) DO UPDATE SET sequence = excluded.sequence, position = excluded.position)"
+        " updated_at = now(), day = current_date)"
         f" {outbox_insert(SCHEMA, topics, '$1::text[]', '$5::uuid[]', values)}",
         [e.payload.contract_id for e in events],
         [e.payload.sequence for e in events],
@@ -415,9 +419,12 @@ async def positions(
 
 
 async def history(conn: Conn, contract_id: str, limit: int = 400) -> list[dict[str, Any]]:
-    """The contract's position a day, oldest first (the last `limit` days)."""
+    """The contract's position a day, oldest first (the last `limit` days): the ended days' from the history, the
+    current day's from the positions (a history row of that day, written before migration 009, is older)."""
     rows = await conn.fetch(
-        f"SELECT day, position FROM (SELECT day, position FROM {SCHEMA}.position_history WHERE contract_id = $1"
+        f"SELECT day, position FROM (SELECT day, position FROM {SCHEMA}.positions WHERE contract_id = $1 UNION ALL"
+        f" SELECT h.day, h.position FROM {SCHEMA}.position_history h WHERE h.contract_id = $1 AND NOT EXISTS"
+        f" (SELECT 1 FROM {SCHEMA}.positions p WHERE p.contract_id = $1 AND p.day <= h.day)"
         " ORDER BY day DESC LIMIT $2) AS h ORDER BY day",
         contract_id,
         limit,

@@ -102,6 +102,10 @@ def mine(contract: str) -> list[dict[str, Any]]:
     return [r for r in Receiver.received if r["contract_id"] == contract]
 
 
+# The newest position notifications evaluated for a contract.
+EVALUATED_UP_TO = "SELECT last_sequence FROM notifications.contract_activity WHERE contract_id = $1"
+
+
 async def test_ten_thousand_events_keeping_a_rule_true_make_one_alert(
     broker: str, database: str, receiver: str, tmp_path: Path
 ) -> None:
@@ -116,7 +120,7 @@ async def test_ten_thousand_events_keeping_a_rule_true_make_one_alert(
     try:
 
         async def seen_all() -> bool:
-            seq = await runtime.pool.fetchval("SELECT last_sequence FROM notifications.alert_state WHERE contract_id = 'N1'")
+            seq = await runtime.pool.fetchval(EVALUATED_UP_TO, "N1")
             return seq == 10_000
 
         assert await until(seen_all)
@@ -145,7 +149,7 @@ async def test_receiver_down_then_up_across_a_restart_gets_each_transition_once_
             await publish_all(producer, [("settlement.v1", "N2", position("N2", n, loss))])
 
             async def evaluated(n: int = n) -> bool:
-                seq = await runtime.pool.fetchval("SELECT last_sequence FROM notifications.alert_state WHERE contract_id = 'N2'")
+                seq = await runtime.pool.fetchval(EVALUATED_UP_TO, "N2")
                 return seq == n
 
             assert await until(evaluated)

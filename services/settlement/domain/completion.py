@@ -26,11 +26,17 @@ def estimate_completion(paid: Mapping[tuple[str, int], Decimal], known_through: 
     is too short to say. `paid` maps (service month YYYY-MM, lag in months) to the amount paid at that lag;
     `known_through` is the month index (year * 12 + month - 1) up to which payments are known."""
     by_month: dict[int, dict[int, Decimal]] = {}
+    longest = 0
     for (m, lag), amount in paid.items():
-        by_month.setdefault(month_index(m), {})[lag] = amount
+        index = month_index(m)
+        lags = by_month.get(index)
+        if lags is None:
+            lags = by_month[index] = {}
+        lags[lag] = amount
+        longest = max(longest, lag)
     # Past the longest lag anything was paid at, every month's development is exactly 1, which changes no
     # factor: the triangle stops one lag after it.
-    longest = min(MAX_LAG, max((lag for _, lag in paid), default=0) + 1)
+    longest = min(MAX_LAG, longest + 1)
     # Per lag, over the months observed at lag + 1 (and so at lag), in month order: cumulative spend at
     # lag (before) and at lag + 1 (after), and how many months. Each month's cumulative paid runs along its
     # lags up to what is known; a month with nothing paid yet by a lag says nothing about that lag.
@@ -41,7 +47,8 @@ def estimate_completion(paid: Mapping[tuple[str, int], Decimal], known_through: 
         lags = by_month[index]
         cumulative = lags.get(0, ZERO)
         for lag in range(min(longest, known_through - index)):
-            following = cumulative + lags.get(lag + 1, ZERO)
+            paid_next = lags.get(lag + 1)
+            following = cumulative if paid_next is None else cumulative + paid_next
             if cumulative > 0:
                 before[lag] += cumulative
                 after[lag] += following
