@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -86,7 +87,7 @@ def partition_of(key: str, partitions: int) -> int:
     """The partition a message with this key goes to: the default partitioner's choice (murmur2, as aiokafka
     and the Java client compute it). Remembered: aiokafka's murmur2 is pure Python, and claims_ingest asks
     for every spend delta's contract."""
-    digest: int = murmur2(key.encode())
+    digest: int = murmur2(key.encode(errors="surrogateescape"))
     return (digest & 0x7FFFFFFF) % partitions
 
 
@@ -205,6 +206,14 @@ async def ensure_topics(
             await admin.close()
 
 
+def remembered_partition(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """The default partitioner's choice (murmur2 of the key; a random partition without one), with each key's
+    hash remembered (partition_of): a service sends the same contracts' and members' keys all day."""
+    if key is None:
+        return random.choice(available or all_partitions)
+    return all_partitions[partition_of(key.decode(errors="surrogateescape"), len(all_partitions))]
+
+
 def make_producer(bootstrap: str, client_id: str, settings: Settings | None = None) -> AIOKafkaProducer:
     # Tansu refuses idempotent producers; exactly-once comes from event-id dedupe at every consumer.
     return AIOKafkaProducer(
@@ -212,6 +221,7 @@ def make_producer(bootstrap: str, client_id: str, settings: Settings | None = No
         client_id=client_id,
         acks="all",
         enable_idempotence=False,
+        partitioner=remembered_partition,
         linger_ms=5,
         max_batch_size=256 * 1024,
         max_request_size=2 * 1024 * 1024,
