@@ -235,10 +235,25 @@ async def publish_all(
     sign: Callable[[bytes], list[tuple[str, bytes]]] | None = None,
 ) -> None:
     """Send (topic, key, value) items and wait until the broker acknowledged every one; `sign` gives each one's
-    signature headers (internal events)."""
-    futures = [
-        await producer.send(topic, value=value, key=key.encode(), headers=sign(value) if sign else None)
-        for topic, key, value in items
-    ]
+    signature headers (internal events). Items are put in record batches per partition here, in their order,
+    and each batch is sent whole: aiokafka's send() costs a future and an accumulator lookup per message."""
+    partitions: dict[str, list[int]] = {}
+    batches: dict[tuple[str, int], list[tuple[bytes, bytes, list[tuple[str, bytes]] | None]]] = {}
+    for topic, key, value in items:
+        if topic not in partitions:
+            partitions[topic] = sorted(await producer.partitions_for(topic))
+        encoded = key.encode()
+        partition = remembered_partition(encoded, partitions[topic], partitions[topic])
+        batches.setdefault((topic, partition), []).append((encoded, value, sign(value) if sign else None))
+    futures = []
+    for (topic, partition), records in batches.items():
+        batch = producer.create_batch()
+        for key_bytes, value, headers in records:
+            if batch.append(key=key_bytes, value=value, timestamp=None, headers=headers) is None:
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=key_bytes, value=value, timestamp=None, headers=headers) is None:
+                    raise ValueError(f"a message of {len(value)} bytes for {topic} does not fit in a record batch")
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
     if futures:
         await asyncio.gather(*futures)
