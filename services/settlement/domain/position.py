@@ -172,7 +172,10 @@ def project(inputs: PositionInputs) -> Position:
     benchmark_total = _annual_benchmark(terms, basis, mm_total_by_type)
     benchmark_to_date = _annual_benchmark(terms, basis, mm_to_date_by_type)
 
-    estimated = None if known_through is None else estimate_completion(inputs.paid_by_lag, known_through)
+    # The contract's own factors win: the chain ladder is estimated only for contracts without them.
+    estimated = None
+    if not terms.completion_factors and known_through is not None:
+        estimated = estimate_completion(inputs.paid_by_lag, known_through)
     if terms.completion_factors:
         factors = terms.completion_factors
         notes.append("completion factors: the contract's")
