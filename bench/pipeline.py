@@ -2,7 +2,8 @@
 
 Prints, after the machine, the command and the commit: raw aiokafka produce and consume rates; end-to-end lines/s from
 claims.submitted.v1 to the last settlement.v1 update (1,000 contracts, 100,000 members); submit-to-settlement
-latency p50/p99 at a steady 1,000 lines/s, with each consumer's messages per handler call meanwhile; CCLF
+latency p50/p99 at a steady 1,000 lines/s, with each consumer's messages per handler call meanwhile, and before
+it the broker's CPU for the same feed into a topic nobody reads (the bench's own traffic); CCLF
 parse rate; settle-puf rows/s; each service's peak RSS; a core-speed check from before and after the run
 (shared VMs swing); `steady_cost_ratio=` the stack's CPU seconds per line at the steady rate over the same in
 bulk (services, broker and PostgreSQL; not this script); `idle_cores=` the stack's CPU over 30 s with nothing
@@ -224,11 +225,53 @@ async def end_to_end(stack: Stack, watcher: Watcher, items: list[tuple[str, str,
     return lines / elapsed
 
 
+async def steady_feed(
+    bootstrap: str, topic: str, rate: int, seconds: int, contracts: int, per: int, on_line: Any = None
+) -> float:
+    """Publish `rate` claim lines a second for `seconds` to `topic`, 10 ms of them at a time (a payer's steady
+    feed), calling on_line(contract, submit time) for each; returns the lines/s actually submitted (below `rate`
+    when the machine is saturated)."""
+    rng = random.Random(11)
+    producer = make_producer(bootstrap, "bench-steady")
+    await producer.start()
+    total = rate * seconds
+    tick = 0.01
+    per_tick = max(1, int(rate * tick))
+    started = time.perf_counter()
+    try:
+        for n in range(0, total, per_tick):
+            batch = []
+            now = time.perf_counter()
+            for j in range(n, min(total, n + per_tick)):
+                member = rng.randrange(contracts * per)
+                if on_line is not None:
+                    on_line(f"BENCH-{member // per:04d}", now)
+                key, value = line_envelope(j, member, rng, "L")
+                batch.append((topic, key, value))
+            await publish_all(producer, batch)
+            wait = started + (n + per_tick) / rate - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+    finally:
+        await producer.stop()
+    return total / (time.perf_counter() - started)
+
+
+async def feed_alone(stack: Stack, rate: int, seconds: int, contracts: int, per: int) -> tuple[float, float, float]:
+    """The steady feed into a topic nobody reads, the settlement.v1 watcher running: (broker CPU s, the rest of the
+    stack's CPU s, seconds). What the bench's own traffic costs the broker, beside the stack's polling meanwhile."""
+    topic = await raw_topic(stack.bootstrap, stack.partitions)
+    before, started = cpu_seconds(stack), time.perf_counter()
+    await steady_feed(stack.bootstrap, topic, rate, seconds, contracts, per)
+    after, took = cpu_seconds(stack), time.perf_counter() - started
+    broker = after.get("broker", 0.0) - before.get("broker", 0.0)
+    return broker, stack_cpu(before, after) - broker, took
+
+
 async def latency(
     stack: Stack, watcher: Watcher, rate: int, seconds: int, contracts: int, per: int, log: Path | None = None
 ) -> tuple[float, float, int, float]:
     """(p50 ms, p99 ms, lines measured, lines/s actually submitted: below `rate` when the machine is saturated)."""
-    rng = random.Random(11)
     pending: dict[str, list[float]] = defaultdict(list)  # per contract: submit times, in order
     base = dict(watcher.applied)
     settled: dict[str, int] = defaultdict(int)
@@ -243,29 +286,13 @@ async def latency(
             submitted.append(times[settled[contract]] - started)
             settled[contract] += 1
 
+    def on_line(contract: str, now: float) -> None:
+        pending[contract].append(now)
+
     watcher.listeners.append(on_position)
-    producer = make_producer(stack.bootstrap, "bench-steady")
-    await producer.start()
     total = rate * seconds
-    tick = 0.01
-    per_tick = max(1, int(rate * tick))
     started = time.perf_counter()
-    try:
-        for n in range(0, total, per_tick):
-            batch = []
-            now = time.perf_counter()
-            for j in range(n, min(total, n + per_tick)):
-                member = rng.randrange(contracts * per)
-                pending[f"BENCH-{member // per:04d}"].append(now)
-                key, value = line_envelope(j, member, rng, "L")
-                batch.append(("claims.submitted.v1", key, value))
-            await publish_all(producer, batch)
-            wait = started + (n + per_tick) / rate - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
-    finally:
-        await producer.stop()
-    submit_rate = total / (time.perf_counter() - started)
+    submit_rate = await steady_feed(stack.bootstrap, "claims.submitted.v1", rate, seconds, contracts, per, on_line)
     await until(lambda: len(latencies) >= total, 120)
     watcher.listeners.remove(on_position)
     if log is not None:  # one line per measured claim line: when it was submitted, and its latency
@@ -470,6 +497,9 @@ async def run(args: argparse.Namespace) -> None:
                 after = cpu_seconds(stack)
                 print("  cpu_seconds_during_end_to_end " + cpu_used(before, after))
                 bulk_cost = stack_cpu(before, after) / args.lines
+                broker_alone, rest_alone, took = await feed_alone(stack, args.rate, args.latency_seconds, args.contracts, per)
+                print(f"  (the steady feed alone, into a topic nobody reads, for {took:.1f} s: broker {broker_alone:.1f} CPU s, "
+                      f"services and PostgreSQL {rest_alone:.1f}: the bench's own traffic and the stack's polling)")  # fmt: skip
                 profilers = start_profilers(stack, args.profile and args.profile / "latency")
                 before, positions = cpu_seconds(stack), watcher.positions
                 batches_before = await handler_batches(stack)
