@@ -1,13 +1,13 @@
-"""Contract terms for tests: an MSSP BASIC E contract for one calendar year, with what a test changes; and
-spend deltas as settlement receives them."""
+"""Contract terms for tests: an MSSP BASIC E contract for one calendar year, with what a test changes; the
+contract's state as settlement stores it; and spend deltas as settlement receives them."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from shared.events import SpendDelta
+from shared.events import ContractState, RosterSummary, SpendDelta
 from shared.terms import ContractTerms
 
 
@@ -22,6 +22,14 @@ def mssp_terms(year: int = 2025, **overrides: Any) -> ContractTerms:
         "msr": Decimal("0.02"),
     }
     return ContractTerms(**{**base, **overrides})
+
+
+def contract_state(contract_id: str, roster: RosterSummary | None = None, **terms: Any) -> ContractState:
+    """Version 1 of a contract on mssp_terms(**terms), ten aged/non-dual members unless `roster` says otherwise."""
+    return ContractState(
+        contract_id=contract_id, version=1, name=contract_id, payer="CMS", terms=mssp_terms(**terms),
+        roster=roster or RosterSummary(members={"aged_nondual": 10}), changed_by="test", changed_at=datetime.now(UTC),
+    )  # fmt: skip
 
 
 def spend_deltas(rows: list[tuple[str, str, str]], paid: date = date(2025, 3, 15)) -> list[SpendDelta]:

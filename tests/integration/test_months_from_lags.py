@@ -5,7 +5,7 @@ it applied then."""
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -14,8 +14,8 @@ import pytest
 from services.settlement import repository
 from services.settlement.app import MIGRATIONS
 from shared.db import apply_migrations, create_pool
-from shared.events import ContractState, RosterSummary, SpendDelta
-from tests.terms import mssp_terms
+from shared.events import SpendDelta
+from tests.terms import contract_state
 
 pytestmark = pytest.mark.integration
 
@@ -24,13 +24,6 @@ def _delta(n: int, month: int, paid: date, amount: str) -> SpendDelta:
     return SpendDelta(
         contract_id="P1", member_id=f"M{n % 3}", line_key=f"k{n}", enrollment_type="aged_nondual",
         claim_type="professional", service_month=date(2025, month, 1), paid_date=paid, amount=D(amount),
-    )  # fmt: skip
-
-
-def _state() -> ContractState:
-    return ContractState(
-        contract_id="P1", version=1, name="P", payer="CMS", terms=mssp_terms(),
-        roster=RosterSummary(members={"aged_nondual": 10}), changed_by="test", changed_at=datetime.now(UTC),
     )  # fmt: skip
 
 
@@ -64,7 +57,7 @@ async def test_months_are_the_sum_of_their_lags_and_keep_spend_from_before_lags(
             ]
 
             # Spend from now on: March again at a new lag, April at two lags, and a reversal netting one out.
-            await repository.store_contract(conn, _state())
+            await repository.store_contract(conn, contract_state("P1"))
             await repository.apply_spend(
                 conn,
                 [

@@ -4,7 +4,7 @@ recomputed is not lost, and two passes never compute one contract at once."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal as D
 
 import asyncpg
@@ -13,8 +13,8 @@ import pytest
 from services.settlement import repository
 from services.settlement.app import MIGRATIONS
 from shared.db import apply_migrations, create_pool
-from shared.events import ContractState, RosterSummary, SpendDelta
-from tests.terms import mssp_terms
+from shared.events import RosterSummary, SpendDelta
+from tests.terms import contract_state
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +42,8 @@ async def test_a_mark_during_a_pass_survives_it_and_is_published_next(database: 
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn, "settlement", MIGRATIONS)
-            state = ContractState(
-                contract_id="P1", version=1, name="P", payer="CMS", terms=mssp_terms(),
-                roster=RosterSummary(members={"aged_nondual": 10}), changed_by="test", changed_at=datetime.now(UTC),
-            )  # fmt: skip
             async with conn.transaction():
-                await repository.store_contract(conn, state)
+                await repository.store_contract(conn, contract_state("P1"))
                 await repository.apply_spend(conn, [_spend("100")])  # marks P1
         assert await _pending(pool) == [("P1", 1)]
 
@@ -110,11 +106,7 @@ async def test_a_pass_stores_each_position_and_queues_its_event_in_order(databas
         async with pool.acquire() as conn:
             await apply_migrations(conn, "settlement", MIGRATIONS)
             for cid in ("P3", "P1", "P2"):
-                state = ContractState(
-                    contract_id=cid, version=1, name=cid, payer="CMS", terms=mssp_terms(),
-                    roster=RosterSummary(members={"aged_nondual": 10}), changed_by="test", changed_at=datetime.now(UTC),
-                )  # fmt: skip
-                await repository.store_contract(conn, state)
+                await repository.store_contract(conn, contract_state(cid))
             await repository.mark_pending(conn, {"P1", "P2", "P3"})
             async with conn.transaction():
                 taken, out = await repository.publish_pending(conn, 10)
@@ -140,19 +132,14 @@ async def test_a_contract_that_cannot_settle_gets_a_position_saying_why_and_the_
             await apply_migrations(conn, "settlement", MIGRATIONS)
             months = {f"2025-{m:02d}": {"esrd": 1} for m in range(1, 13)}
 
-            def state(cid: str, roster: RosterSummary, **terms: object) -> ContractState:
-                return ContractState(
-                    contract_id=cid, version=1, name=cid, payer="CMS", terms=mssp_terms(**terms), roster=roster,
-                    changed_by="test", changed_at=datetime.now(UTC),
-                )  # fmt: skip
-
             good = RosterSummary(members={"aged_nondual": 10}, member_months={"2025-01": {"aged_nondual": 10}})
             async with conn.transaction():
-                await repository.store_contract(conn, state("ESRD", RosterSummary(members={"esrd": 1}, member_months=months)))
+                esrd = RosterSummary(members={"esrd": 1}, member_months=months)
+                await repository.store_contract(conn, contract_state("ESRD", esrd))
                 await repository.store_contract(
-                    conn, state("HUGE", good, benchmark_per_capita={"aged_nondual": D("0.01")})
+                    conn, contract_state("HUGE", good, benchmark_per_capita={"aged_nondual": D("0.01")})
                 )  # a benchmark of a cent a year: the savings rate runs to millions
-                await repository.store_contract(conn, state("P1", good))
+                await repository.store_contract(conn, contract_state("P1", good))
                 await repository.apply_spend(
                     conn, [_spend("100"), _spend("200").model_copy(update={"contract_id": "HUGE", "line_key": "h"})]
                 )

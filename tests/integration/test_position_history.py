@@ -5,7 +5,7 @@ upgraded from before migration 009 (which wrote every position to the history to
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,17 +13,9 @@ import pytest
 from services.settlement import repository
 from services.settlement.app import MIGRATIONS
 from shared.db import apply_migrations, create_pool
-from shared.events import ContractState, RosterSummary
-from tests.terms import mssp_terms, spend_deltas
+from tests.terms import contract_state, spend_deltas
 
 pytestmark = pytest.mark.integration
-
-
-def _state() -> ContractState:
-    return ContractState(
-        contract_id="H1", version=1, name="H", payer="CMS", terms=mssp_terms(),
-        roster=RosterSummary(members={"aged_nondual": 10}), changed_by="test", changed_at=datetime.now(UTC),
-    )  # fmt: skip
 
 
 async def test_one_point_a_day_the_days_last_across_the_upgrade(database: str, tmp_path: Path) -> None:
@@ -54,7 +46,7 @@ async def test_one_point_a_day_the_days_last_across_the_upgrade(database: str, t
             assert await points() == [(today - timedelta(days=2), 1), (today, 2)]
 
             # A new position today replaces today's point; the history table is not written.
-            await repository.store_contract(conn, _state())
+            await repository.store_contract(conn, contract_state("H1"))
             await repository.apply_spend(conn, spend_deltas([("H1", "M1", "100.00")]))
             [(_, _, third)] = await repository.recompute(conn, {"H1"})
             assert third.payload.sequence == 3
