@@ -82,12 +82,17 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
 COLD_FETCH_MIN_BYTES = 1024 * 1024
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def partition_of(key: str, partitions: int) -> int:
     """The partition a message with this key goes to: the default partitioner's choice (murmur2, as aiokafka
-    and the Java client compute it). Remembered: aiokafka's murmur2 is pure Python, and claims_ingest asks
-    for every spend delta's contract."""
-    digest: int = murmur2(key.encode(errors="surrogateescape"))
+    and the Java client compute it)."""
+    return _partition(key.encode(), partitions)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _partition(key: bytes, partitions: int) -> int:
+    # Remembered: aiokafka's murmur2 is pure Python, and claims_ingest asks for every spend delta's contract and
+    # every producer for every message's key.
+    digest: int = murmur2(key)
     return (digest & 0x7FFFFFFF) % partitions
 
 
@@ -208,10 +213,10 @@ async def ensure_topics(
 
 def remembered_partition(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
     """The default partitioner's choice (murmur2 of the key; a random partition without one), with each key's
-    hash remembered (partition_of): a service sends the same contracts' and members' keys all day."""
+    hash remembered: a service sends the same contracts' and members' keys all day."""
     if key is None:
         return random.choice(available or all_partitions)
-    return all_partitions[partition_of(key.decode(errors="surrogateescape"), len(all_partitions))]
+    return all_partitions[_partition(key, len(all_partitions))]
 
 
 def make_producer(bootstrap: str, client_id: str, settings: Settings | None = None) -> AIOKafkaProducer:
