@@ -9,8 +9,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.envelope import Envelope, EventRejected, new_envelope, parse_event
+from shared.envelope import LONG_NUMBER, Envelope, EventRejected, has_long_number, new_envelope, parse_event
 from shared.events import (
     CLAIM_SUBMITTED,
     POSITION_FIGURES,
@@ -79,6 +81,21 @@ def test_json_numbers_are_read_as_written_never_through_float() -> None:
     with pytest.raises(EventRejected) as refused:
         parse_event(CLAIM_SUBMITTED, line.replace(b"AMOUNT", b"9999999.123456789"))
     assert refused.value.reasons[0].field == "payload.paid_amount"  # too many places: refused, not rounded
+
+
+# Values of 14 to 18 number characters (the limit is 16), after a separator or not, ended by another byte.
+_VALUE = st.tuples(
+    st.sampled_from([b":", b",", b"[", b": -", b'"', b"x"]),
+    st.sampled_from("0123456789"),
+    st.text(alphabet="0123456789.eE+-", min_size=13, max_size=17),
+    st.sampled_from([b",", b"}", b'"', b"x"]),
+).map(lambda t: t[0] + (t[1] + t[2]).encode() + t[3])
+_JSONISH = st.binary() | st.lists(_VALUE, max_size=4).map(b"".join)
+
+
+@given(_JSONISH)
+def test_the_quick_long_number_check_decides_as_the_regex_does(raw: bytes) -> None:
+    assert has_long_number(raw) == (LONG_NUMBER.search(raw) is not None)
 
 
 def test_a_position_read_for_its_figures_is_the_position_less_the_rest() -> None:
