@@ -33,7 +33,8 @@ def estimate_completion(paid: Mapping[tuple[str, int], Decimal], known_through: 
         if lags is None:
             lags = by_month[index] = {}
         lags[lag] = amount
-        longest = max(longest, lag)
+        if lag > longest:
+            longest = lag
     # Past the longest lag anything was paid at, every month's development is exactly 1, which changes no
     # factor: the triangle stops one lag after it.
     longest = min(MAX_LAG, longest + 1)
