@@ -7,10 +7,13 @@ it the broker's CPU for the same feed into a topic nobody reads (the bench's own
 parse rate; settle-puf rows/s; each service's peak RSS; a core-speed check from before and after the run
 (shared VMs swing); `steady_cost_ratio=` the stack's CPU seconds per line at the steady rate over the same in
 bulk (services, broker and PostgreSQL; not this script); `idle_cores=` the stack's CPU over 30 s with nothing
-arriving; `load_ratio=` `acoflow load` of a generated 200,000-line CCLF delivery (parse and publish) in lines/s
-over raw produce msgs/s; and last, `ratio=<end-to-end lines/s / raw produce msgs/s>`.
+arriving; `trickle_ms_p50=` and `trickle_ms_max=` for single lines each submitted after a few quiet seconds (a
+payer's trickle: every line finds the stack idle); `load_ratio=` `acoflow load` of a generated 200,000-line CCLF
+delivery (parse and publish) in lines/s over raw produce msgs/s; and last, `ratio=<end-to-end lines/s / raw produce
+msgs/s>`.
 
 Run: python -m bench.pipeline [--lines 200000] [--contracts 1000] [--members 100000] [--latency-seconds 20]
+     [--trickle-lines 10] [--trickle-gap-s 3]
      [--profile DIR]  (py-spy samples each service: DIR/end_to_end/<service>.txt and DIR/latency/<service>.txt,
                        collapsed stacks)"""
 
@@ -147,10 +150,10 @@ async def wait_assigned(stack: Stack, members: int, seconds: float = 900) -> Non
 class Watcher:
     """Follows settlement.v1: the highest lines_applied seen per contract, and when each was first seen."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, start: str = "earliest") -> None:
         self.consumer = AIOKafkaConsumer(
             "settlement.v1", bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:6]}", fetch_max_wait_ms=20,
-            auto_offset_reset="earliest", enable_auto_commit=False,
+            auto_offset_reset=start, enable_auto_commit=False,
         )  # fmt: skip
         self.applied: dict[str, int] = defaultdict(int)
         self.positions = 0  # settlement.v1 events seen
@@ -354,6 +357,34 @@ async def idle(stack: Stack, seconds: float = 30.0) -> tuple[float, str]:
     return stack_cpu(before, after) / seconds, cpu_used(before, after)
 
 
+async def trickle(stack: Stack, lines: int, gap_s: float, contracts: int, per: int) -> list[float]:
+    """Latency in ms of single claim lines, each submitted after `gap_s` with nothing arriving, until the position
+    that counts it: a payer's trickle, where every line finds the stack idle."""
+    watcher = Watcher(stack.bootstrap, start="latest")
+    await watcher.start()
+    producer = make_producer(stack.bootstrap, "bench-trickle")
+    await producer.start()
+    rng = random.Random(13)
+    out: list[float] = []
+    try:
+        await asyncio.sleep(gap_s)  # joined, and past anything re-read from before
+        for n in range(lines):
+            member = rng.randrange(contracts * per)
+            contract = f"BENCH-{member // per:04d}"
+            seen = watcher.applied[contract]
+            key, value = line_envelope(n, member, rng, "K")
+            started = time.perf_counter()
+            await publish_all(producer, [("claims.submitted.v1", key, value)])
+            if not await until(lambda c=contract, k=seen: watcher.applied[c] > k, 60):
+                raise RuntimeError("a trickle line was not settled within 60 s")
+            out.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(gap_s)
+    finally:
+        await producer.stop()
+        await watcher.stop()
+    return out
+
+
 async def load_rate(stack: Stack, lines: int) -> float:
     """`acoflow load` of a generated CCLF delivery: parse and publish, lines/s."""
     from rich.console import Console
@@ -522,6 +553,9 @@ async def run(args: argparse.Namespace) -> None:
             cores, parts = await idle(stack)  # with this script's own consumer stopped: nothing asks the stack for anything
             print(f"idle_cores={cores:.3f}  (the stack's CPU over 30 s with nothing arriving)")
             print("  cpu_seconds_during_idle " + parts)
+            single = sorted(await trickle(stack, args.trickle_lines, args.trickle_gap_s, args.contracts, per))
+            print(f"trickle_ms_p50={single[len(single) // 2]:.0f}  trickle_ms_max={single[-1]:.0f}  ({len(single)} single lines, "
+                  f"each after {args.trickle_gap_s:.0f} s with nothing arriving, submit -> its position)")  # fmt: skip
             load = await load_rate(stack, args.load_lines)
             print(f"load_ratio={load / produce:.3f}  (acoflow load of {args.load_lines:,} CCLF lines, parse and publish: "
                   f"{load:,.0f} lines/s)")  # fmt: skip
@@ -543,6 +577,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1_000)
     parser.add_argument("--latency-seconds", type=int, default=20)
     parser.add_argument("--load-lines", type=int, default=200_000)
+    parser.add_argument("--trickle-lines", type=int, default=10)
+    parser.add_argument("--trickle-gap-s", type=float, default=3.0)
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR")
     parser.add_argument("--latency-log", type=Path, default=None, metavar="FILE", help="each line's submit time and latency")
     asyncio.run(run(parser.parse_args()))
