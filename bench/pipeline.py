@@ -367,7 +367,8 @@ async def trickle(stack: Stack, lines: int, gap_s: float, contracts: int, per: i
     rng = random.Random(13)
     out: list[float] = []
     try:
-        await asyncio.sleep(gap_s)  # joined, and past anything re-read from before
+        # Joined; Tansu's "latest" is inside the newest batch, so positions from before may come first: let them pass.
+        await asyncio.sleep(gap_s)
         for n in range(lines):
             member = rng.randrange(contracts * per)
             contract = f"BENCH-{member // per:04d}"
