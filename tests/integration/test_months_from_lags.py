@@ -4,7 +4,6 @@ it applied then."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from decimal import Decimal as D
 from pathlib import Path
@@ -16,6 +15,7 @@ from services.settlement.app import MIGRATIONS
 from shared.db import apply_migrations, create_pool
 from shared.events import SpendDelta
 from tests.terms import contract_state
+from tests.upgrades import migrations_before
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +28,7 @@ def _delta(n: int, month: int, paid: date, amount: str) -> SpendDelta:
 
 
 async def test_months_are_the_sum_of_their_lags_and_keep_spend_from_before_lags(database: str, tmp_path: Path) -> None:
-    before_006 = tmp_path / "migrations"
-    before_006.mkdir()
-    for path in sorted(MIGRATIONS.glob("*.sql")):
-        if path.name < "006":
-            shutil.copy(path, before_006)
+    before_006 = migrations_before(MIGRATIONS, "006", tmp_path / "migrations")
     pool = await create_pool(database, 2)
     try:
         async with pool.acquire() as conn:

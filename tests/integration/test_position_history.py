@@ -4,7 +4,6 @@ upgraded from before migration 009 (which wrote every position to the history to
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,16 +13,13 @@ from services.settlement import repository
 from services.settlement.app import MIGRATIONS
 from shared.db import apply_migrations, create_pool
 from tests.terms import contract_state, spend_deltas
+from tests.upgrades import migrations_before
 
 pytestmark = pytest.mark.integration
 
 
 async def test_one_point_a_day_the_days_last_across_the_upgrade(database: str, tmp_path: Path) -> None:
-    before_009 = tmp_path / "migrations"
-    before_009.mkdir()
-    for path in sorted(MIGRATIONS.glob("*.sql")):
-        if path.name < "009":
-            shutil.copy(path, before_009)
+    before_009 = migrations_before(MIGRATIONS, "009", tmp_path / "migrations")
     pool = await create_pool(database, 2)
     try:
         async with pool.acquire() as conn:
