@@ -9,7 +9,7 @@ parse rate; settle-puf rows/s; each service's peak RSS; a core-speed check from 
 bulk (services, broker and PostgreSQL; not this script); `idle_cores=` the stack's CPU over 30 s with nothing
 arriving; `trickle_ms_p50=` and `trickle_ms_max=` for single lines each submitted after a few quiet seconds (a
 payer's trickle: every line finds the stack idle); `load_ratio=` `acoflow load` of a generated 200,000-line CCLF
-delivery (parse and publish) in lines/s over raw produce msgs/s; and last, `ratio=<end-to-end lines/s / raw produce
+delivery (parse and publish) in lines/s over raw produce msgs/s, with the CPU each part used meanwhile; and last, `ratio=<end-to-end lines/s / raw produce
 msgs/s>`.
 
 Run: python -m bench.pipeline [--lines 200000] [--contracts 1000] [--members 100000] [--latency-seconds 20]
@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -386,20 +387,24 @@ async def trickle(stack: Stack, lines: int, gap_s: float, contracts: int, per: i
     return out
 
 
-async def load_rate(stack: Stack, lines: int) -> float:
-    """`acoflow load` of a generated CCLF delivery: parse and publish, lines/s."""
+async def load_rate(stack: Stack, lines: int) -> tuple[float, str]:
+    """`acoflow load` of a generated CCLF delivery: parse and publish, lines/s; and the CPU seconds each part used
+    meanwhile (the load's reading process as `load_reader`, its publishing in this script's `bench`)."""
     from rich.console import Console
 
     from acoflow.load import publish
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = cclf_parse.write_feed(Path(tmp), lines)
+        before, children = cpu_seconds(stack), resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         report = await publish(paths, "cclf", "CMS", stack.bootstrap, Console(quiet=True), quiet=True)
         elapsed = time.perf_counter() - started
+        after, ended = cpu_seconds(stack), resource.getrusage(resource.RUSAGE_CHILDREN)
     if report.lines != lines:
         raise RuntimeError(f"the load read {report.lines} lines of {lines}")
-    return lines / elapsed
+    reader = ended.ru_utime + ended.ru_stime - children.ru_utime - children.ru_stime
+    return lines / elapsed, f"{cpu_used(before, after)}  load_reader={reader:.1f}"
 
 
 def cpu_used(before: dict[str, float], after: dict[str, float]) -> str:
@@ -557,9 +562,10 @@ async def run(args: argparse.Namespace) -> None:
             single = sorted(await trickle(stack, args.trickle_lines, args.trickle_gap_s, args.contracts, per))
             print(f"trickle_ms_p50={single[len(single) // 2]:.0f}  trickle_ms_max={single[-1]:.0f}  ({len(single)} single lines, "
                   f"each after {args.trickle_gap_s:.0f} s with nothing arriving, submit -> its position)")  # fmt: skip
-            load = await load_rate(stack, args.load_lines)
+            load, load_cpu = await load_rate(stack, args.load_lines)
             print(f"load_ratio={load / produce:.3f}  (acoflow load of {args.load_lines:,} CCLF lines, parse and publish: "
                   f"{load:,.0f} lines/s)")  # fmt: skip
+            print("  cpu_seconds_during_load " + load_cpu)
             rss = peak_rss(stack)
             print("peak_rss_mb " + "  ".join(f"{k}={v}" for k, v in rss.items()))
         finally:
