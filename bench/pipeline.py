@@ -9,8 +9,8 @@ parse rate; settle-puf rows/s; each service's peak RSS; a core-speed check from 
 bulk (services, broker and PostgreSQL; not this script); `idle_cores=` the stack's CPU over 30 s with nothing
 arriving; `trickle_ms_p50=` and `trickle_ms_max=` for single lines each submitted after a few quiet seconds (a
 payer's trickle: every line finds the stack idle); `load_ratio=` `acoflow load` of a generated 200,000-line CCLF
-delivery (parse and publish) in lines/s over raw produce msgs/s, with the CPU each part used meanwhile; and last, `ratio=<end-to-end lines/s / raw produce
-msgs/s>`.
+delivery (parse and publish) in lines/s over raw produce msgs/s, with the CPU each part used meanwhile; and last,
+`ratio=<end-to-end lines/s / raw produce msgs/s>`.
 
 Run: python -m bench.pipeline [--lines 200000] [--contracts 1000] [--members 100000] [--latency-seconds 20]
      [--trickle-lines 10] [--trickle-gap-s 3]
