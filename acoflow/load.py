@@ -79,6 +79,7 @@ class LoadReport:
             "rejected": self.rejected,
             "rejected_by_reason": [{"field": f, "code": c, "records": n} for (f, c), n in self.refusals_by_reason.most_common()],
             "first_rejected": [{"where": r.where, "reasons": [x.as_dict() for x in r.reasons]} for r in self.first_refusals],
+            "conflicting": self.ledger.conflicts,
             "paid_total": str(self.ledger.total),
             "by_claim_type": {k: str(v) for k, v in self.ledger.by_claim_type.items()},
             "gross_by_claim_type": {k: str(v) for k, v in self.ledger.gross_by_claim_type.items()},

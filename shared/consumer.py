@@ -147,19 +147,28 @@ class BatchConsumer(Generic[P]):
         """The batch in one transaction: record the event ids, drop those already processed, apply the rest and
         enqueue what they produce (and the batch's rejections). Returns what was new."""
         async with self._units() as uow:
-            ids = [p.envelope.event_id for p in good]
-            new_ids = await claim_new_events(uow.conn, self.schema, ids) if self._dedupe_by_id else set(ids)
-            fresh: list[Parsed[P]] = []
-            seen: set[Any] = set()
-            for p in good:
-                if p.envelope.event_id in new_ids and p.envelope.event_id not in seen:
-                    seen.add(p.envelope.event_id)
-                    fresh.append(p)
+            if self._dedupe_by_id:
+                ids = [p.envelope.event_id for p in good]
+                fresh = self._first_of_each_id(good, await claim_new_events(uow.conn, self.schema, ids))
+            else:
+                # The apply step dedupes by its natural key, and two different events may share an id (a producer
+                # outside our control): each one reaches it, to be applied, counted as a repeat or refused there.
+                fresh = list(good)
             if fresh:
                 await self._apply(uow, fresh)
             uow.publish_all(rejects)
             if self._receipt is not None and good:
                 uow.publish_all(self._receipt(good))
+        return fresh
+
+    @staticmethod
+    def _first_of_each_id(good: list[Parsed[P]], new_ids: set[Any]) -> list[Parsed[P]]:
+        fresh: list[Parsed[P]] = []
+        seen: set[Any] = set()
+        for p in good:
+            if p.envelope.event_id in new_ids and p.envelope.event_id not in seen:
+                seen.add(p.envelope.event_id)
+                fresh.append(p)
         return fresh
 
     async def _apply_one_by_one(self, good: list[Parsed[P]], rejects: Outgoing) -> list[Parsed[P]]:

@@ -20,7 +20,16 @@ from services.claims_ingest.domain.attribution import (
     service_month,
     spend_identity,
 )
-from services.claims_ingest.domain.claims import Assignment, Version, admissible, attribute, counted_amount, losers
+from services.claims_ingest.domain.claims import (
+    Assignment,
+    Version,
+    admissible,
+    attribute,
+    content,
+    counted_amount,
+    differing_field,
+    losers,
+)
 from shared.broker import partition_of
 from shared.consumer import Parsed, refusal, rejection_id
 from shared.db import Conn
@@ -37,9 +46,9 @@ from shared.events import (
     SpendDelta,
 )
 from shared.events import Attribution as AttributionEvent
-from shared.metrics import REGISTRY
+from shared.metrics import EVENTS_DUPLICATE, EVENTS_REJECTED, REGISTRY
 from shared.terms import EnrollmentType
-from shared.topics import CLAIMS_REJECTED, SPEND_BATCHES, TopicSpec
+from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, SPEND_BATCHES, TopicSpec
 from shared.unit_of_work import UnitOfWork
 
 SCHEMA = "claims_ingest"
@@ -145,9 +154,9 @@ async def current_ids(conn: Conn, keys: set[tuple[str, str]]) -> dict[tuple[str,
     return {(r["payer"], r["previous_id"]): r["current_id"] for r in rows}
 
 
-async def _store(conn: Conn, lines: dict[str, ClaimLine]) -> dict[str, ClaimLine]:
-    """Insert lines (by line_key) not seen before; return those (a row re-delivered in a later file is stored,
-    and counted, once)."""
+async def _store(conn: Conn, lines: dict[str, ClaimLine]) -> tuple[dict[str, ClaimLine], dict[str, str]]:
+    """Insert lines (by line_key) not seen before. Returns those, and the lines whose key was already stored with
+    other content, with the field that differs (a row re-delivered in a later file is stored, and counted, once)."""
     values = list(lines.values())
     inserted = await conn.fetch(
         f"INSERT INTO {SCHEMA}.claim_lines (line_key, member_id, payer, claim_type, service_date, paid_date, amount,"
@@ -165,7 +174,34 @@ async def _store(conn: Conn, lines: dict[str, ClaimLine]) -> dict[str, ClaimLine
         [v.version_rank if v.version_group else None for v in values],
     )
     keys = {r["line_key"] for r in inserted}
-    return {k: v for k, v in lines.items() if k in keys}
+    known = [k for k in lines if k not in keys]
+    conflicts: dict[str, str] = {}
+    if known:
+        for r in await conn.fetch(
+            f"SELECT line_key, member_id, payer, claim_type, service_date, amount FROM {SCHEMA}.claim_lines"
+            " WHERE line_key = ANY($1::text[])",
+            known,
+        ):
+            stored = (r["member_id"], r["payer"], r["claim_type"], r["service_date"], r["amount"])
+            if stored != content(lines[r["line_key"]]):
+                conflicts[r["line_key"]] = differing_field(stored, content(lines[r["line_key"]]))
+    return {k: v for k, v in lines.items() if k in keys}, conflicts
+
+
+def _conflict_rejects(batch: list[Parsed[ClaimLine]], conflicts: list[tuple[int, str]]) -> Outgoing:
+    """A different line under a line key already taken is refused, never dropped: a changed claim comes as an
+    adjustment or a cancellation, which has a key of its own."""
+    out: Outgoing = []
+    for position, name in conflicts:
+        reason = Reason(
+            name,
+            "conflicting_duplicate",
+            f"a line with this line key (source, claim, line, adjustment type, effective date) was received before"
+            f" with a different {name}; send a change as an adjustment or a cancellation",
+        )
+        out.append(reject_claim(batch[position].record, [reason]))
+    EVENTS_REJECTED.labels(PRODUCER, CLAIMS_SUBMITTED.name, "conflicting_duplicate").inc(len(out))
+    return out
 
 
 async def _supersede(conn: Conn, new: list[ClaimLine]) -> tuple[set[str], Deltas]:
@@ -206,8 +242,11 @@ async def _reverse(conn: Conn, line_keys: list[str]) -> Deltas:
 async def apply_claims(uow: UnitOfWork, batch: list[Parsed[ClaimLine]], *, partitions: int = SPEND_BATCHES.partitions) -> None:
     """Load what the batch needs, decide in domain/claims.py, save and publish what it decided."""
     conn = uow.conn
-    lines, denied = admissible(p.envelope.payload for p in batch)
-    DENIED.inc(denied)
+    admitted = admissible(p.envelope.payload for p in batch)
+    DENIED.inc(admitted.denied)
+    EVENTS_DUPLICATE.labels(PRODUCER, CLAIMS_SUBMITTED.name).inc(admitted.duplicates)
+    uow.publish_all(_conflict_rejects(batch, admitted.conflicts))
+    lines = admitted.lines
     if not lines:
         return
     await lock_members(conn, {v.member_id for v in lines.values()})
@@ -219,7 +258,9 @@ async def apply_claims(uow: UnitOfWork, batch: list[Parsed[ClaimLine]], *, parti
             k: v.model_copy(update={"member_id": renamed[(v.payer, v.member_id)]}) if (v.payer, v.member_id) in renamed else v
             for k, v in lines.items()
         }
-    new = await _store(conn, lines)
+    new, stored_conflicts = await _store(conn, lines)
+    uow.publish_all(_conflict_rejects(batch, [(admitted.positions[k], name) for k, name in stored_conflicts.items()]))
+    EVENTS_DUPLICATE.labels(PRODUCER, CLAIMS_SUBMITTED.name).inc(len(lines) - len(new) - len(stored_conflicts))
     if not new:
         return
     not_counted, out = await _supersede(conn, list(new.values()))

@@ -27,8 +27,18 @@ def line(n: int, **kw: Any) -> ClaimLine:
 
 
 def test_denied_lines_never_count_and_a_row_delivered_twice_counts_once() -> None:
-    kept, denied = admissible([line(1), line(1), line(2, denied=True), line(3)])
-    assert list(kept) == [line(1).line_key, line(3).line_key] and denied == 1
+    admitted = admissible([line(1), line(1), line(2, denied=True), line(3)])
+    assert list(admitted.lines) == [line(1).line_key, line(3).line_key] and admitted.denied == 1
+    assert admitted.duplicates == 1 and admitted.conflicts == []
+    assert admitted.positions == {line(1).line_key: 0, line(3).line_key: 3}
+
+
+def test_a_different_row_under_a_key_already_taken_is_a_conflict_not_a_repeat() -> None:
+    admitted = admissible([line(1), line(1, paid_amount="100.01"), line(1, member_id="M2"), line(1, denied=True)])
+    assert list(admitted.lines) == [line(1).line_key] and admitted.duplicates == 0 and admitted.denied == 1
+    assert admitted.conflicts == [(1, "paid_amount"), (2, "member_id")]
+    # A denied row takes no key: the same line paid after it is admitted.
+    assert list(admissible([line(1, denied=True), line(1)]).positions.values()) == [1]
 
 
 def test_signs_and_final_actions() -> None:
@@ -48,7 +58,7 @@ def test_every_version_but_the_greatest_loses_its_place_once() -> None:
 
 
 def test_spend_goes_to_the_payers_contracts_covering_the_date_and_counting_the_type() -> None:
-    new, _ = admissible([line(1), line(2, claim_type="pharmacy"), line(3, payer="OTHER"), line(4, member_id="M9")])
+    new = admissible([line(1), line(2, claim_type="pharmacy"), line(3, payer="OTHER"), line(4, member_id="M9")]).lines
     assignments = {
         "M1": [
             Assignment("MSSP", "CMS", YEAR, frozenset({"professional", "inpatient"})),
@@ -71,8 +81,7 @@ def _as_claims_ingest_counts(lines: list[ClaimLine]) -> D:
     stored: dict[str, ClaimLine] = {}
     superseded: set[str] = set()
     for arriving in lines:
-        kept, _ = admissible([arriving])
-        new = {k: v for k, v in kept.items() if k not in stored}
+        new = {k: v for k, v in admissible([arriving]).lines.items() if k not in stored}
         stored.update(new)
         for v in new.values():
             if v.version_group:

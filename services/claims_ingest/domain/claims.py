@@ -1,12 +1,14 @@
 """What a batch of claim lines means, decided without I/O: which lines count at all (denied never, a row
-delivered twice once), what each stands for (the sign, a version group's final action), which versions of a
-group lose their place, and which contracts a new line's spend goes to. claims_ingest's handler loads what these
+delivered twice once, a different row under a key already taken refused), what each stands for (the sign, a
+version group's final action), which versions of a group lose their place, and which contracts a new line's spend
+goes to. claims_ingest's handler loads what these
 need, calls them and saves what they decide; `acoflow load --dry-run` (versions.Ledger) applies the same rules."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Literal
 
@@ -22,34 +24,63 @@ def counted_amount(line: ClaimLine) -> Decimal:
     return line.signed_amount
 
 
-Fate = Literal["duplicate", "denied", "versioned", "counted"]
+Fate = Literal["duplicate", "conflict", "denied", "versioned", "counted"]
+# What a line says that decides its spend and where the spend goes. Two rows of one line key that agree on it are
+# the same row delivered twice; rows that differ in it are two different lines under one key, and the later one is
+# refused (a changed claim comes as an adjustment or a cancellation, with a key of its own).
+CONTENT_FIELDS = ("member_id", "payer", "claim_type", "from_date", "paid_amount")
+Content = tuple[str, str, str, date, Decimal]
 
 
-def fate(line: ClaimLine, seen: set[str]) -> Fate:
-    """What one line is, given the line keys counted before it (its key is added): a denied line never counts
-    (nor takes its key: the same line paid later counts); a row delivered again counts once; a line of a version
-    group counts only while it is the group's final action (see `supersedes`); any other line counts as its
-    signed amount."""
+def content(line: ClaimLine) -> Content:
+    return (line.member_id, line.payer, line.claim_type, line.from_date, counted_amount(line))
+
+
+def differing_field(known: Content, other: Content) -> str:
+    """The first field of CONTENT_FIELDS in which two lines of one key differ."""
+    return next(name for name, a, b in zip(CONTENT_FIELDS, known, other, strict=True) if a != b)
+
+
+def fate(line: ClaimLine, seen: dict[str, Content]) -> Fate:
+    """What one line is, given the lines counted before it by line key (its own is added): a denied line never
+    counts (nor takes its key: the same line paid later counts); a row delivered again counts once, and a different
+    row under a key already taken is a conflict; a line of a version group counts only while it is the group's
+    final action (see `supersedes`); any other line counts as its signed amount."""
     if line.denied:
         return "denied"
-    if line.line_key in seen:
-        return "duplicate"
-    seen.add(line.line_key)
+    known = seen.get(line.line_key)
+    if known is not None:
+        return "duplicate" if known == content(line) else "conflict"
+    seen[line.line_key] = content(line)
     return "versioned" if line.version_group else "counted"
 
 
-def admissible(lines: Iterable[ClaimLine]) -> tuple[dict[str, ClaimLine], int]:
-    """(the lines that may count, by line key, the first of each key; how many were denied)."""
-    out: dict[str, ClaimLine] = {}
-    seen: set[str] = set()
-    denied = 0
-    for line in lines:
+@dataclass
+class Admitted:
+    """A batch's lines sorted by fate: those that may count (by line key, the first of each key), and the rest."""
+
+    lines: dict[str, ClaimLine] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)  # each admitted line's position in the batch
+    denied: int = 0
+    duplicates: int = 0
+    conflicts: list[tuple[int, str]] = field(default_factory=list)  # (position in the batch, the field that differs)
+
+
+def admissible(lines: Iterable[ClaimLine]) -> Admitted:
+    out = Admitted()
+    seen: dict[str, Content] = {}
+    for position, line in enumerate(lines):
         f = fate(line, seen)
         if f == "denied":
-            denied += 1
-        elif f != "duplicate":
-            out[line.line_key] = line
-    return out, denied
+            out.denied += 1
+        elif f == "duplicate":
+            out.duplicates += 1
+        elif f == "conflict":
+            out.conflicts.append((position, differing_field(seen[line.line_key], content(line))))
+        else:
+            out.lines[line.line_key] = line
+            out.positions[line.line_key] = position
+    return out
 
 
 def version_key(member_id: str, version_group: str) -> tuple[str, str]:

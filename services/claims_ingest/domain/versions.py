@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from services.claims_ingest.domain.claims import counted_amount, fate, supersedes, version_key
+from services.claims_ingest.domain.claims import Content, counted_amount, fate, supersedes, version_key
 from shared.events import ClaimLine
 
 
@@ -33,9 +33,10 @@ class Ledger:
 
     lines: int = 0
     duplicates: int = 0
+    conflicts: int = 0  # rows claims_ingest would refuse: a different row under a line key already taken
     denied: int = 0
     superseded: int = 0
-    _seen: set[str] = field(default_factory=set)
+    _seen: dict[str, Content] = field(default_factory=dict)
     _plain: dict[str, Decimal] = field(default_factory=dict)  # by claim type
     _plain_gross: dict[str, Decimal] = field(default_factory=dict)
     _groups: dict[tuple[str, str], ClaimLine] = field(default_factory=dict)  # final actions
@@ -45,6 +46,8 @@ class Ledger:
         f = fate(line, self._seen)
         if f == "duplicate":
             self.duplicates += 1
+        elif f == "conflict":
+            self.conflicts += 1
         elif f == "denied":
             self.denied += 1
         elif f == "counted":
