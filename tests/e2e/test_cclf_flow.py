@@ -110,7 +110,7 @@ def test_cclf_months_rekey_redeliver_reject_and_replay(tmp_path: Path, database:
         # December: CCLF9 says 6U50TE7GG18 became 8ZZ9YY8XX76 (through 7AB1CD2EF34): November's claims move.
         # Part D's lines carry the beneficiary's payment, which is not spend.
         load("month2")
-        expected = Decimal("967.00") + Decimal("1329.667") - Decimal("50.00")
+        expected = Decimal("967.00") + Decimal("1329.66") - Decimal("50.00")
         assert wait_until(lambda: spend(stack) == expected), f"spend {spend(stack)} != {expected}"
 
         # The whole December delivery again: nothing counts twice.

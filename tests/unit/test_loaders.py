@@ -57,10 +57,10 @@ def test_packet_both_parts_total_967_and_signs_cancellations() -> None:
 
 def test_later_month_rekeys_dedupes_denies_and_takes_part_d_final_action() -> None:
     r = report(files("month2"))
-    # claim 7 (50) + claim 8 (1234.567, kept exact) + one allowed Part B line (45.10); Part D's final actions
+    # claim 7 (50) + claim 8 (1234.56) + one allowed Part B line (45.10); Part D's final actions
     # (beneficiary payments 60 and 0) are not spend: CCLF7 carries no plan-paid amount.
-    assert r.ledger.total == Decimal("1329.667")
-    assert r.ledger.by_claim_type == {"inpatient": Decimal("1284.567"), "pharmacy": Decimal(0), "professional": Decimal("45.10")}
+    assert r.ledger.total == Decimal("1329.66")
+    assert r.ledger.by_claim_type == {"inpatient": Decimal("1284.56"), "pharmacy": Decimal(0), "professional": Decimal("45.10")}
     part_d = [x for x in read(files("month2")) if isinstance(x, dict) and x["source"] == "cclf7"]
     assert {x["member_paid_amount"] for x in part_d} == {Decimal("50.00"), Decimal("60.00"), Decimal("30.00"), Decimal("0.00")}
     assert {x["paid_amount"] for x in part_d} == {Decimal(0)}
@@ -74,7 +74,7 @@ def test_later_month_rekeys_dedupes_denies_and_takes_part_d_final_action() -> No
 def test_two_months_together_count_the_redelivered_row_once() -> None:
     r = report(files("packet") + files("month2"))
     assert r.ledger.duplicates == 1
-    assert r.ledger.total == Decimal("967.00") + Decimal("1329.667") - Decimal("50.00")
+    assert r.ledger.total == Decimal("967.00") + Decimal("1329.66") - Decimal("50.00")
 
 
 def test_bad_records_are_rejected_with_the_field_named() -> None:
@@ -232,8 +232,8 @@ def test_dry_run_json_prints_one_object() -> None:
     result = CliRunner().invoke(main, ["load", "--dry-run", "--json", *map(str, files("packet") + files("month2"))])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert (summary["lines"], summary["rejected"], summary["paid_total"]) == (26, 0, "2246.667")
-    assert summary["by_claim_type"] == {"inpatient": "1494.567", "pharmacy": "0", "professional": "752.10"}
+    assert (summary["lines"], summary["rejected"], summary["paid_total"]) == (26, 0, "2246.66")
+    assert summary["by_claim_type"] == {"inpatient": "1494.56", "pharmacy": "0", "professional": "752.10"}
     assert sum(Decimal(v) for v in summary["by_claim_type"].values()) == Decimal(summary["paid_total"])
 
 

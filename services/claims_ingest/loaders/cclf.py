@@ -18,7 +18,7 @@ from decimal import Decimal
 from functools import cache, lru_cache
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from services.claims_ingest.domain.versions import resolve_chains
 from services.claims_ingest.loaders.base import FieldError, IdChange, Item, LoadError, LoadOptions, MemberRecord, Rejected
@@ -26,7 +26,6 @@ from shared.envelope import Reason
 
 LAYOUTS = Path(__file__).with_name("cclf_layouts.csv")
 NAME = re.compile(r"ZC([0-9AB])[YR]\d\d|CCLF([0-9AB])(?![0-9A-Z])", re.IGNORECASE)
-AMOUNT = re.compile(r"^-?\d{1,15}(\.\d{1,6})?$")
 DATE = re.compile(rb"\d{4}-\d{2}-\d{2}")
 DELIVERY = re.compile(r"\.D\d{6}\.")
 CLAIM_TYPES = {
@@ -41,22 +40,56 @@ LINE_ALLOWED = frozenset({"A", "R", "S"})
 CLAIM_FILES = ("1", "5", "6", "7")
 
 
+PictureKind = Literal["text", "digits", "amount", "date"]
+AMOUNT_PICTURE = re.compile(r"(-?)9\((\d+)\)\.(9+)")
+DIGITS_PICTURE = re.compile(r"9\((\d+)\)")
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A field's format as CMS's layouts write it: X(n) text, 9(n) digits, -9(n).99 an amount (the sign in the
+    first position, a blank there otherwise: packet Appendix B), YYYY-MM-DD a date. CCLF5's amounts are X(n):
+    text holding an amount, read as a signed amount with cents that fills at most the field."""
+
+    text: str
+    width: int
+    kind: PictureKind
+    integer_digits: int = 0
+    decimals: int = 0
+    signed: bool = False
+
+
+def picture_of(fmt: str, width: int, label: str) -> Picture:
+    fmt = fmt.strip()
+    if amount := AMOUNT_PICTURE.fullmatch(fmt):
+        return Picture(fmt, width, "amount", int(amount[2]), len(amount[3]), amount[1] == "-")
+    if digits := DIGITS_PICTURE.fullmatch(fmt):
+        return Picture(fmt, width, "digits", int(digits[1]))
+    if fmt.upper() == "YYYY-MM-DD":
+        return Picture(fmt, width, "date")
+    if label.endswith("_AMT"):
+        return Picture(fmt, width, "amount", width, 2, True)
+    return Picture(fmt, width, "text")
+
+
 @dataclass(frozen=True)
 class Field:
     label: str
     start: int
     end: int
+    picture: Picture
 
 
 @cache
 def layout(file_no: str) -> dict[str, Field]:
-    """Field label -> 0-based slice bounds for CCLF file `file_no` ("1".."9", "A", "B")."""
+    """Field label -> 0-based slice bounds and picture for CCLF file `file_no` ("1".."9", "A", "B")."""
     out: dict[str, Field] = {}
     with LAYOUTS.open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             if row["cclf_file"] == f"CCLF{file_no}":
                 label = re.sub(r"[^A-Z0-9_].*$", "", row["field_label"].strip())
-                out[label] = Field(label, int(row["start"]) - 1, int(row["end"]))
+                width = int(row["length"])
+                out[label] = Field(label, int(row["start"]) - 1, int(row["end"]), picture_of(row["format"], width, label))
     return out
 
 
@@ -85,21 +118,27 @@ def spans(file_no: str) -> dict[str, tuple[int, int]]:
     return {label: (f.start, f.end) for label, f in layout(file_no).items()}
 
 
-NO_DATE = frozenset({"", "1000-01-01", "0001-01-01", "9999-12-31"})
+# Blanks, CMS's placeholder dates, and the zero-filled date of a delivery that pads every field with zeros.
+NO_DATE = frozenset({"", "1000-01-01", "0001-01-01", "9999-12-31", "0000-00-00"})
 
 
 @lru_cache(maxsize=8192)
 def _date_value(value: str) -> date | None:
-    """A CCLF date field's text as a date (None for blanks and CMS's placeholder dates); ValueError if it is
-    none. A file holds a few hundred distinct dates across millions of records, so each is parsed once."""
-    return None if value in NO_DATE else date.fromisoformat(value)
+    """A CCLF date field's text as a date (None for blanks and placeholder dates); ValueError if it is none. A
+    file holds a few hundred distinct dates across millions of records, so each is parsed once."""
+    if value in NO_DATE:
+        return None
+    if len(value) != 10 or value[4] != "-" or value[7] != "-":
+        raise ValueError(value)
+    return date.fromisoformat(value)
 
 
 def date_of(label: str, value: str) -> date | None:
     try:
         return _date_value(value)
     except ValueError:
-        raise FieldError(label, "date_parsing", f"{label} {value!r} is not a YYYY-MM-DD date") from None
+        # The value is not repeated: a date of service is PHI, and reasons are read by viewers.
+        raise FieldError(label, "date_parsing", f"{label} is not a date of picture YYYY-MM-DD") from None
 
 
 def required_of(label: str, value: str) -> str:
@@ -108,10 +147,51 @@ def required_of(label: str, value: str) -> str:
     return value
 
 
-def amount_of(label: str, value: str) -> Decimal:
-    if not AMOUNT.match(value):
-        raise FieldError(label, "decimal_parsing", f"{label} {value!r} is not an amount")
-    return Decimal(value)
+AMOUNT_TEXT = re.compile(r"([-+]?) *(\d*)(?:\.(\d*))?", re.ASCII)
+
+
+def amount_of(label: str, value: str, picture: Picture) -> Decimal | None:
+    """An amount by its field's picture (None when blank): right-aligned with blanks or zeros, zeros filling the
+    sign's position too when there is no sign, the sign first or just before the digits. Refused when it has more
+    integer digits or decimals than the picture, a sign the picture has none of, or anything but digits."""
+    if not value:
+        return None
+    match = AMOUNT_TEXT.fullmatch(value)
+    if (
+        match is None
+        or not (match[2] or match[3])
+        or (match[1] == "-" and not picture.signed)
+        or len(match[2].lstrip("0")) > picture.integer_digits
+        or len(match[3] or "") > picture.decimals
+    ):
+        raise FieldError(
+            label,
+            "decimal_parsing",
+            f"{label} is not an amount of picture {picture.text} (an optional sign, at most {picture.integer_digits}"
+            f" digits, a point and at most {picture.decimals} decimals)",
+        )
+    return Decimal(f"{match[1]}{match[2] or '0'}.{(match[3] or '').ljust(picture.decimals, '0')}")
+
+
+def required_amount(label: str, value: str, picture: Picture) -> Decimal:
+    amount = amount_of(label, value, picture)
+    if amount is None:
+        raise FieldError(label, "missing", f"{label} is blank")
+    return amount
+
+
+def digits_of(label: str, value: str, picture: Picture) -> str:
+    """A 9(n) identifier as CMS writes it, zero-filled to n digits, whether the payer filled it with zeros, blanks
+    or nothing: the same claim in two deliveries has one identity."""
+    if not value.isascii() or not value.isdigit() or len(value) > picture.integer_digits:
+        raise FieldError(label, "int_parsing", f"{label} is not a number of picture {picture.text}")
+    return value.zfill(picture.integer_digits)
+
+
+def code_of(value: str, width: int = 1) -> str:
+    """A numeric code in a text field (X(02)) as the code lists write it: "01" and "1 " are the code 1 of a
+    one-character list, "2" the code 02 of a two-character one."""
+    return value.lstrip("0").zfill(width) if value.isascii() and value.isdigit() else value
 
 
 class Record:
@@ -172,9 +252,9 @@ def _dates(v: dict[str, str], from_label: str, thru_label: str | None) -> tuple[
 
 
 def _adjustment(v: dict[str, str]) -> str:
-    code = v["CLM_ADJSMT_TYPE_CD"] or "0"
+    code = code_of(v["CLM_ADJSMT_TYPE_CD"]) or "0"
     if code not in ADJUSTMENT:
-        raise FieldError("CLM_ADJSMT_TYPE_CD", "enum", f"CLM_ADJSMT_TYPE_CD {code!r} is not 0, 1 or 2")
+        raise FieldError("CLM_ADJSMT_TYPE_CD", "enum", "CLM_ADJSMT_TYPE_CD is not 0, 1 or 2")
     return ADJUSTMENT[code]
 
 
@@ -194,11 +274,16 @@ PART_D = ("CLM_LINE_FROM_DT", *DATES, *PART_D_KEY[1:], "CUR_CLM_UNIQ_ID", "BENE_
           "CLM_LINE_BENE_PMT_AMT")  # fmt: skip
 
 
+ZERO = Decimal(0)
+PICTURES_1 = {label: f.picture for label, f in layout("1").items()}
+
+
 def part_a_amounts(v: dict[str, str]) -> tuple[Decimal, Decimal]:
     """(expenditure, gross): CLM_PMT_AMT less the excluded add-ons, and CLM_PMT_AMT. The add-ons follow the
-    debit/credit method and may carry a sign where CLM_PMT_AMT does not, so they are taken off its magnitude."""
-    gross = amount_of("CLM_PMT_AMT", v["CLM_PMT_AMT"])
-    excluded = sum((abs(amount_of(label, v[label])) for label in PART_A_EXCLUDED if v[label]), Decimal(0))
+    debit/credit method and may carry a sign where CLM_PMT_AMT does not, so they are taken off its magnitude;
+    a blank add-on is none."""
+    gross = required_amount("CLM_PMT_AMT", v["CLM_PMT_AMT"], PICTURES_1["CLM_PMT_AMT"])
+    excluded = sum((abs(amount_of(label, v[label], PICTURES_1[label]) or ZERO) for label in PART_A_EXCLUDED), ZERO)
     if excluded > abs(gross):
         raise FieldError(
             "CLM_PMT_AMT", "less_than_exclusions", f"CLM_PMT_AMT {gross} is less than its IME, DSH and uncompensated care"
@@ -206,16 +291,21 @@ def part_a_amounts(v: dict[str, str]) -> tuple[Decimal, Decimal]:
     return gross - excluded if gross >= 0 else gross + excluded, gross
 
 
+def claim_id_of(file_no: str, v: dict[str, str]) -> str:
+    label = "CUR_CLM_UNIQ_ID"
+    return digits_of(label, required_of(label, v[label]), layout(file_no)[label].picture)
+
+
 def part_a(v: dict[str, str], payer: str) -> dict[str, Any]:
     start, thru, effective, paid = _dates(v, "CLM_FROM_DT", "CLM_THRU_DT")
     expenditure, gross = part_a_amounts(v)
     return {
         "source": "cclf1",
-        "claim_id": required_of("CUR_CLM_UNIQ_ID", v["CUR_CLM_UNIQ_ID"]),
+        "claim_id": claim_id_of("1", v),
         "line_number": 0,
         "member_id": required_of("BENE_MBI_ID", v["BENE_MBI_ID"]),
         "payer": payer,
-        "claim_type": CLAIM_TYPES.get(v["CLM_TYPE_CD"], "other"),
+        "claim_type": CLAIM_TYPES.get(v["CLM_TYPE_CD"].zfill(2), "other"),
         "adjustment_type": _adjustment(v),
         "from_date": start,
         "thru_date": thru,
@@ -228,39 +318,56 @@ def part_a(v: dict[str, str], payer: str) -> dict[str, Any]:
     }
 
 
-def part_b(source: str) -> Parser:
+def part_b(file_no: str) -> Parser:
+    source = f"cclf{file_no}"
+    pictures = {label: f.picture for label, f in layout(file_no).items()}
+
     def parse(v: dict[str, str], payer: str) -> dict[str, Any]:
         start, thru, effective, paid = _dates(v, "CLM_LINE_FROM_DT", "CLM_LINE_THRU_DT")
-        line_no = required_of("CLM_LINE_NUM", v["CLM_LINE_NUM"])
-        if not line_no.isdigit():
-            raise FieldError("CLM_LINE_NUM", "int_parsing", f"CLM_LINE_NUM {line_no!r} is not a number")
-        carrier = v["CLM_CARR_PMT_DNL_CD"]
+        line_no = digits_of("CLM_LINE_NUM", required_of("CLM_LINE_NUM", v["CLM_LINE_NUM"]), pictures["CLM_LINE_NUM"])
+        carrier = code_of(v["CLM_CARR_PMT_DNL_CD"])
         processing = v["CLM_PRCSG_IND_CD"]
+        # Claims are denied by the carrier payment denial code, single lines by the processing indicator.
+        denied = (bool(carrier) and carrier not in CARRIER_PAID) or (bool(processing) and processing not in LINE_ALLOWED)
+        amount = amount_of("CLM_LINE_CVRD_PD_AMT", v["CLM_LINE_CVRD_PD_AMT"], pictures["CLM_LINE_CVRD_PD_AMT"])
+        if amount is None and not denied:
+            raise FieldError("CLM_LINE_CVRD_PD_AMT", "missing", "CLM_LINE_CVRD_PD_AMT is blank")
         return {
             "source": source,
-            "claim_id": required_of("CUR_CLM_UNIQ_ID", v["CUR_CLM_UNIQ_ID"]),
+            "claim_id": claim_id_of(file_no, v),
             "line_number": int(line_no),
             "member_id": required_of("BENE_MBI_ID", v["BENE_MBI_ID"]),
             "payer": payer,
-            "claim_type": CLAIM_TYPES.get(v["CLM_TYPE_CD"], "dme" if source == "cclf6" else "professional"),
+            "claim_type": CLAIM_TYPES.get(v["CLM_TYPE_CD"].zfill(2), "dme" if file_no == "6" else "professional"),
             "adjustment_type": _adjustment(v),
             "from_date": start,
             "thru_date": thru,
             "paid_date": paid,
             "effective_date": effective,
-            "paid_amount": amount_of("CLM_LINE_CVRD_PD_AMT", v["CLM_LINE_CVRD_PD_AMT"]),
-            # Claims are denied by the carrier payment denial code, single lines by the processing indicator.
-            "denied": (bool(carrier) and carrier not in CARRIER_PAID) or (bool(processing) and processing not in LINE_ALLOWED),
+            "paid_amount": amount or Decimal(0),
+            "denied": denied,
         }
 
     return parse
+
+
+PICTURES_7 = {label: f.picture for label, f in layout("7").items()}
+
+
+def _part_d_key(v: dict[str, str]) -> list[str]:
+    """The natural key's fields, numbers in one form however the payer filled them (9(12) with zeros, X(09) as
+    written by the code list)."""
+    key = [v[x] for x in PART_D_KEY]
+    key[4] = code_of(key[4], PICTURES_7["CLM_LINE_RX_SRVC_RFRNC_NUM"].integer_digits)
+    key[5] = code_of(key[5])
+    return key
 
 
 def part_d(v: dict[str, str], payer: str) -> dict[str, Any]:
     start, thru, effective, paid = _dates(v, "CLM_LINE_FROM_DT", None)
     return {
         "source": "cclf7",
-        "claim_id": required_of("CUR_CLM_UNIQ_ID", v["CUR_CLM_UNIQ_ID"]),
+        "claim_id": claim_id_of("7", v),
         "line_number": 0,
         "member_id": required_of("BENE_MBI_ID", v["BENE_MBI_ID"]),
         "payer": payer,
@@ -272,16 +379,16 @@ def part_d(v: dict[str, str], payer: str) -> dict[str, Any]:
         "effective_date": effective,
         # CCLF7 carries no plan-paid amount: its one amount is the beneficiary's own payment, which is not spend.
         "paid_amount": Decimal(0),
-        "member_paid_amount": amount_of("CLM_LINE_BENE_PMT_AMT", v["CLM_LINE_BENE_PMT_AMT"]),
-        "version_group": "cclf7|" + "|".join(v[x] for x in PART_D_KEY),
+        "member_paid_amount": amount_of("CLM_LINE_BENE_PMT_AMT", v["CLM_LINE_BENE_PMT_AMT"], PICTURES_7["CLM_LINE_BENE_PMT_AMT"]),
+        "version_group": "cclf7|" + "|".join(_part_d_key(v)),
     }
 
 
 # Claim file number -> how its records are cut, and the parser of the cut fields.
 PARSERS: dict[str, tuple[Cutter, Parser]] = {
     "1": (Cutter("1", PART_A), part_a),
-    "5": (Cutter("5", PART_B), part_b("cclf5")),
-    "6": (Cutter("6", PART_B), part_b("cclf6")),
+    "5": (Cutter("5", PART_B), part_b("5")),
+    "6": (Cutter("6", PART_B), part_b("6")),
     "7": (Cutter("7", PART_D), part_d),
 }
 
@@ -328,13 +435,25 @@ def _records(member: Member) -> Iterator[tuple[int, bytes]]:
                 yield number, raw
 
 
-def _summary(member: Member) -> dict[str, tuple[int, int]]:
-    """CCLF0: file number -> (record count, record length)."""
+def _count(text: str) -> int | None:
+    """A CCLF0 count, right-aligned with blanks or zeros, with or without thousands separators."""
+    digits = text.replace(",", "").strip()
+    return int(digits) if digits.isascii() and digits.isdigit() else None
+
+
+def _summary(member: Member, notes: list[str]) -> dict[str, tuple[int, int]]:
+    """CCLF0: file number -> (record count, record length). A listed file whose count cannot be read is noted and
+    not checked."""
     out: dict[str, tuple[int, int]] = {}
     for _, raw in _records(member):
         parts = [p.strip() for p in raw.decode("ascii", errors="replace").split("|")]
-        if len(parts) >= 4 and parts[0].upper().startswith("CCLF") and parts[2].isdigit():
-            out[parts[0][4:].upper()] = (int(parts[2]), int(parts[3]) if parts[3].isdigit() else 0)
+        if len(parts) < 3 or not parts[0].upper().startswith("CCLF"):
+            continue
+        count, length = _count(parts[2]), _count(parts[3]) if len(parts) > 3 else None
+        if count is None:
+            notes.append(f"{member.name}: the record count of {parts[0]} is not a number: not checked")
+            continue
+        out[parts[0][4:].upper()] = (count, length or 0)
     return out
 
 
@@ -361,7 +480,7 @@ def _check_delivery(members: list[Member], notes: list[str]) -> None:
         return
     expected: dict[str, tuple[int, int]] = {}
     for s in summaries:
-        expected.update(_summary(s))
+        expected.update(_summary(s, notes))
     present = {m.number for m in members if m.number != "0"}
     for m in members:
         if m.number == "0" or m.number not in expected:
@@ -432,7 +551,7 @@ class CclfLoader:
                 mbi = r.required("BENE_MBI_ID")
                 yield MemberRecord(
                     member_id=newest.get(mbi, mbi),
-                    enrollment_type=enrollment_type(r.text_of("BENE_MDCR_STUS_CD"), r.text_of("BENE_DUAL_STUS_CD")),
+                    enrollment_type=enrollment_type(r.text_of("BENE_MDCR_STUS_CD"), code_of(r.text_of("BENE_DUAL_STUS_CD"), 2)),
                     start=r.date("BENE_RNG_BGN_DT"),
                     end=r.date("BENE_RNG_END_DT"),
                     death_date=r.date("BENE_DEATH_DT"),
