@@ -8,6 +8,8 @@ import signal
 import statistics
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -152,7 +154,8 @@ def load(paths: tuple[Path, ...], fmt: str | None, payer: str, dry_run: bool, as
     if not dry_run:
         console.print(f"load {report.load_id} (the correlation id of its events, spend, positions and alerts)")
     console.print(
-        f"{report.lines} claim lines, {report.rejected} rejected, {ledger.duplicates} re-delivered, {ledger.denied} denied, "
+        f"{report.lines} claim lines, {report.rejected} rejected, {ledger.duplicates} re-delivered, "
+        f"{ledger.conflicts} conflicting (refused: another row under a line key already taken), {ledger.denied} denied, "
         f"{ledger.superseded} superseded, {report.id_changes} member id changes; paid total {ledger.total}"
     )
     gross = ledger.gross_by_claim_type
@@ -708,7 +711,7 @@ def kafka_acls(bootstrap: str, command_config: str) -> None:
 def settle_puf(input_path: Path, output: Path, performance_year: int | None) -> None:
     """Settle MSSP results PUF rows (our format or CMS's file as downloaded) from their inputs; compare with
     the published earned savings/losses where present and explain every miss."""
-    from services.settlement.puf import explain_miss, read_rows, settle_rows, write_results
+    from services.settlement.puf import cell_rules, explain_miss, read_rows, settle_rows, write_results
 
     started = time.perf_counter()
     rows = read_rows(input_path)
@@ -716,6 +719,8 @@ def settle_puf(input_path: Path, output: Path, performance_year: int | None) -> 
     elapsed = time.perf_counter() - started
     write_results(output, list(rows[0].keys()) if rows else [], results)
     click.echo(f"rows: {len(results)}  settled in {elapsed:.3f} s ({len(results) / max(elapsed, 1e-9):,.0f} rows/s)")
+    for column, counts in cell_rules(rows).items():
+        click.echo(f"  {column}: " + ", ".join(f"{rule} {n}" for rule, n in counts.most_common()))
     compared = [r for r in results if r.published is not None]
     if compared:
         dollar = sum(r.within(Decimal(1)) for r in compared)
@@ -726,15 +731,21 @@ def settle_puf(input_path: Path, output: Path, performance_year: int | None) -> 
             of_year = [r for r in compared if r.year == year]
             ok = sum(r.within(Decimal(1), Decimal("0.001")) for r in of_year)
             click.echo(f"  PY{year}: {ok}/{len(of_year)} within 0.1% ({ok / len(of_year):.2%})")
-        for r in compared:
-            if not r.within(Decimal(1), Decimal("0.001")):
-                track = r.settlement and r.settlement.gate
-                click.echo(
-                    f"  miss line {r.line}: PY{r.year} published {r.published} computed {r.computed} ({track}): {explain_miss(r)}"
-                )
-    for r in results:
-        if r.error and r.published is None:
-            click.echo(f"  error line {r.line}: {r.error}")
+    _print_misses([r for r in compared if not r.within(Decimal(1), Decimal("0.001"))], explain_miss)
+    unsettled = Counter(r.error for r in results if r.error and r.published is None)
+    for error, n in unsettled.most_common():
+        click.echo(f"  not settled, no published figure ({n} rows): {error}")
+
+
+def _print_misses(misses: list[Any], explain: Callable[[Any], str]) -> None:
+    """Each miss with its cause; rows that could not be settled at all, grouped by the reason."""
+    errors = Counter(r.error for r in misses if r.error)
+    for error, n in errors.most_common():
+        years = sorted({r.year for r in misses if r.error == error and r.year is not None})
+        click.echo(f"  not settled ({n} rows, PY{'/'.join(map(str, years))}): {error}")
+    for r in (r for r in misses if not r.error):
+        gate = r.settlement and r.settlement.gate
+        click.echo(f"  miss line {r.line}: PY{r.year} published {r.published} computed {r.computed} ({gate}): {explain(r)}")
 
 
 @main.command()

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import csv
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 from services.settlement.domain.settle import (
     Settlement,
@@ -30,7 +32,66 @@ from shared.terms import QualityStandard, RevenueCategory
 
 OUTPUT_COLUMN = "computed_earned_savings_losses"
 MSR_AS_FRACTION_MAX = Decimal("0.2")
-SUPPRESSED = {"*", "**", "."}
+# CMS's cells that hold no value (the PUF data dictionaries' conventions; "." is SAS's missing value).
+SUPPRESSED = frozenset({"*", "**", "***", "."})  # too few beneficiaries to publish
+NOT_APPLICABLE = frozenset({"-", "--", "\u2013", "\u2014", "n/a", "na", "not applicable"})  # compared lower-cased
+Absent = Literal["blank", "suppressed", "not_applicable"]
+DIGITS = re.compile(r"\d+(?:\.\d*)?|\.\d+", re.ASCII)
+GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d*)?", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one cell holds: a number (None when absent, and why), and the rules applied to read it (none for a
+    plain number)."""
+
+    value: Decimal | None
+    rules: tuple[str, ...] = ()
+    absent: Absent | None = None
+
+
+def read_cell(text: str) -> Reading:
+    """A cell by CMS's conventions: blank, `*` suppressed, `-` not applicable; otherwise a number, with or without
+    `%` (a percentage, divided by 100), thousands separators, `$`, a sign before or after the `$`, and parentheses
+    for a negative amount. Raises ValueError for anything else."""
+    t = text.strip()
+    if not t:
+        return Reading(None, ("blank",), "blank")
+    if t in SUPPRESSED:
+        return Reading(None, ("suppressed",), "suppressed")
+    if t.lower() in NOT_APPLICABLE:
+        return Reading(None, ("not_applicable",), "not_applicable")
+    rules: list[str] = []
+    negative = t.startswith("(") and t.endswith(")")
+    if negative:
+        rules.append("parentheses_negative")
+        t = t[1:-1].strip()
+    percent = t.endswith("%")
+    if percent:
+        rules.append("percent")
+        t = t[:-1].strip()
+    sign, t = _sign(t)
+    if t.startswith("$"):
+        rules.append("currency")
+        t = t[1:].strip()
+        if not sign:
+            sign, t = _sign(t)
+    if "," in t:
+        if not GROUPED.fullmatch(t):
+            raise ValueError(f"{text!r} is not a number")
+        rules.append("thousands_separator")
+        t = t.replace(",", "")
+    if not DIGITS.fullmatch(t) or (negative and sign):
+        raise ValueError(f"{text!r} is not a number")
+    value = Decimal(t)
+    if negative or sign == "-":
+        value = -value
+    return Reading(value / 100 if percent else value, tuple(rules))
+
+
+def _sign(t: str) -> tuple[str, str]:
+    return (t[0], t[1:].strip()) if t[:1] in ("-", "+") else ("", t)
+
 
 # Logical field -> its spellings in our format and CMS's files, normalised (lower case, no "_", " " or "-").
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -55,6 +116,10 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "published": ("earnedsavingslosses", "earnsaveloss"),
     "published_sharing_rate": ("finalsharingrate", "finalsharerate"),
 }
+OUTCOMES = frozenset({"published", "published_sharing_rate"})
+TEXT_FIELDS = frozenset({"aco", "track", "revenue_category"})
+FLAG_FIELDS = frozenset({"met_quality_standard", "met_alternative_standard", "revenue_based_loss_limit", "mid_year_termination"})
+NUMBER_FIELDS = tuple(f for f in ALIASES if f not in OUTCOMES | TEXT_FIELDS)
 # Before PY2022 CMS gives the track as one 0/1 column per track.
 TRACK_DUMMIES: dict[str, str] = {
     "currenttrack1": "T1",
@@ -107,52 +172,72 @@ class Cell:
     columns: Columns
     row: dict[str, str]
 
-    def text(self, field: str) -> str | None:
+    def raw(self, field: str) -> str | None:
         column = self.columns.fields.get(field)
-        if column is None:
-            return None
-        value = (self.row.get(column) or "").strip()
-        return None if value == "" or value in SUPPRESSED else value
+        return None if column is None else (self.row.get(column) or "")
 
-    def suppressed(self, field: str) -> bool:
-        column = self.columns.fields.get(field)
-        return column is not None and (self.row.get(column) or "").strip() in SUPPRESSED
+    def reading(self, field: str) -> Reading:
+        raw = self.raw(field)
+        if raw is None:
+            return Reading(None, ("missing",), "blank")
+        try:
+            return read_cell(raw)
+        except ValueError:
+            raise RowError(f"{self.columns.label(field)}: {raw.strip()!r} is not a number") from None
+
+    def text(self, field: str) -> str | None:
+        """The cell's text, None when it holds no value (blank, suppressed, not applicable)."""
+        raw = (self.raw(field) or "").strip()
+        if not raw or raw in SUPPRESSED or raw.lower() in NOT_APPLICABLE:
+            return None
+        return raw
 
     def number(self, field: str) -> Decimal | None:
-        text = self.text(field)
-        if text is None:
-            return None
-        cleaned = text.replace("$", "").replace(",", "").strip()
-        percent = cleaned.endswith("%")
-        if percent:
-            cleaned = cleaned[:-1]
-        if cleaned.startswith("(") and cleaned.endswith(")"):  # accounting negative
-            cleaned = "-" + cleaned[1:-1]
-        try:
-            value = Decimal(cleaned)
-        except InvalidOperation:
-            raise RowError(f"{self.columns.label(field)}: {text!r} is not a number") from None
-        if not value.is_finite():
-            raise RowError(f"{self.columns.label(field)}: {text!r} is not a finite number")
-        return value / 100 if percent else value
+        return self.reading(field).value
 
     def required(self, field: str) -> Decimal:
-        value = self.number(field)
-        if value is None:
-            what = "suppressed" if self.suppressed(field) else "empty or missing"
+        reading = self.reading(field)
+        if reading.value is None:
+            what = {"suppressed": "suppressed", "not_applicable": "not applicable"}.get(reading.absent or "", "empty or missing")
             raise RowError(f"{self.columns.label(field)}: required column is {what}")
-        return value
+        return reading.value
 
     def flag(self, field: str) -> bool | None:
         text = self.text(field)
         if text is None:
             return None
-        if text.strip().lower() in ("y", "yes", "true"):
+        if text.lower() in ("y", "yes", "true"):
             return True
-        if text.strip().lower() in ("n", "no", "false"):
+        if text.lower() in ("n", "no", "false"):
             return False
         value = self.number(field)
         return None if value is None else value != 0
+
+
+def cell_rules(rows: list[dict[str, str]], fields: Iterable[str] | None = None) -> dict[str, Counter[str]]:
+    """For each column a settlement reads (or `fields`), how many of its cells were read by each rule other than
+    a plain number: what the reader did with the file, for its user to check."""
+    if not rows:
+        return {}
+    columns = Columns(rows[0].keys())
+    out: dict[str, Counter[str]] = {}
+    for field in fields or NUMBER_FIELDS:
+        column = columns.fields.get(field)
+        if column is None:
+            continue
+        counts: Counter[str] = Counter()
+        for row in rows:
+            text = (row.get(column) or "").strip()
+            if field in FLAG_FIELDS and text.lower() in ("y", "yes", "true", "n", "no", "false"):
+                counts["yes_no"] += 1
+                continue
+            try:
+                counts.update(read_cell(text).rules)
+            except ValueError:
+                counts["not a number"] += 1
+        if counts:
+            out[column] = counts
+    return out
 
 
 def _track(cell: Cell) -> str:
@@ -167,6 +252,8 @@ def _track(cell: Cell) -> str:
         return chosen[0]
     if not cell.columns.dummies:
         raise RowError("track: no track column (Current_Track, or the Current_Track_* / Current_BASIC_* dummies)")
+    if all(not (cell.row.get(column) or "").strip() for column in cell.columns.dummies):
+        raise RowError("Current_Track_*: blank in this row: the file does not say the row's track")
     raise RowError(f"Current_Track_*: {len(chosen)} track columns are set; expected exactly one")
 
 
