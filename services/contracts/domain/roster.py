@@ -110,14 +110,17 @@ def attribution_changes(
 
 def parse_roster_csv(text: str) -> list[RosterMember]:
     """CSV with a header: member_id, and optionally enrollment_type, start, end."""
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or "member_id" not in reader.fieldnames:
-        raise ValueError("roster: the CSV needs a header row with a member_id column")
-    rows: list[RosterMember] = []
-    for line, row in enumerate(reader, start=2):
-        data = {k: v for k, v in row.items() if k and v not in (None, "")}
-        try:
-            rows.append(RosterMember.model_validate(data))
-        except ValueError as exc:
-            raise ValueError(f"roster line {line}: {exc}") from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        if reader.fieldnames is None or "member_id" not in reader.fieldnames:
+            raise ValueError("roster: the CSV needs a header row with a member_id column")
+        rows: list[RosterMember] = []
+        for line, row in enumerate(reader, start=2):
+            data = {k: v for k, v in row.items() if k and v not in (None, "")}
+            try:
+                rows.append(RosterMember.model_validate(data))
+            except ValueError as exc:
+                raise ValueError(f"roster line {line}: {exc}") from exc
+    except csv.Error as exc:
+        raise ValueError(f"roster: not CSV ({exc})") from exc
     return rows
