@@ -676,6 +676,35 @@ def benchmark_backtest(prior_path: Path, prior_year: int, current_path: Path, pe
         click.echo(f"  not predicted {key or '(no id)'}: {why}")
 
 
+@benchmark.command("backtest-years")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def benchmark_backtest_years(paths: tuple[Path, ...]) -> None:
+    """The backtest of every year whose prior year the files hold, one line a year: the error's median and 90th
+    percentile, the worst ACO, how many ACOs needed a fallback for a suppressed cell, and whether the goal (median
+    <= 1.5%, p90 <= 3.5%, no ACO beyond 25%) is met. Multi-year files by their year column, CMS's yearly files by
+    the year in their name."""
+    from services.settlement.benchmark_backtest import every_pair, rows_by_year
+
+    try:
+        pairs = every_pair(rows_by_year(paths))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    hundredth = Decimal("0.01")
+    for summary, year, why in pairs:
+        if summary is None:
+            click.echo(f"PY{year} from PY{year - 1}: not predicted: {why}")
+            continue
+        worst = summary.worst
+        click.echo(
+            f"PY{year} from PY{year - 1}: acos={summary.acos} predicted={summary.predicted}"
+            f" median={(summary.median * 100).quantize(hundredth)}% p90={(summary.p90 * 100).quantize(hundredth)}%"
+            f" worst={worst.key} {(worst.error * 100).quantize(hundredth)}% (predicted {worst.predicted:,.0f}, published"
+            f" {worst.published:,.0f}) fallbacks={summary.with_fallbacks}"
+            f" national_one_year={summary.national_one_year.quantize(Decimal('0.0001'))}"
+            f" goal={'met' if summary.meets_goal else 'not met'}"
+        )
+
+
 @main.command()
 @click.option("--out", "output", type=click.Path(dir_okay=False, path_type=Path), default=Path("docs/asyncapi.json"),
               show_default=True)  # fmt: skip

@@ -125,6 +125,47 @@ def test_backtest_command_prints_the_figures() -> None:
     assert "naive_median_abs_pct_error=" in run.output and run.output.count("  worst ") == 3
 
 
+PY2022 = CMS_COLUMNS.parent / "cms_files" / "Performance_Year_Financial_and_Quality_Results_2022.csv"
+
+
+def test_a_suppressed_cell_never_becomes_a_weight() -> None:
+    from services.settlement.benchmark_backtest import _Row
+
+    row = next(r for r in _cms_rows("2021.0") if r["n_ab_year_esrd_py"] and r["n_ab_year_aged_dual_py"])
+    total = D(row["n_ab_year_py"])
+    suppressed = _Row({**row, "n_ab_year_esrd_py": "*"})
+    years = suppressed.person_years()
+    # The suppressed type takes what the total leaves after the published types, and the row says so.
+    assert sum(years.values()) == total and years["esrd"] == total - sum(D(row[f"n_ab_year_{t}_py"]) for t in
+                                                                          ("dis", "aged_dual", "aged_nondual"))
+    assert suppressed.notes == ["person-years of esrd suppressed: N_AB_Year_PY less the published types"]
+    plain = _Row(row).before_trend()
+    assert abs(suppressed.before_trend() / plain - 1) < D("0.001")
+    # Without a total, the suppressed type weighs nothing (it had under 11 beneficiaries), never a quarter.
+    alone = _Row({**row, "n_ab_year_esrd_py": "*", "n_ab_year_py": "*"})
+    assert alone.person_years()["esrd"] == 0 and abs(alone.before_trend() / plain - 1) < D("0.05")
+
+
+def test_py2022_from_py2021_meets_the_goal_with_suppressed_person_years() -> None:
+    from services.settlement.benchmark_backtest import read_rows, summarize
+
+    current = read_rows(PY2022)
+    result = backtest(rows_of_year(CMS_COLUMNS, 2021), current, 2022)
+    summary = summarize(result, 2022, len(current))
+    assert summary.predicted == 482 and summary.with_fallbacks >= 17  # 17 ACOs have N_AB_Year_AGED_Dual_PY suppressed
+    assert summary.meets_goal, summary
+
+
+def test_backtest_years_prints_every_pair_and_why_a_year_cannot_be_predicted() -> None:
+    run = CliRunner().invoke(main, ["benchmark", "backtest-years", str(CMS_COLUMNS), str(PY2022)])
+    assert run.exit_code == 0, run.output
+    lines = run.output.splitlines()
+    assert lines[0].startswith("PY2014 from PY2013: not predicted: prior year: no row gives its trend (Current_Start_Date")
+    assert [line.split(":")[0] for line in lines] == [f"PY{y} from PY{y - 1}" for y in range(2014, 2023)]
+    assert "PY2019 from PY2018: acos=475 predicted=475 median=1.07% p90=3.12%" in run.output
+    assert lines[-1].endswith("goal=met") and "fallbacks=" in lines[-1]
+
+
 def _position_with(update: dict[str, object] | None, scenario: str = "expected") -> object:
     from services.settlement.domain.position import project
     from tests.terms import mssp_terms
