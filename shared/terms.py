@@ -4,6 +4,7 @@ they live in the settlement domain's parameter table and apply wherever a term i
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Literal, Self
 
@@ -121,6 +122,9 @@ class ContractTerms(BaseModel):
     stop_loss_charge_pmpm: Money | None = Field(default=None, ge=0)
     # An ACO that leaves during the year owes losses for the months it took part (prorated).
     termination_date: CalendarDate | None = None
+    # The start of the ACO's current agreement period (MSSP): rules that apply by agreement, such as savings below
+    # the MSR (agreements from 2024). Without it, benchmark_update's agreement_start_year (1 January) stands for it.
+    agreement_start: CalendarDate | None = None
 
     @model_validator(mode="after")
     def _settleable(self) -> Self:
@@ -180,3 +184,10 @@ class ContractTerms(BaseModel):
     @property
     def months(self) -> int:
         return (self.period_end.year - self.period_start.year) * 12 + self.period_end.month - self.period_start.month + 1
+
+
+def agreement_start(terms: ContractTerms) -> date | None:
+    """The agreement period's start as the terms state it, else 1 January of the benchmark's agreement year."""
+    if terms.agreement_start is not None:
+        return terms.agreement_start
+    return None if terms.benchmark_update is None else date(terms.benchmark_update.agreement_start_year, 1, 1)

@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -111,13 +112,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "advance_payment_recoupment": ("advancepaymentrecoupment", "aiprecoup", "advpayrecoup"),
     "mid_year_termination": ("impactmidyeartermination",),
     "updated_benchmark": ("updatedbenchmark", "updatedbnchmk"),
+    "agreement_start": ("currentstartdate", "agreementstartdate"),
     "person_years": ("personyears", "nabyearpy"),
     # Published outcomes: for comparison and for explaining a miss, never inputs.
     "published": ("earnedsavingslosses", "earnsaveloss"),
     "published_sharing_rate": ("finalsharingrate", "finalsharerate"),
 }
 OUTCOMES = frozenset({"published", "published_sharing_rate"})
-TEXT_FIELDS = frozenset({"aco", "track", "revenue_category"})
+TEXT_FIELDS = frozenset({"aco", "track", "revenue_category", "agreement_start"})
 FLAG_FIELDS = frozenset({"met_quality_standard", "met_alternative_standard", "revenue_based_loss_limit", "mid_year_termination"})
 NUMBER_FIELDS = tuple(f for f in ALIASES if f not in OUTCOMES | TEXT_FIELDS)
 # Before PY2022 CMS gives the track as one 0/1 column per track.
@@ -318,7 +320,25 @@ def inputs_from_row(columns: Columns, row: dict[str, str], year: int | None = No
         revenue_category=_revenue(cell),
         advance_payment_recoupment=cell.number("advance_payment_recoupment"),
         period_months=_period_months(cell, benchmark),
+        agreement_start=_agreement_start(cell),
     )
+
+
+DATE_FORMATS = ("%m/%d/%Y", "%Y-%m-%d", "%m/%d/%y", "%d%b%Y", "%Y%m%d")
+
+
+def _agreement_start(cell: Cell) -> date | None:
+    """Current_Start_Date as CMS prints it (07/01/2019, 1/1/2024, a time after it in some years) or in ISO form."""
+    text = cell.text("agreement_start")
+    if text is None:
+        return None
+    day = text.split()[0].split("T")[0]
+    for fmt in DATE_FORMATS:
+        try:
+            return datetime.strptime(day, fmt).date()
+        except ValueError:
+            continue
+    raise RowError(f"{cell.columns.label('agreement_start')}: {text!r} is not a date (MM/DD/YYYY or YYYY-MM-DD)")
 
 
 def _period_months(cell: Cell, benchmark_total: Decimal) -> int:
@@ -384,43 +404,77 @@ def explain_miss(result: RowResult) -> str:
         return result.error
     assert result.settlement is not None
     cell = Cell(Columns(result.row.keys()), result.row)
-    s = result.settlement
-    reasons: list[str] = []
+    reasons = [
+        note
+        for note in (_quality_note(cell, result.settlement), _loss_note(cell, result), _termination_note(cell))
+        if note
+    ]
+    reasons.extend(result.settlement.explanation)
+    return "; ".join(reasons) or "no note"
+
+
+def _quality_note(cell: Cell, s: Settlement) -> str | None:
     try:
-        published_rate = cell.number("published_sharing_rate")
+        rate = cell.number("published_sharing_rate")
     except RowError:
-        published_rate = None
-    if published_rate is not None and published_rate > 1:
-        published_rate = published_rate / 100
-    if published_rate is not None and published_rate == 0 and s.final_sharing_rate > 0 and s.gate == "savings":
-        reasons.append(
+        return None
+    if rate is not None and rate > 1:
+        rate = rate / 100
+    if rate == 0 and s.final_sharing_rate > 0 and s.gate == "savings":
+        return (
             f"CMS's final sharing rate is 0 where the inputs give {s.final_sharing_rate}: a quality failure the file"
             " does not show (incomplete reporting or a failed domain)"
         )
+    return None
+
+
+def _loss_note(cell: Cell, result: RowResult) -> str | None:
+    s = result.settlement
+    if s is None or s.gate != "losses" or result.published is None:
+        return None
     euc = cell.number("euc_loss_adjustment") or Decimal(0)
-    if s.gate == "losses" and cell.flag("revenue_based_loss_limit"):
-        reason = "the revenue-based loss limit applied and ACO participant revenue is not published"
-        rate = _revenue_cap_rate(result)
-        if result.published is not None and rate:
-            implied = (-(result.published + euc) / rate).quantize(Decimal(1))
-            reason += f" (CMS's figure implies participant revenue of about {implied:,})"
-        reasons.append(reason)
-    elif s.gate == "losses" and euc and result.published is not None:
-        before = s.earned - s.euc_adjustment
-        if abs(before - euc / 2 - result.published) <= 1:
-            reasons.append(
-                f"CMS's figure takes half of DisAdj {euc}: a six-month 2019 period (42 CFR 425.609), whose annual EUC"
-                " amount is halved; this file lacks the UpdatedBnchmk and N_AB_Year_PY columns that show the period"
-            )
-        else:
-            reasons.append(
-                f"published DisAdj {euc} does not reconcile: CMS's losses before it {result.published + euc} against"
-                f" {before} computed"
-            )
+    revenue = _revenue_limit_note(cell, result, euc)
+    if revenue is not None:
+        return revenue
+    if not euc:
+        return None
+    before = s.earned - s.euc_adjustment
+    if abs(before - euc / 2 - result.published) <= 1:
+        return (
+            f"CMS's figure takes half of DisAdj {euc}: a six-month 2019 period (42 CFR 425.609), whose annual EUC"
+            " amount is halved; this file lacks the UpdatedBnchmk and N_AB_Year_PY columns that show the period"
+        )
+    return f"published DisAdj {euc} does not reconcile: CMS's losses before it {result.published + euc} against {before} computed"
+
+
+def _revenue_limit_note(cell: Cell, result: RowResult, euc: Decimal) -> str | None:
+    """A revenue-based loss limit the file says applied (RevLossLimit), or, where the file does not say, one that a
+    low-revenue ACO's figure is consistent with: participant revenue is not published in either case."""
+    from services.settlement.domain.parameters import LOW_REVENUE_SHARE
+
+    applied, rate = cell.flag("revenue_based_loss_limit"), _revenue_cap_rate(result)
+    if not rate or applied is False or (applied is None and _revenue(cell) != "low") or result.published is None:
+        return None
+    implied = (-(result.published + euc) / rate).quantize(Decimal(1))
+    if applied:
+        return (
+            "the revenue-based loss limit applied and ACO participant revenue is not published (CMS's figure implies"
+            f" about {implied:,})"
+        )
+    bound = (LOW_REVENUE_SHARE * cell.required("expenditure_total")).quantize(Decimal(1))
+    consistent = "consistent with" if 0 < implied < bound else "NOT consistent with"
+    return (
+        f"the file does not say whether the revenue-based loss limit applied (no RevLossLimit column) nor publish ACO"
+        f" participant revenue: CMS's figure implies participant revenue of about {implied:,} at {rate:.0%}, {consistent}"
+        f" the low-revenue class (under {LOW_REVENUE_SHARE:.0%} of the assigned beneficiaries' expenditure, {bound:,};"
+        " 42 CFR 425.20)"
+    )
+
+
+def _termination_note(cell: Cell) -> str | None:
     if cell.text("mid_year_termination") not in (None, "0", "0.0"):
-        reasons.append("mid-year termination: the months of participation are not published")
-    reasons.extend(s.explanation)
-    return "; ".join(reasons) or "no note"
+        return "mid-year termination: the months of participation are not published"
+    return None
 
 
 def _revenue_cap_rate(result: RowResult) -> Decimal | None:

@@ -4,6 +4,7 @@ results files read as CMS publishes them."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -97,27 +98,36 @@ def test_enhanced_loss_rate_from_the_quality_score(score: D, loss_rate: D) -> No
     assert r.earned == D("-10000000") * loss_rate
 
 
-def test_savings_below_the_msr_for_low_revenue_basic_acos_from_py2024() -> None:
+def test_savings_below_the_msr_for_low_revenue_basic_acos_in_agreements_from_2024() -> None:
+    def eligible(track: str, **kw: object) -> SettlementInputs:
+        return basic(track, 2024, "98500000", **{"revenue_category": "low", "agreement_start": date(2024, 1, 1), **kw})
+
     # Savings rate 1.5% < MSR 2%: a low-revenue BASIC B ACO meeting quality shares at half its 40%: 1.5M * 20% * 0.98.
-    below = basic("BB", 2024, "98500000", revenue_category="low")
-    r = settle(below)
+    r = settle(eligible("BB"))
     assert r.gate == "savings_below_msr" and r.final_sharing_rate == D("0.2") and r.earned == D("294000.00")
     # Levels C-E share at 25%.
-    assert settle(basic("BE", 2024, "98500000", revenue_category="low")).earned == D("367500.00")
+    assert settle(eligible("BE")).earned == D("367500.00")
     # Alternative standard: the half rate on the sliding scale.
-    alt = settle(basic("BE", 2024, "98500000", revenue_category="low", quality_standard="alternative"))
+    alt = settle(eligible("BE", quality_standard="alternative"))
     assert alt.final_sharing_rate == D("0.200") and alt.earned == D("294000.00")
-    # Not eligible: high revenue, before PY2024, ENHANCED, failed quality, fewer than 5,000 beneficiaries.
+    # Not eligible: an agreement that began before 2024 (CMS paid none of the 19 such ACOs in PY2024), high revenue,
+    # ENHANCED, failed quality, fewer than 5,000 beneficiaries.
     for inputs in (
-        basic("BB", 2024, "98500000", revenue_category="high"),
-        basic("BB", 2023, "98500000", revenue_category="low"),
-        basic("EN", 2024, "98500000", revenue_category="low"),
-        basic("BB", 2024, "98500000", revenue_category="low", quality_standard="not_met"),
-        basic("BB", 2024, "98500000", revenue_category="low", assigned_beneficiaries=4_000),
+        eligible("BB", agreement_start=date(2022, 1, 1)),
+        eligible("BB", agreement_start=date(2023, 12, 31)),
+        eligible("BB", revenue_category="high"),
+        eligible("EN"),
+        eligible("BB", quality_standard="not_met"),
+        eligible("BB", assigned_beneficiaries=4_000),
     ):
         assert settle(inputs).earned == 0, inputs
-    unknown = settle(basic("BB", 2024, "98500000"))
-    assert unknown.earned == 0 and any("revenue category unknown" in n for n in unknown.explanation)
+    unknowns = (
+        (eligible("BB", revenue_category=None), "revenue category"),
+        (eligible("BB", agreement_start=None), "agreement start"),
+    )
+    for unknown, what in unknowns:
+        result = settle(unknown)
+        assert result.earned == 0 and any(f"{what} unknown" in n for n in result.explanation)
 
 
 def test_advance_investment_payments_are_recouped_beside_the_earned_amount() -> None:
@@ -217,7 +227,7 @@ def test_a_row_that_cannot_be_settled_counts_against_its_year() -> None:
 
 
 PY2024_HEADER = (
-    "ACO_ID,Current_Track,Risk_Model,N_AB,MinSavPerc,QualScore,Met_QPS,Met_AltQPS,Rev_Exp_Cat,DisAdj,RevLossLimit,"
+    "ACO_ID,Current_Start_Date,Current_Track,Risk_Model,N_AB,MinSavPerc,QualScore,Met_QPS,Met_AltQPS,Rev_Exp_Cat,DisAdj,RevLossLimit,"
     "ABtotBnchmk,ABtotExp,AIPRecoup,FinalShareRate,FinalLossRate,ReducedSS,EarnSaveLoss"
 )
 
@@ -225,17 +235,17 @@ PY2024_HEADER = (
 def test_cms_py2022_onward_shape_letters_0_100_scores_alternative_standard_and_suppressed_cells(tmp_path: Path) -> None:
     rows = [
         # ENHANCED, alternative standard at 60.0: 75% * 0.6 = 45% of 10M, sequestered.
-        "A0001,EN,Two-Sided,20000,0.02,60.0,0,1,High Revenue,0,0,100000000,90000000,,0.45,,0,4410000",
+        "A0001,1/1/2024,EN,Two-Sided,20000,0.02,60.0,0,1,High Revenue,0,0,100000000,90000000,,0.45,,0,4410000",
         # BASIC B low revenue, savings below the MSR (1.5% < 2.6%): 20% * 1.5M * 0.98.
-        "A0002,B,One-Sided,12000,0.026,85.5,1,,Low Revenue,0,0,100000000,98500000,,0.2,,1,294000",
+        "A0002,1/1/2024,B,One-Sided,12000,0.026,85.5,1,,Low Revenue,0,0,100000000,98500000,,0.2,,1,294000",
         # ENHANCED losses, score 54.1: loss rate 59.425% of 10M.
-        "A0003,EN,Two-Sided,20000,0.02,54.1,1,,High Revenue,0,0,100000000,110000000,,0.75,0.59425,0,-5942500",
+        "A0003,1/1/2024,EN,Two-Sided,20000,0.02,54.1,1,,High Revenue,0,0,100000000,110000000,,0.75,0.59425,0,-5942500",
         # BASIC E, suppressed beneficiary count: cannot settle, the column is named.
-        "A0004,E,Two-Sided,*,0.02,80,1,,Low Revenue,0,0,100000000,90000000,,0.5,,0,4900000",
+        "A0004,1/1/2024,E,Two-Sided,*,0.02,80,1,,Low Revenue,0,0,100000000,90000000,,0.5,,0,4900000",
         # BASIC A with AIP recouped beside the earned 40% * 10M * 0.98.
-        "A0005,A,One-Sided,9000,0.031,90,1,,Low Revenue,0,0,100000000,90000000,250000,0.4,,0,3920000",
+        "A0005,1/1/2024,A,One-Sided,9000,0.031,90,1,,Low Revenue,0,0,100000000,90000000,250000,0.4,,0,3920000",
         # Rates printed as percentages (MSR 2.6%, sharing rate 20%): the same as the second row.
-        "A0006,B,One-Sided,12000,2.6,85.5,1,,Low Revenue,0,0,100000000,98500000,,20,,1,294000",
+        "A0006,1/1/2024,B,One-Sided,12000,2.6,85.5,1,,Low Revenue,0,0,100000000,98500000,,20,,1,294000",
     ]
     src = tmp_path / "PY_Financial_and_Quality_Results_2024.csv"
     src.write_text(PY2024_HEADER + "\n" + "\n".join(rows) + "\n")

@@ -9,12 +9,13 @@ Values marked (unverified) had no published case to confirm them: they stay over
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Final, Literal
 
 from shared.terms import CorridorBand
 
-PARAMETERS_VERSION: Final = "2026.11.2"
+PARAMETERS_VERSION: Final = "2026.12.1"
 
 D = Decimal
 LossRateRule = Literal["none", "fixed", "one_minus_sharing"]
@@ -41,9 +42,10 @@ class TrackParameters:
     loss_cap_revenue: Decimal | None = None
     # PY2023+: ENHANCED loss rate = 1 - max_sharing_rate * quality score (within floor and ceiling).
     quality_scaled_loss_from: int | None = None
-    # PY2024+: savings below the MSR are shared at this rate by eligible ACOs (42 CFR 425.605(h)).
+    # Savings below the MSR are shared at this rate by eligible ACOs in agreement periods beginning on or after
+    # below_msr_agreements_from (42 CFR 425.605(h)).
     below_msr_rate: Decimal | None = None
-    below_msr_from: int | None = None
+    below_msr_agreements_from: date | None = None
 
     def covers(self, program: str, track: str, year: int) -> bool:
         return (
@@ -55,6 +57,10 @@ class TrackParameters:
 
 
 BASIC_SOURCE = "42 CFR 425.605(d)(1)"
+# 42 CFR 425.605(h) (CY2024 PFS final rule, 88 FR 79093): savings below the MSR, for agreement periods beginning on
+# or after January 1, 2024 only; CMS's PY2024 results pay it to the low-revenue BASIC ACOs that began then and to
+# none whose agreement began earlier.
+BELOW_MSR_AGREEMENTS_FROM: Final = date(2024, 1, 1)
 TRACK_PARAMETERS: Final[tuple[TrackParameters, ...]] = (
     TrackParameters("MSSP", frozenset({"T1"}), 2012, None, False, D("0.5"), D("0.10"), "42 CFR 425.604(d), (e)"),
     TrackParameters(
@@ -65,9 +71,10 @@ TRACK_PARAMETERS: Final[tuple[TrackParameters, ...]] = (
         False,
         D("0.4"),
         D("0.10"),
-        f"{BASIC_SOURCE}(i)-(ii); savings below the MSR: 425.605(h) (CY2024 PFS final rule, 88 FR 79093)",
+        f"{BASIC_SOURCE}(i)-(ii); savings below the MSR: 425.605(h) (CY2024 PFS final rule, 88 FR 79093), agreements"
+        " from 2024",
         below_msr_rate=D("0.2"),
-        below_msr_from=2024,
+        below_msr_agreements_from=BELOW_MSR_AGREEMENTS_FROM,
     ),
     TrackParameters(
         "MSSP",
@@ -122,13 +129,13 @@ TRACK_PARAMETERS: Final[tuple[TrackParameters, ...]] = (
         True,
         D("0.5"),
         D("0.10"),
-        f"{BASIC_SOURCE}(iii): 2% of participant revenue, at most 1% of benchmark; 425.605(h) from PY2024",
+        f"{BASIC_SOURCE}(iii): 2% of participant revenue, at most 1% of benchmark; 425.605(h) for agreements from 2024",
         loss_rate_rule="fixed",
         loss_rate=D("0.30"),
         loss_cap_benchmark=(D("0.01"),),
         loss_cap_revenue=D("0.02"),
         below_msr_rate=D("0.25"),
-        below_msr_from=2024,
+        below_msr_agreements_from=BELOW_MSR_AGREEMENTS_FROM,
     ),
     TrackParameters(
         "MSSP",
@@ -138,13 +145,13 @@ TRACK_PARAMETERS: Final[tuple[TrackParameters, ...]] = (
         True,
         D("0.5"),
         D("0.10"),
-        f"{BASIC_SOURCE}(iv): 4% of participant revenue, at most 2% of benchmark; 425.605(h) from PY2024",
+        f"{BASIC_SOURCE}(iv): 4% of participant revenue, at most 2% of benchmark; 425.605(h) for agreements from 2024",
         loss_rate_rule="fixed",
         loss_rate=D("0.30"),
         loss_cap_benchmark=(D("0.02"),),
         loss_cap_revenue=D("0.04"),
         below_msr_rate=D("0.25"),
-        below_msr_from=2024,
+        below_msr_agreements_from=BELOW_MSR_AGREEMENTS_FROM,
     ),
     TrackParameters(
         "MSSP",
@@ -155,13 +162,13 @@ TRACK_PARAMETERS: Final[tuple[TrackParameters, ...]] = (
         D("0.5"),
         D("0.10"),
         f"{BASIC_SOURCE}(v): the QPP revenue-based nominal amount (8%) of participant revenue, at most 1 point above"
-        " the benchmark-based nominal amount (4% of benchmark); 425.605(h) from PY2024",
+        " the benchmark-based nominal amount (4% of benchmark); 425.605(h) for agreements from 2024",
         loss_rate_rule="fixed",
         loss_rate=D("0.30"),
         loss_cap_benchmark=(D("0.04"),),
         loss_cap_revenue=D("0.08"),
         below_msr_rate=D("0.25"),
-        below_msr_from=2024,
+        below_msr_agreements_from=BELOW_MSR_AGREEMENTS_FROM,
     ),
     # Commercial defaults: a contract states its own rates; these apply where it is silent.
     TrackParameters("COMMERCIAL", frozenset({"SHARED_SAVINGS"}), 2012, None, False, D("0.5"), D("0.10"), "acoflow default"),
@@ -272,6 +279,10 @@ def quality_rule(year: int) -> QualityRule:
             return row.rule
     return "scaled"
 
+
+# A low-revenue ACO: its participants' Medicare Parts A and B FFS revenue is under this share of its assigned
+# beneficiaries' Parts A and B FFS expenditure (42 CFR 425.20, "low revenue ACO").
+LOW_REVENUE_SHARE: Final = D("0.35")
 
 # Savings below the MSR (42 CFR 425.605(h), CY2024 PFS final rule): who is eligible besides the track's rate.
 BELOW_MSR_MIN_BENEFICIARIES: Final = 5_000  # the ACO's MSR must come from the table (5,000 or more assigned)

@@ -12,7 +12,7 @@ from services.settlement.domain.completion import estimate_completion, month_ind
 from services.settlement.domain.settle import Settlement, SettlementError, SettlementInputs, settle, unsettled
 from services.settlement.domain.stats import normal_cdf
 from shared.money import ONE, ZERO, to_cents
-from shared.terms import ENROLLMENT_TYPES, ContractTerms, EnrollmentType, QualityStandard
+from shared.terms import ENROLLMENT_TYPES, ContractTerms, EnrollmentType, QualityStandard, agreement_start
 
 # Share of a service month's claims paid by k months after it (k = 0, 1, ...): a typical Medicare
 # Parts A/B run-out. Later lags count as complete. Contracts override it with their own factors.
@@ -242,6 +242,7 @@ def project(inputs: PositionInputs) -> Position:
         revenue_category=terms.revenue_category,
         participation_months=terms.participation_months,
         advance_payment_recoupment=terms.advance_payment_recoupment,
+        agreement_start=agreement_start(terms),
     )
     priced = terms.priced_types
     unpriced = [t for t, n in mm_total_by_type.items() if n and priced is not None and t not in priced]

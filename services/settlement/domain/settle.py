@@ -8,6 +8,7 @@ Amounts stay exact until the one named rounding step (`to_cents` on the earned a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Literal
 
@@ -73,6 +74,8 @@ class SettlementInputs:
     advance_payment_recoupment: Decimal | None = None  # advance investment payments due back (>= 0)
     # A six-month performance period (42 CFR 425.609): totals are for the period, an EUC amount for the year.
     period_months: int = 12
+    # The start of the ACO's current agreement period: some rules apply by agreement (savings below the MSR).
+    agreement_start: date | None = None
 
 
 @dataclass(frozen=True)
@@ -230,17 +233,19 @@ def _savings_cap(inputs: SettlementInputs, params: TrackParameters | None, bench
 
 
 def _below_msr_rate(inputs: SettlementInputs, params: TrackParameters | None, notes: list[str]) -> Decimal | None:
-    """The sharing rate for savings below the MSR (42 CFR 425.605(h)), or None when the ACO is not eligible."""
-    if params is None or params.below_msr_rate is None or params.below_msr_from is None:
+    """The sharing rate for savings below the MSR (42 CFR 425.605(h)), or None when the ACO is not eligible: a
+    low-revenue BASIC ACO in an agreement period beginning on or after the rule's date, with 5,000 or more
+    assigned beneficiaries, meeting the quality standard (the alternative standard scales the rate)."""
+    if params is None or params.below_msr_rate is None or params.below_msr_agreements_from is None:
         return None
-    if inputs.performance_year < params.below_msr_from or inputs.quality_standard in ("not_met", "reporting"):
+    if inputs.quality_standard in ("not_met", "reporting") or inputs.assigned_beneficiaries < BELOW_MSR_MIN_BENEFICIARIES:
         return None
-    if inputs.assigned_beneficiaries < BELOW_MSR_MIN_BENEFICIARIES:
+    if inputs.agreement_start is None or inputs.revenue_category is None:
+        if inputs.performance_year >= params.below_msr_agreements_from.year:
+            unknown = "agreement start" if inputs.agreement_start is None else "revenue category"
+            notes.append(f"{unknown} unknown: savings below the MSR (42 CFR 425.605(h)) not assessed")
         return None
-    if inputs.revenue_category is None:
-        notes.append("revenue category unknown: savings below the MSR (low-revenue BASIC ACOs) not assessed")
-        return None
-    if inputs.revenue_category != "low":
+    if inputs.agreement_start < params.below_msr_agreements_from or inputs.revenue_category != "low":
         return None
     if inputs.quality_standard == "alternative" and inputs.quality_score is not None:
         return params.below_msr_rate * inputs.quality_score
@@ -319,8 +324,8 @@ def settle(inputs: SettlementInputs) -> Settlement:
             final_rate = below_rate
             shared = gross * below_rate
             notes.append(
-                f"savings rate {rate:.4%} below the MSR {msr:.4%}: a low-revenue BASIC ACO meeting the quality"
-                f" standard shares at {below_rate:.2%} (42 CFR 425.605(h))"
+                f"savings rate {rate:.4%} below the MSR {msr:.4%}: a low-revenue BASIC ACO in an agreement from"
+                f" 2024 meeting the quality standard shares at {below_rate:.2%} (42 CFR 425.605(h))"
             )
         earned = shared * (ONE - seq)
         if savings_cap is not None and earned > savings_cap:
