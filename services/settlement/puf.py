@@ -5,9 +5,10 @@ CMS's column names vary by year and in case (N_AB / n_ab, QualScore on 0-1 or 0-
 columns before PY2022 and a Current_Track letter after), so every field is looked up by a normalised name
 (lower case, no underscores) among its known spellings. Only inputs are read; the published outcome columns
 (EarnSaveLoss, GenSaveLoss, FinalShareRate, FinalLossRate, ReducedSS, Sav_rate) are compared against, never
-used. Two published columns are read as inputs because CMS publishes nothing they could be derived from: DisAdj
-(the EUC reduction, from months affected and the share of beneficiaries in affected counties) and RevLossLimit
-(whether the revenue-based loss limit applied, from participant revenue).
+used. Three published columns are read as inputs because CMS publishes nothing they could be derived from: DisAdj
+(the EUC reduction, from months affected and the share of beneficiaries in affected counties), RevLossLimit
+(whether the revenue-based loss limit applied, from participant revenue) and Guardrail (PY2024+: whether the ACPT
+guardrail applied, from the three-way blend's benchmark, which the file replaces by the two-way blend's).
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "mid_year_termination": ("impactmidyeartermination",),
     "updated_benchmark": ("updatedbenchmark", "updatedbnchmk"),
     "agreement_start": ("currentstartdate", "agreementstartdate"),
+    "benchmark_guardrail": ("guardrail",),
     "person_years": ("personyears", "nabyearpy"),
     # Published outcomes: for comparison and for explaining a miss, never inputs.
     "published": ("earnedsavingslosses", "earnsaveloss"),
@@ -120,7 +122,10 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 OUTCOMES = frozenset({"published", "published_sharing_rate"})
 TEXT_FIELDS = frozenset({"aco", "track", "revenue_category", "agreement_start"})
-FLAG_FIELDS = frozenset({"met_quality_standard", "met_alternative_standard", "revenue_based_loss_limit", "mid_year_termination"})
+FLAG_FIELDS = frozenset(
+    {"met_quality_standard", "met_alternative_standard", "revenue_based_loss_limit", "mid_year_termination"}
+    | {"benchmark_guardrail"}
+)
 NUMBER_FIELDS = tuple(f for f in ALIASES if f not in OUTCOMES | TEXT_FIELDS)
 # Before PY2022 CMS gives the track as one 0/1 column per track.
 TRACK_DUMMIES: dict[str, str] = {
@@ -321,6 +326,7 @@ def inputs_from_row(columns: Columns, row: dict[str, str], year: int | None = No
         advance_payment_recoupment=cell.number("advance_payment_recoupment"),
         period_months=_period_months(cell, benchmark),
         agreement_start=_agreement_start(cell),
+        benchmark_guardrail=bool(cell.flag("benchmark_guardrail")),
     )
 
 

@@ -130,6 +130,15 @@ def test_savings_below_the_msr_for_low_revenue_basic_acos_in_agreements_from_202
         assert result.earned == 0 and any(f"{what} unknown" in n for n in result.explanation)
 
 
+def test_the_acpt_guardrail_shares_no_savings_and_owes_the_two_way_losses() -> None:
+    # Totals under the two-way blend (42 CFR 425.652(b)(5)): savings there are neither shared nor are losses owed.
+    saved = settle(basic("BE", 2024, "99900000", msr=D(0), benchmark_guardrail=True, agreement_start=date(2024, 1, 1)))
+    assert saved.gate == "neutral" and saved.earned == 0 and any("425.652(b)(5)(ii)" in n for n in saved.explanation)
+    # Smaller losses under the two-way blend: owed as usual (30% of 1M).
+    lost = settle(basic("BE", 2024, "101000000", msr=D(0), benchmark_guardrail=True))
+    assert lost.gate == "losses" and lost.earned == D("-300000.00")
+
+
 def test_advance_investment_payments_are_recouped_beside_the_earned_amount() -> None:
     r = settle(basic("BA", 2024, "90000000", advance_payment_recoupment=D("500000")))
     assert r.earned == D("3920000.00") and r.advance_payment_recoupment == D("500000.00")

@@ -5,12 +5,13 @@ into the real rows of CMS's PY2022 file: every row settles the same however its 
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.settlement.puf import Reading, cell_rules, read_cell, read_rows, settle_rows
+from services.settlement.puf import Reading, cell_rules, explain_miss, read_cell, read_rows, settle_rows
 from tests.conftest import SHARED_DATA
 
 PY2022 = SHARED_DATA / "mssp_puf" / "cms_files" / "Performance_Year_Financial_and_Quality_Results_2022.csv"
@@ -97,3 +98,20 @@ def test_a_row_written_any_mix_of_conventions_settles_the_same(index: int, style
     row = ROWS[index]
     rewritten = {c: rewrite(v, s) for (c, v), s in zip(row.items(), styles, strict=True)}
     assert outcomes([rewritten]) == [EXPECTED[index]]
+
+
+CMS_FILES = Path(__file__).parents[1] / "fixtures" / "mssp_puf" / "cms_files"
+
+
+def test_cms_py2023_and_py2024_files_as_downloaded_settle_every_row() -> None:
+    py2023 = list(settle_rows(read_rows(CMS_FILES / "PY 2023 ACO Results PUF.csv"), 2023))
+    py2024 = list(settle_rows(read_rows(CMS_FILES / "PY 2024 ACO Results PUF.csv"), 2024))
+    assert (len(py2023), len(py2024)) == (453, 476) and not [r for r in py2023 + py2024 if r.error]
+    assert all(r.within(Decimal(1), Decimal("0.001")) for r in py2024)  # savings below the MSR and the ACPT guardrail
+    below = [r for r in py2024 if r.settlement and r.settlement.gate == "savings_below_msr"]
+    assert len(below) == 13 and all(r.row["ReducedSS"] == "1" for r in below)
+    # PY2023's three misses: low-revenue BASIC C/E losses the revenue-based limit decides; the file has no revenue.
+    misses = [r for r in py2023 if not r.within(Decimal(1), Decimal("0.001"))]
+    assert [r.row["ACO_ID"] for r in misses] == ["A1241", "A4627", "A5293"]
+    assert all("does not say whether the revenue-based loss limit applied" in explain_miss(r) for r in misses)
+    assert all("consistent with the low-revenue class" in explain_miss(r) for r in misses)

@@ -57,9 +57,9 @@ class TrackParameters:
 
 
 BASIC_SOURCE = "42 CFR 425.605(d)(1)"
-# 42 CFR 425.605(h) (CY2024 PFS final rule, 88 FR 79093): savings below the MSR, for agreement periods beginning on
-# or after January 1, 2024 only; CMS's PY2024 results pay it to the low-revenue BASIC ACOs that began then and to
-# none whose agreement began earlier.
+# 42 CFR 425.605(h)(1)(iv) (CY2023 PFS final rule, 87 FR 69777): savings below the MSR, for agreement periods
+# beginning on January 1, 2024 or later only; CMS's PY2024 results pay it to the low-revenue BASIC ACOs that began
+# then and to none whose agreement began earlier.
 BELOW_MSR_AGREEMENTS_FROM: Final = date(2024, 1, 1)
 TRACK_PARAMETERS: Final[tuple[TrackParameters, ...]] = (
     TrackParameters("MSSP", frozenset({"T1"}), 2012, None, False, D("0.5"), D("0.10"), "42 CFR 425.604(d), (e)"),
@@ -71,7 +71,7 @@ TRACK_PARAMETERS: Final[tuple[TrackParameters, ...]] = (
         False,
         D("0.4"),
         D("0.10"),
-        f"{BASIC_SOURCE}(i)-(ii); savings below the MSR: 425.605(h) (CY2024 PFS final rule, 88 FR 79093), agreements"
+        f"{BASIC_SOURCE}(i)-(ii); savings below the MSR: 425.605(h) (CY2023 PFS final rule, 87 FR 69777), agreements"
         " from 2024",
         below_msr_rate=D("0.2"),
         below_msr_agreements_from=BELOW_MSR_AGREEMENTS_FROM,
@@ -284,7 +284,7 @@ def quality_rule(year: int) -> QualityRule:
 # beneficiaries' Parts A and B FFS expenditure (42 CFR 425.20, "low revenue ACO").
 LOW_REVENUE_SHARE: Final = D("0.35")
 
-# Savings below the MSR (42 CFR 425.605(h), CY2024 PFS final rule): who is eligible besides the track's rate.
+# Savings below the MSR (42 CFR 425.605(h)(1)(iii)): who is eligible besides the track's rate and agreement date.
 BELOW_MSR_MIN_BENEFICIARIES: Final = 5_000  # the ACO's MSR must come from the table (5,000 or more assigned)
 
 

@@ -76,6 +76,9 @@ class SettlementInputs:
     period_months: int = 12
     # The start of the ACO's current agreement period: some rules apply by agreement (savings below the MSR).
     agreement_start: date | None = None
+    # The ACPT guardrail applied (42 CFR 425.652(b)(5)): losses past the MLR under the three-way blend, so the totals
+    # given are the two-way blend's; savings under those are neither shared nor are losses owed.
+    benchmark_guardrail: bool = False
 
 
 @dataclass(frozen=True)
@@ -311,6 +314,12 @@ def settle(inputs: SettlementInputs) -> Settlement:
     if inputs.assigned_beneficiaries < inputs.minimum_members:
         gate: Gate = "below_minimum"
         notes.append(f"{inputs.assigned_beneficiaries} members is below the minimum {inputs.minimum_members}")
+    elif inputs.benchmark_guardrail and gross >= 0:
+        gate = "neutral"
+        notes.append(
+            "ACPT guardrail: losses under the three-way blend, none under the two-way blend: neither shared savings nor"
+            " shared losses (42 CFR 425.652(b)(5)(ii))"
+        )
     elif gross > 0 and ((rate >= msr and (reach or final_rate > 0)) or below_rate):
         if rate >= msr:
             gate = "savings"
