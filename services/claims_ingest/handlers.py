@@ -178,11 +178,11 @@ async def _store(conn: Conn, lines: dict[str, ClaimLine]) -> tuple[dict[str, Cla
     conflicts: dict[str, str] = {}
     if known:
         for r in await conn.fetch(
-            f"SELECT line_key, member_id, payer, claim_type, service_date, amount FROM {SCHEMA}.claim_lines"
+            f"SELECT line_key, payer, claim_type, service_date, amount FROM {SCHEMA}.claim_lines"
             " WHERE line_key = ANY($1::text[])",
             known,
         ):
-            stored = (r["member_id"], r["payer"], r["claim_type"], r["service_date"], r["amount"])
+            stored = (r["payer"], r["claim_type"], r["service_date"], r["amount"])
             if stored != content(lines[r["line_key"]]):
                 conflicts[r["line_key"]] = differing_field(stored, content(lines[r["line_key"]]))
     return {k: v for k, v in lines.items() if k in keys}, conflicts

@@ -34,9 +34,11 @@ def test_denied_lines_never_count_and_a_row_delivered_twice_counts_once() -> Non
 
 
 def test_a_different_row_under_a_key_already_taken_is_a_conflict_not_a_repeat() -> None:
-    admitted = admissible([line(1), line(1, paid_amount="100.01"), line(1, member_id="M2"), line(1, denied=True)])
+    admitted = admissible([line(1), line(1, paid_amount="100.01"), line(1, claim_type="dme"), line(1, denied=True)])
     assert list(admitted.lines) == [line(1).line_key] and admitted.duplicates == 0 and admitted.denied == 1
-    assert admitted.conflicts == [(1, "paid_amount"), (2, "member_id")]
+    assert admitted.conflicts == [(1, "paid_amount"), (2, "claim_type")]
+    # The same row under the member's newer id (CCLF9 re-keys members between deliveries) is a repeat.
+    assert admissible([line(1), line(1, member_id="M2")]).duplicates == 1
     # A denied row takes no key: the same line paid after it is admitted.
     assert list(admissible([line(1, denied=True), line(1)]).positions.values()) == [1]
 

@@ -25,15 +25,16 @@ def counted_amount(line: ClaimLine) -> Decimal:
 
 
 Fate = Literal["duplicate", "conflict", "denied", "versioned", "counted"]
-# What a line says that decides its spend and where the spend goes. Two rows of one line key that agree on it are
-# the same row delivered twice; rows that differ in it are two different lines under one key, and the later one is
-# refused (a changed claim comes as an adjustment or a cancellation, with a key of its own).
-CONTENT_FIELDS = ("member_id", "payer", "claim_type", "from_date", "paid_amount")
-Content = tuple[str, str, str, date, Decimal]
+# What a line says that decides its spend. Two rows of one line key that agree on it are the same row delivered
+# twice; rows that differ in it are two different lines under one key, and the later one is refused (a changed
+# claim comes as an adjustment or a cancellation, with a key of its own). The member is not part of it: a member's
+# id changes between deliveries (CCLF9), and a row delivered again under the newest id is still the same row.
+CONTENT_FIELDS = ("payer", "claim_type", "from_date", "paid_amount")
+Content = tuple[str, str, date, Decimal]
 
 
 def content(line: ClaimLine) -> Content:
-    return (line.member_id, line.payer, line.claim_type, line.from_date, counted_amount(line))
+    return (line.payer, line.claim_type, line.from_date, counted_amount(line))
 
 
 def differing_field(known: Content, other: Content) -> str:
