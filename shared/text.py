@@ -4,7 +4,7 @@ cannot store a NUL, and the others hide in logs and screens)."""
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -39,3 +39,20 @@ def _calendar_date(value: object) -> object:
 
 # A calendar date as people and files write it: ISO text (or a date), never a number.
 CalendarDate = Annotated[date, BeforeValidator(_calendar_date), WithJsonSchema({"type": "string", "format": "date"})]
+
+
+def _timestamp(value: object) -> object:
+    # pydantic reads a number, or a numeric string in a query, as seconds since 1970: refuse both.
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        raise ValueError("a date-time is written as ISO 8601 text, not as a number")
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("a date-time is written as ISO 8601 text, not as a number")
+    return value
+
+
+# A date-time as ISO 8601 text (or a datetime), never a number of seconds.
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp), WithJsonSchema({"type": "string", "format": "date-time"})]

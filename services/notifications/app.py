@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +31,7 @@ from shared.http import Body
 from shared.logging import get_logger
 from shared.service import ServiceRuntime, serve
 from shared.settings import Settings
+from shared.text import Timestamp
 from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, SETTLEMENT
 from shared.unit_of_work import UnitOfWork
 
@@ -112,7 +112,7 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         who: Viewer,
         status: Literal["pending", "delivered", "failed"] | None = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-        before: Annotated[datetime | None, Query(description="created before this (the previous page's last)")] = None,
+        before: Annotated[Timestamp | None, Query(description="created before this (the previous page's last)")] = None,
     ) -> list[dict[str, Any]]:
         """Webhook deliveries, newest first, a page at a time; the receiver's URL only for editors and admins."""
         url = ", url" if allows(who.role, "editor") else ""

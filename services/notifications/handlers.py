@@ -3,6 +3,7 @@ them with signed requests, exponential backoff with jitter, and a dead-letter st
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -266,12 +267,27 @@ async def deliver_due(
             lease,
         )
     done = 0
-    for row in rows:
-        error = await _post(client, settings, row)
-        async with units() as uow:
-            done += await _record_outcome(uow, settings, row, error, retry_in)
+    for n, row in enumerate(rows):
+        try:
+            error = await _post(client, settings, row)
+            async with units() as uow:
+                done += await _record_outcome(uow, settings, row, error, retry_in)
+        except asyncio.CancelledError:
+            # A stopping service hands back what it leased, so a restart sends it now rather than after the lease.
+            await asyncio.shield(_release(units, rows[n:]))
+            raise
     await _measure_backlog(units)
     return done
+
+
+async def _release(units: UnitsOfWork, rows: list[asyncpg.Record]) -> None:
+    async with units() as uow:
+        for row in rows:
+            await uow.conn.execute(
+                f"UPDATE {SCHEMA}.deliveries SET leased_until = NULL WHERE id = $1 AND leased_until = $2",
+                row["id"],
+                row["leased_until"],
+            )
 
 
 async def _measure_backlog(units: UnitsOfWork) -> None:
