@@ -5,10 +5,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo up test lint typecheck bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+# The broker is Apache Kafka from Maven Central (deploy/kafka/pom.xml): a JDK and Maven from Debian's packages
+# where missing, its jars resolved once into the environment.
+$(STAMP): pyproject.toml constraints.txt deploy/kafka/pom.xml
+	@command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1 || (apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless maven)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -c 'from acoflow.kafka_node import resolve_jars; resolve_jars()'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -9,7 +9,7 @@ import json
 from functools import cache
 from typing import Any
 
-from acoflow.kafka_acls import PRINCIPALS
+from acoflow.kafka_acls import principals
 from shared.envelope import EventSpec
 from shared.events import (
     API_KEY_CHANGED,
@@ -119,7 +119,7 @@ def document() -> dict[str, Any]:
             ),
             "messages": {spec.event_type.replace(".", "_"): message},
         }
-        for p in PRINCIPALS:
+        for p in principals():
             for verb, topics in (("send", p.writes), ("receive", p.reads)):
                 if topic in topics:
                     operations[f"{p.name}_{verb}s_{_name(topic)}"] = {

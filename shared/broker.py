@@ -76,6 +76,11 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
         middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service)],
         logger=logging.getLogger(f"acoflow.{service}.broker"),
         graceful_timeout=settings.shutdown_timeout_s,
+        acks="all",
+        enable_idempotence=True,
+        # Topics are made with their partitions and configs by ensure_topics (or the installer), never with
+        # FastStream's defaults by a subscriber that finds one missing.
+        allow_auto_create_topics=False,
     )
 
 
@@ -112,7 +117,7 @@ def batch_options(
         "max_records": max_records or settings.batch_max_records,
         "batch_timeout_ms": settings.batch_timeout_ms,
         "fetch_max_wait_ms": settings.fetch_max_wait_ms if quick else settings.cold_fetch_max_wait_ms,
-        # Tansu answers a fetch as soon as it has min_bytes: with 1 a topic that is always busy (the claims a
+        # A fetch is answered as soon as it has min_bytes: with 1 a topic that is always busy (the claims a
         # counting consumer follows) is fetched, and its batch committed, continuously however long the wait.
         "fetch_min_bytes": settings.fetch_min_bytes if quick else COLD_FETCH_MIN_BYTES,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
@@ -220,12 +225,13 @@ def remembered_partition(key: bytes | None, all_partitions: list[int], available
 
 
 def make_producer(bootstrap: str, client_id: str, settings: Settings | None = None) -> AIOKafkaProducer:
-    # Tansu refuses idempotent producers; exactly-once comes from event-id dedupe at every consumer.
+    # Idempotent: a batch retried after a lost acknowledgement is written once. That covers one producer's
+    # retries only; exactly-once across restarts comes from event-id dedupe at every consumer.
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         client_id=client_id,
         acks="all",
-        enable_idempotence=False,
+        enable_idempotence=True,
         partitioner=remembered_partition,
         linger_ms=5,
         max_batch_size=256 * 1024,

@@ -34,6 +34,10 @@ P = TypeVar("P", bound=BaseModel)
 # rejection itself still fits under the event size limit and lands where operators look.
 MAX_KEPT_ORIGINAL = 256 * 1024
 
+# How long a batch is held while the database is away before it is handed back to be fetched again: well under
+# the consumer's max.poll.interval (300 s), past which the group would count the consumer as gone.
+TRANSIENT_WAIT_S = 60.0
+
 
 REJECTION_NAMESPACE = uuid.UUID("0f6b1d8e-8f5e-4b8a-9a52-3c1f4e2a7d90")
 
@@ -206,6 +210,21 @@ class BatchConsumer(Generic[P]):
                 await claim_new_events(uow.conn, self.schema, [p.envelope.event_id])
             uow.publish_all([self._reject(record, [reason]), *receipts])
 
+    async def _apply_waiting(self, good: list[Parsed[P]], rejects: Outgoing) -> list[Parsed[P]]:
+        """Apply the batch; while the database (or broker) is away, hold it and try again with a backoff, one
+        log line a try, rather than hand it back to be fetched and failed again at once (a traceback each time)."""
+        waited, delay = 0.0, 0.5
+        while True:
+            try:
+                return await self._apply_in_one(good, rejects)
+            except Exception as exc:
+                if not is_transient(exc) or waited >= TRANSIENT_WAIT_S:
+                    raise
+                log.warning("apply_waiting", topic=self.topic.name, error=type(exc).__name__, retry_in_s=delay)
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 5.0)
+
     async def handle(self, records: list[ConsumerRecord[Any, Any]]) -> None:
         good: list[Parsed[P]] = []
         rejects: Outgoing = []
@@ -227,10 +246,10 @@ class BatchConsumer(Generic[P]):
                 EVENTS_REJECTED.labels(self.service, self.topic.name, exc.reasons[0].code).inc()
                 rejects.append(self._reject(record, exc.reasons))
         try:
-            fresh = await self._apply_in_one(good, rejects)
+            fresh = await self._apply_waiting(good, rejects)
         except Exception as exc:
             if is_transient(exc):
-                raise  # the database or broker is away: the whole batch is read again, nothing is lost
+                raise  # the database or broker is still away: the whole batch is read again, nothing is lost
             log.warning("batch_apply_failed", topic=self.topic.name, error=type(exc).__name__, detail=str(exc)[:200])
             fresh = await self._apply_one_by_one(good, rejects)
         EVENTS_PROCESSED.labels(self.service, self.topic.name).inc(len(fresh))

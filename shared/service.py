@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,7 +31,7 @@ from shared.metrics import REGISTRY
 from shared.outbox import OutboxRelay
 from shared.settings import Settings, get_settings
 from shared.signing import EventKeys
-from shared.topics import ALL_TOPICS, KEYS
+from shared.topics import ALL_TOPICS, KEYS, TopicSpec
 from shared.unit_of_work import UnitOfWork, UnitsOfWork
 
 log = get_logger(__name__)
@@ -40,8 +40,12 @@ KEY_REPLICA_MIGRATIONS = Path(__file__).parent / "migrations" / "key_replica"
 
 
 class ServiceRuntime:
-    def __init__(self, name: str, migrations: Path, settings: Settings | None = None) -> None:
+    def __init__(
+        self, name: str, migrations: Path, settings: Settings | None = None, produces: Sequence[TopicSpec] | None = None
+    ) -> None:
         self.name = name
+        # The topics the service writes (its PRODUCES); None: undeclared, so every topic is its concern.
+        self.produces = produces
         self.schema = name
         self.settings = settings or get_settings()
         self.migrations = migrations
@@ -76,7 +80,7 @@ class ServiceRuntime:
     def subscribe(self, sub: Subscription[Any]) -> BatchConsumer[Any]:
         """Wire a subscription once: its BatchConsumer (on this service's units of work) and the FastStream
         subscriber that hands it each batch. A hot topic's subscription has a consumer (and group) of its own;
-        the others share one, "<service>.cold", which hands each its topic's records (`_subscribe_cold`)."""
+        the others share one, "<service>.cold", which hands each its topic's records (`wire_subscriptions`)."""
         extra = sub.wakes
 
         def committed() -> None:
@@ -110,7 +114,7 @@ class ServiceRuntime:
 
         return consumer
 
-    def _subscribe_cold(self) -> None:
+    def wire_subscriptions(self) -> None:
         """One consumer for every topic off the claim-to-position path: each consumer heartbeats and fetches
         on its own whether or not anything arrives, which is most of what an idle service and broker spend.
         A batch may hold several topics: each subscription gets its own topic's records, in order. A failure
@@ -225,14 +229,17 @@ class ServiceRuntime:
                 applied += await apply_migrations(conn, self.schema, directory, prefix=directory.name + "/")
             for hook in self.on_start:
                 await hook(conn)
-        await ensure_topics(self.settings.kafka_bootstrap, partitions=self.settings.topic_partitions, settings=self.settings)
+        self.wire_subscriptions()
+        await ensure_topics(
+            self.settings.kafka_bootstrap, self.own_topics(), partitions=self.settings.topic_partitions, settings=self.settings
+        )
         self._producer = make_producer(self.settings.kafka_bootstrap, f"acoflow-{self.name}-outbox", self.settings)
         await self._producer.start()
         self.relay = OutboxRelay(self._pool, self.schema, self._producer, self.name, self.settings, self.event_keys)
         self.relay.start()
         for loop in self._loops:
             loop.start()
-        self._subscribe_cold()
+        self.wire_subscriptions()
         await self.broker.start()
         jobs = [*self.background, self._keep_topics]
         self._tasks = [asyncio.create_task(job(), name=f"{self.name}-bg") for job in jobs]
@@ -244,12 +251,24 @@ class ServiceRuntime:
         if self.event_keys is None:
             log.warning("events_unsigned", detail="ACOFLOW_EVENT_KEYS is not set: internal events are neither signed nor checked")
 
+    def own_topics(self) -> tuple[TopicSpec, ...]:
+        """What the service reads or writes: the topics it makes sure exist (a secured broker shows a client only
+        the topics it is granted, and lets only the installer create them)."""
+        if self.produces is None:
+            return ALL_TOPICS
+        read = {name for _, topics in self.consumer_groups() for name in topics}
+        return tuple(t for t in ALL_TOPICS if t.name in read or t in self.produces)
+
+    def consumer_groups(self) -> list[tuple[str, list[str]]]:
+        """Each consumer group the service joins and the topics it reads in it, as its subscribers are wired."""
+        return [(str(getattr(sub, "group_id", "")), list(getattr(sub, "topic_names", []))) for sub in self.broker.subscribers]
+
     async def _keep_topics(self) -> None:
-        """A broker that lost its storage (Tansu's memory engine after a restart) comes back without topics:
+        """A broker that lost its storage (its log deleted, a disk replaced) comes back without topics:
         re-create them, so producers and consumers can carry on where the data is re-sent. The check asks for
         the broker's topics on the outbox producer's connection; only when some are missing does an admin client
         (a connection of its own, made and closed) create them."""
-        names = {t.name for t in ALL_TOPICS}
+        names = {t.name for t in self.own_topics()}
         while True:
             await asyncio.sleep(self.settings.topic_check_interval_s)
             try:
@@ -258,7 +277,11 @@ class ServiceRuntime:
                     if names <= metadata.topics():
                         continue
                 await ensure_topics(
-                    self.settings.kafka_bootstrap, timeout_s=1, partitions=self.settings.topic_partitions, settings=self.settings
+                    self.settings.kafka_bootstrap,
+                    self.own_topics(),
+                    timeout_s=1,
+                    partitions=self.settings.topic_partitions,
+                    settings=self.settings,
                 )
             except Exception as exc:  # the broker is away: try again next round
                 log.warning("topic_check_failed", error=type(exc).__name__)
@@ -359,10 +382,10 @@ def instrument_http(app: FastAPI, registry: CollectorRegistry = REGISTRY) -> Non
     Instrumentator(registry=registry, excluded_handlers=["^/health$", "^/metrics$"]).instrument(app, metric_namespace="acoflow")
 
 
-def serve(name: str, build: Callable[[ServiceRuntime], FastAPI], migrations: Path) -> None:
+def serve(name: str, build: Callable[[ServiceRuntime], FastAPI], migrations: Path, produces: Sequence[TopicSpec]) -> None:
     settings = get_settings()
     configure_logging(name, settings.log_level)
-    runtime = ServiceRuntime(name, migrations, settings)
+    runtime = ServiceRuntime(name, migrations, settings, produces)
     app = build(runtime)
     instrument_http(app)
     config = uvicorn.Config(

@@ -36,11 +36,11 @@ class Settings(BaseSettings):
     claims_ingest_port: int = 8001
     settlement_port: int = 8002
     notifications_port: int = 8003
-    # Tansu joins a group in about session_timeout / 2, so short timeouts keep start-up and rebalances quick.
-    # Fewer heartbeats would cost the idle broker less, and slow the recovery from a killed service more
-    # (docs/benchmarks.md, steady state).
-    session_timeout_ms: int = 2000
-    heartbeat_interval_ms: int = 500
+    # A consumer that stops heartbeating (killed) leaves its group after session_timeout: 6 s is the least a
+    # Kafka broker accepts by default (group.min.session.timeout.ms), so production and the embedded node agree.
+    # Heartbeats are a third of it, as Kafka recommends.
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 2000
     batch_max_records: int = 1000
     # Spend events settlement applies in one transaction (its positions are recomputed apart, see below).
     settlement_batch_max_records: int = 5000
@@ -49,10 +49,9 @@ class Settings(BaseSettings):
     # The least time between two of those passes: what a position may wait for others to be computed with it.
     positions_pace_s: float = 0.1
     batch_timeout_ms: int = 100
-    # Tansu answers a fetch once it holds fetch_min_bytes, else when the wait ends; data produced during the
-    # wait is not seen before (aiokafka's default 500 ms put ~200 ms on every hop). On the claim-to-position
-    # path a fetch waits this long for this much: a trickle waits at most the wait at each hop, a steady feed
-    # is taken in batches rather than a few lines a fetch, and an idle topic is asked a few times a second.
+    # Kafka answers a fetch once it holds fetch_min_bytes, else when the wait ends (a fetch waiting in its
+    # purgatory is woken by each produce). On the claim-to-position path a fetch waits this long for this much: a
+    # steady feed is taken in batches rather than a few lines a fetch, and a trickle waits at most this at each hop.
     fetch_max_wait_ms: int = 100
     fetch_min_bytes: int = 64 * 1024
     # For topics off the claim-to-position path (contracts, rosters, keys, rejects, positions): these wait for
@@ -75,7 +74,7 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = 15.0
     topic_check_interval_s: float = 5.0
     # Partitions of every topic this install creates; unset, each topic's own count (shared/topics.py), as
-    # production runs. The embedded stack sets fewer: see EMBEDDED_TOPIC_PARTITIONS in acoflow/stack.py.
+    # production and the embedded stack run.
     topic_partitions: int | None = Field(default=None, ge=1)
     # Notifications: default webhook for alerts, its signing secret, and delivery policy.
     webhook_url: str | None = None

@@ -11,7 +11,7 @@ class TopicSpec:
     partitions: int
     compacted: bool = False
     # On the path from a claim line to its position: consumers poll it with short fetch waits. Polling the
-    # others as often would cost the broker CPU (Tansu spends about 1 ms on each fetch) and slow that path.
+    # others as often would cost the broker and the consumers CPU while idle.
     hot: bool = False
     # Written only by our services: consumers refuse an event without a valid signature (shared/signing.py).
     # Payer input (claims, and what the file loaders publish) is the broker's to authenticate.
@@ -54,3 +54,10 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     KEYS,
     DEADLETTER,
 )
+
+
+def by_name(name: str) -> TopicSpec:
+    for topic in ALL_TOPICS:
+        if topic.name == name:
+            return topic
+    raise KeyError(f"no topic {name!r} in shared/topics.py")

@@ -1,4 +1,4 @@
-"""Test infrastructure: a real Tansu broker and a real PostgreSQL database, started by the fixtures."""
+"""Test infrastructure: a real Apache Kafka (one KRaft node) and a real PostgreSQL database, started by the fixtures."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from acoflow.stack import free_port, start_tansu
+from acoflow.kafka_node import KafkaNode
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -21,11 +21,10 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    proc = start_tansu(port, tmp_path_factory.mktemp("broker") / "tansu.log")
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+    node = KafkaNode(tmp_path_factory.mktemp("kafka"))
+    node.start()
+    yield node.bootstrap
+    node.stop()
 
 
 def _admin_url() -> str:

@@ -24,10 +24,12 @@ from shared.consumer import Subscription
 from shared.events import ATTRIBUTION_CHANGED, CLAIM_REJECTED, CLAIM_SUBMITTED, MEMBER_ID_CHANGED
 from shared.http import Body
 from shared.service import ServiceRuntime, serve
-from shared.topics import ATTRIBUTION, CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS, SPEND_BATCHES
+from shared.topics import ATTRIBUTION, ATTRIBUTION_ACKS, CLAIMS_REJECTED, CLAIMS_SUBMITTED, DEADLETTER, MEMBERS, SPEND_BATCHES
 from shared.unit_of_work import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# What this service writes (spend, refused lines, receipts, refusals); its broker grants come from here.
+PRODUCES = (SPEND_BATCHES, CLAIMS_REJECTED, ATTRIBUTION_ACKS, DEADLETTER)
 Viewer = Annotated[Principal, Depends(requires("viewer"))]
 Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "claims_ingest"
@@ -111,4 +113,4 @@ def build(runtime: ServiceRuntime) -> FastAPI:
 
 
 def main() -> None:
-    serve("claims_ingest", build, MIGRATIONS)
+    serve("claims_ingest", build, MIGRATIONS, PRODUCES)

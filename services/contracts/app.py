@@ -15,8 +15,11 @@ from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash
 from shared.confirmations import ATTRIBUTION_HOP
 from shared.db import Conn
 from shared.service import ServiceRuntime, serve
+from shared.topics import ATTRIBUTION, CONTRACTS, DEADLETTER, KEYS, QUALITY
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# What this service writes (states, attribution, quality, keys, refusals); its broker grants come from here.
+PRODUCES = (CONTRACTS, ATTRIBUTION, QUALITY, KEYS, DEADLETTER)
 
 
 def build(runtime: ServiceRuntime) -> FastAPI:
@@ -53,4 +56,4 @@ def build(runtime: ServiceRuntime) -> FastAPI:
 
 
 def main() -> None:
-    serve("contracts", build, MIGRATIONS)
+    serve("contracts", build, MIGRATIONS, PRODUCES)

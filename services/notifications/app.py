@@ -32,10 +32,12 @@ from shared.logging import get_logger
 from shared.service import ServiceRuntime, serve
 from shared.settings import Settings
 from shared.text import Timestamp
-from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, SETTLEMENT
+from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, DEADLETTER, NOTIFICATIONS, SETTLEMENT
 from shared.unit_of_work import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# What this service writes (alerts and deliveries, refusals); its broker grants come from here.
+PRODUCES = (NOTIFICATIONS, DEADLETTER)
 Viewer = Annotated[Principal, Depends(requires("viewer"))]
 Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "notifications"
@@ -164,4 +166,4 @@ def build(runtime: ServiceRuntime) -> FastAPI:
 
 
 def main() -> None:
-    serve("notifications", build, MIGRATIONS)
+    serve("notifications", build, MIGRATIONS, PRODUCES)

@@ -28,10 +28,12 @@ from shared.events import (
 from shared.http import Body
 from shared.service import ServiceRuntime, serve
 from shared.terms import ContractTerms
-from shared.topics import CONTRACTS, NOTIFICATIONS, QUALITY, SPEND, SPEND_BATCHES
+from shared.topics import CONTRACTS, DEADLETTER, NOTIFICATIONS, QUALITY, SETTLEMENT, SPEND, SPEND_ACKS, SPEND_BATCHES
 from shared.unit_of_work import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# What this service writes (positions, receipts, refusals); its broker grants come from here.
+PRODUCES = (SETTLEMENT, SPEND_ACKS, DEADLETTER)
 Viewer = Annotated[Principal, Depends(requires("viewer"))]
 Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "settlement"
@@ -179,4 +181,4 @@ def _label(overrides: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    serve("settlement", build, MIGRATIONS)
+    serve("settlement", build, MIGRATIONS, PRODUCES)

@@ -411,9 +411,7 @@ def explain_miss(result: RowResult) -> str:
     assert result.settlement is not None
     cell = Cell(Columns(result.row.keys()), result.row)
     reasons = [
-        note
-        for note in (_quality_note(cell, result.settlement), _loss_note(cell, result), _termination_note(cell))
-        if note
+        note for note in (_quality_note(cell, result.settlement), _loss_note(cell, result), _termination_note(cell)) if note
     ]
     reasons.extend(result.settlement.explanation)
     return "; ".join(reasons) or "no note"

@@ -22,10 +22,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 
 from acoflow.load import publish
-from acoflow.stack import EMBEDDED_TOPIC_PARTITIONS, Stack, free_port, private_settings
+from acoflow.stack import Stack, free_port, private_settings
 from services.notifications.handlers import verify
 from shared.broker import partition_of
-from shared.topics import ALL_TOPICS
+from shared.topics import ALL_TOPICS, SPEND_BATCHES
 
 pytestmark = pytest.mark.e2e
 
@@ -115,7 +115,7 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str, monkeypa
     stack = Stack(settings, settings.state_dir)
     stack.start()
     auth = {"Authorization": f"Bearer {stack.api_key}"}
-    pids = [p.pid for p in stack.services.values()] + [stack.broker.pid if stack.broker else 0]
+    pids = [p.pid for p in stack.services.values()] + [stack.broker.proc.pid if stack.broker and stack.broker.proc else 0]
     try:
         contract = {
             "contract_id": "E2E-1",
@@ -174,8 +174,8 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str, monkeypa
             time.sleep(0.5)
         assert position, f"settlement did not reach {expected}"
         assert position["members"] == 3 and position["gate"] in ("savings", "neutral", "losses")
-        # The embedded broker's topics, made by the stack and by each service, all have the embedded count.
-        assert asyncio.run(_partition_counts(stack.bootstrap)) == {t.name: EMBEDDED_TOPIC_PARTITIONS for t in ALL_TOPICS}
+        # The embedded broker's topics, made by the stack and by each service, have production's counts.
+        assert asyncio.run(_partition_counts(stack.bootstrap)) == {t.name: t.partitions for t in ALL_TOPICS}
         rejected = asyncio.run(_read(stack.bootstrap, "claims.rejected.v1", 3))
         assert len(rejected) == 3
         fields = {r["field"] for rej in rejected for r in rej["payload"]["reasons"]}
@@ -186,8 +186,9 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str, monkeypa
         # money and rates are plain decimal strings of their stated scale; the load's id follows its lines to
         # spend and positions.
         batches = asyncio.run(_read(stack.bootstrap, "spend.v2", 1))
-        routes = {b["key"]: {partition_of(d["contract_id"], stack.partitions) for d in b["payload"]["deltas"]} for b in batches}
-        assert batches and all(found == {partition_of(key, stack.partitions)} for key, found in routes.items())
+        n = SPEND_BATCHES.partitions
+        routes = {b["key"]: {partition_of(d["contract_id"], n) for d in b["payload"]["deltas"]} for b in batches}
+        assert batches and all(found == {partition_of(key, n)} for key, found in routes.items())
         assert {b["correlation_id"] for b in batches} == {report.load_id}
         assert {d["amount"] for b in batches for d in b["payload"]["deltas"]} >= {"100.100000", "12.345678", "-40.000000"}
         positions = [e for e in asyncio.run(_read(stack.bootstrap, "settlement.v1", 1)) if e["key"] == "E2E-1"]

@@ -20,12 +20,14 @@ import httpx
 
 from acoflow.stack import Stack, private_settings
 from shared.broker import make_producer, publish_all
+from shared.settings import Settings
 
 RESULTS = Path(__file__).parent / ".results.jsonl"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "faults.md"
 
 
-def start_stack(tmp_path: Path, database: str) -> Stack:
+def start_stack(tmp_path: Path, database: str | None) -> Stack:
+    """A stack on `database`, or (None) on an embedded PostgreSQL of its own, as `acoflow up` runs."""
     settings = private_settings(
         tmp_path / "state",
         database_url=database,
@@ -100,11 +102,12 @@ def publish(
     items: list[tuple[str, str, bytes]],
     per_second: int | None = None,
     sign: Callable[[bytes], list[tuple[str, bytes]]] | None = None,
+    settings: Settings | None = None,
 ) -> None:
-    """Publish items; `sign` adds signature headers (what a service would send)."""
+    """Publish items; `sign` adds signature headers (what a service would send); `settings` say who publishes."""
 
     async def run() -> None:
-        producer = make_producer(bootstrap, "faults-feed")
+        producer = make_producer(bootstrap, "faults-feed", settings)
         await producer.start()
         try:
             step = 100
@@ -214,7 +217,7 @@ def write_doc() -> None:
         "# Faults tested",
         "",
         "Written by `tests/faults` (`make test` runs them) from what each test observed on its last run; the stack",
-        "is the embedded one (Tansu, PostgreSQL, the four services as processes) with a claims feed flowing.",
+        "is the embedded one (one Kafka KRaft node, PostgreSQL, the four services as processes) with a claims feed flowing.",
         "",
         "| fault | what the test did | what it showed |",
         "|---|---|---|",

@@ -34,6 +34,7 @@ from tests.faults.harness import (
     settled_after,
     settled_total,
     start_stack,
+    timed,
     wait_for_total,
 )
 
@@ -169,6 +170,55 @@ def test_graceful_shutdown_resumes_exactly_there(stack: Stack) -> None:
     )
 
 
+def test_broker_kill_9_mid_load_keeps_its_log_and_loses_nothing(stack: Stack) -> None:
+    """A crash of the broker with its log kept: acknowledged records are in it, producers retry what was not
+    acknowledged (idempotently), consumers resume from their committed offsets. Nobody re-sends anything by hand."""
+    feed = Feed("CRASH", members=250, lines=5000, seed=12)
+    create_contract(stack, feed)
+    thread = publish_in_background(stack.bootstrap, feed.items, per_second=1500)
+    time.sleep(1.5)
+    assert stack.broker is not None
+    stopped = timed(lambda: stack.restart_broker())  # kill -9, then the same node on its log
+    outcome = settled_after(stack, feed, thread)
+    record(
+        "broker kill -9 mid-load (log kept)",
+        "5,000 lines at 1,500/s; the broker killed with SIGKILL at 1.5 s and started again on its log and ports",
+        f"back in {stopped:.1f} s; nothing re-sent by hand; {outcome}",
+    )
+
+
+def test_a_consumer_groups_offsets_deleted_are_read_again_and_counted_once(stack: Stack) -> None:
+    """settlement's committed offsets gone (an operator's mistake, or offsets.retention passing): it reads every
+    spend batch from the start again, and the dedupe by event id keeps each cent once."""
+    from confluent_kafka.admin import AdminClient
+
+    feed = Feed("OFFSETS", members=200, lines=3000, seed=14)
+    create_contract(stack, feed)
+    publish(stack.bootstrap, feed.items)
+    wait_for_total(stack, feed)
+    stack.services["settlement"].send_signal(signal.SIGKILL)
+    stack.services["settlement"].wait()
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap})
+    groups = ["settlement.batches", "settlement.cold"]
+    deadline = time.monotonic() + 60
+    while True:  # the killed member leaves its groups after the session timeout; only an empty group is deleted
+        results = admin.delete_consumer_groups(groups, request_timeout=10)
+        failed = [g for g, f in results.items() if f.exception() is not None]
+        if not failed:
+            break
+        assert time.monotonic() < deadline, f"groups not deleted: {failed}"
+        groups = failed
+        time.sleep(1)
+    stack.restart("settlement")
+    caught_up = wait_for_total(stack, feed)
+    observed = invariant(stack, feed)
+    record(
+        "a consumer group's offsets deleted",
+        "3,000 lines settled; settlement killed, its groups (settlement.batches, settlement.cold) deleted, settlement started",
+        f"re-read spend.v2 from the start; settled again in {caught_up:.1f} s; not doubled: {observed}",
+    )
+
+
 def test_broker_restart_loses_everything_and_the_feed_is_sent_again(stack: Stack) -> None:
     feed = Feed("BROKER", members=200, lines=3000, seed=6)
     create_contract(stack, feed)
@@ -177,7 +227,7 @@ def test_broker_restart_loses_everything_and_the_feed_is_sent_again(stack: Stack
     # at that moment would be lost with it (a replicated Kafka keeps acknowledged writes), so the broker is
     # restarted once the first half has settled: the fault under test is losing topics, data and offsets.
     wait_for_total(stack, feed, seconds=120, total=feed.total_of(1500))
-    stack.restart_broker()  # memory storage: topics, messages and committed offsets are gone
+    stack.restart_broker(wipe=True)  # its log deleted: topics, messages and committed offsets are gone
     started = time.monotonic()
     publish(stack.bootstrap, feed.items)  # the payer sends its feed again
     caught_up = wait_for_total(stack, feed, seconds=180)
@@ -203,7 +253,7 @@ def test_settlement_then_the_broker_killed_mid_load_loses_nothing(stack: Stack) 
     stack.services["settlement"].send_signal(signal.SIGKILL)
     stack.services["settlement"].wait()
     time.sleep(0.5)  # claims_ingest goes on storing lines and sending their spend, which nobody reads
-    stack.restart_broker()
+    stack.restart_broker(wipe=True)
     lines_before = asyncio.run(_count_lines(stack.database_url))
     stack.restart("settlement")
     thread.join(120)
@@ -230,7 +280,7 @@ def test_attribution_lost_with_the_broker_is_sent_again(stack: Stack) -> None:
         stack.services[name].wait()
     create_contract(stack, feed)
     time.sleep(1.0)  # the relay has handed the contract and its 150 attribution events to the broker
-    stack.restart_broker()  # ... which forgets them
+    stack.restart_broker(wipe=True)  # ... which loses its log, and them
     stack.restart("claims_ingest")
     stack.restart("settlement")
     started = time.monotonic()
@@ -294,7 +344,8 @@ def test_poison_and_hostile_input_is_rejected_and_the_partition_flows(stack: Sta
         variant(claim_type="spaceship"),
         variant(source="a\u0000b"),  # valid JSON that PostgreSQL cannot store
         variant(version_group="g\u0007"),
-        b'{"event_id": "' + str(uuid.uuid4()).encode() + b'", "pad": "' + b"x" * 1_100_000 + b'"}',
+        # Over the envelope's 1,000,000 bytes, under the broker's message.max.bytes (1,048,588), which refuses more.
+        b'{"event_id": "' + str(uuid.uuid4()).encode() + b'", "pad": "' + b"x" * 1_020_000 + b'"}',
     ]
     # A contract that cannot settle, as an event from before contracts refused it (an ESRD member, a benchmark for
     # aged/non-dual only): its position says so, and every other contract's goes on.

@@ -1,6 +1,6 @@
 """`acoflow up` itself under a load: a service killed with -9 is started again by the supervisor, then the
-broker (memory storage lost); the money invariant holds once the user loads the same feed again, and SIGTERM
-stops everything."""
+broker (on its log: nothing to load again), then the embedded PostgreSQL (the services carry on without a restart
+of their own); the money invariant holds, and SIGTERM stops everything."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 
 from acoflow.stack import Stack, free_port
 from shared.settings import Settings
-from tests.faults.harness import Feed, create_contract, invariant, publish, publish_in_background, record, wait_for_total
+from tests.faults.harness import Feed, create_contract, invariant, publish_in_background, record, wait_for_total
 
 pytestmark = pytest.mark.faults
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,18 +54,17 @@ def _restarted(state: Path, name: str, old_pid: int) -> dict[str, Any] | None:
     status = _status(state)
     if status is None:
         return None
-    entry = status["broker"] if name == "broker" else status["services"][name]
+    entry = status[name] if name in ("broker", "database") else status["services"][name]
     if entry["pid"] == old_pid or not psutil.pid_exists(entry["pid"]) or entry["restarts"] < 1:
         return None
-    return status if name == "broker" or _healthy(status) else None
+    return status if _healthy(status) else None
 
 
-def test_acoflow_up_restarts_a_killed_service_and_broker(tmp_path: Path, database: str) -> None:
+def test_acoflow_up_restarts_a_killed_service_broker_and_database(tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ACOFLOW_DATABASE_URL")},
         "ACOFLOW_STATE_DIR": str(state),
-        "ACOFLOW_DATABASE_URL": database,
         "ACOFLOW_RESEND_AFTER_S": "3",
     }
     for name in ("contracts", "claims_ingest", "settlement", "notifications"):
@@ -76,7 +75,7 @@ def test_acoflow_up_restarts_a_killed_service_and_broker(tmp_path: Path, databas
         status = _wait(lambda: (s := _status(state)) and _healthy(s) and s, 120, "acoflow up healthy")
         stack = Stack(Settings(state_dir=state), state)
         stack.bootstrap = status["broker"]["bootstrap"]
-        stack.database_url = database
+        stack.database_url = status["database"]["url"]  # the embedded server's (its socket, no password)
         stack.ports = {name: int(s["url"].rsplit(":", 1)[1]) for name, s in status["services"].items()}
 
         feed = Feed("SUPERVISED", members=200, lines=3000, seed=9)
@@ -98,22 +97,34 @@ def test_acoflow_up_restarts_a_killed_service_and_broker(tmp_path: Path, databas
         started = time.monotonic()
         _wait(lambda: _restarted(state, "broker", old), 60, "broker restarted by the supervisor")
         broker_back = time.monotonic() - started
-        publish(stack.bootstrap, feed.items)  # what the broker held is gone: the user loads the feed again
-        wait_for_total(stack, feed, seconds=120)
-        observed = invariant(stack, feed)
+        more = Feed("SUPERVISED-PG", members=200, lines=3000, seed=19)
+        create_contract(stack, more)
+        thread = publish_in_background(stack.bootstrap, more.items, per_second=1500)
+        time.sleep(1.0)
+        old = status["database"]["pid"]
+        os.kill(old, signal.SIGKILL)  # the postmaster, mid-load
+        started = time.monotonic()
+        _wait(lambda: _restarted(state, "database", old), 90, "database restarted by the supervisor")
+        database_back = time.monotonic() - started
+        thread.join(120)
+        wait_for_total(stack, more, seconds=180)
+        observed = f"{invariant(stack, feed)}; {invariant(stack, more)}"
         assert up.poll() is None, "the supervisor stopped"
         shown = subprocess.run(
             [sys.executable, "-m", "acoflow.cli", "status", "--json"], env=env, cwd=ROOT, capture_output=True, text=True
         )
         restarts = json.loads(shown.stdout)
-        assert all(s["restarts"] == 1 for s in restarts["services"].values()) and restarts["broker"]["restarts"] == 1
+        # One restart each: the services came back from the database's loss without a restart of their own.
+        assert all(s["restarts"] == 1 for s in restarts["services"].values()), restarts
+        assert restarts["broker"]["restarts"] == 1 and restarts["database"]["restarts"] == 1 and restarts["running"]
         record(
-            "kill -9 under `acoflow up` (each service, then the broker)",
+            "kill -9 under `acoflow up` (each service, the broker, the embedded PostgreSQL)",
             "3,000 lines at 1,500/s; settlement, claims_ingest, contracts and notifications killed in turn while they"
-            " flow; once settled, the broker killed and the feed published again",
+            " flow; once settled, the broker killed; then 3,000 more lines and the PostgreSQL postmaster killed mid-load",
             "the supervisor restarted each ("
             + ", ".join(f"{n} {t:.1f} s to healthy" for n, t in back.items())
-            + f") and the broker ({broker_back:.1f} s); `acoflow status` counts one restart each; {observed}",
+            + f"), the broker on its log ({broker_back:.1f} s, nothing loaded again) and the database"
+            f" ({database_back:.1f} s to all healthy, no service restarted); `acoflow status`: one restart each; {observed}",
         )
     finally:
         up.send_signal(signal.SIGTERM)

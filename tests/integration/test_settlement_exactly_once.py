@@ -82,7 +82,7 @@ async def wait_for(runtime: ServiceRuntime, expected: Decimal, seconds: float = 
 
 
 async def test_duplicates_and_restart_count_once(broker: str, database: str) -> None:
-    settings = Settings(kafka_bootstrap=broker, database_url=database, session_timeout_ms=2000)
+    settings = Settings(kafka_bootstrap=broker, database_url=database)
     await ensure_topics(broker)
     producer = make_producer(broker, "test")
     await producer.start()
@@ -130,7 +130,7 @@ async def test_duplicates_and_restart_count_once(broker: str, database: str) -> 
 
 async def test_spend_batches_count_once_and_a_bad_batch_is_dead_lettered(broker: str, database: str) -> None:
     """spend.v2, as claims_ingest sends it: many deltas in one event, deduplicated by the batch's id."""
-    settings = Settings(kafka_bootstrap=broker, database_url=database, session_timeout_ms=2000)
+    settings = Settings(kafka_bootstrap=broker, database_url=database)
     await ensure_topics(broker)
     state = contract().model_copy(update={"contract_id": "K2", "name": "K2"})
     contract_event = new_envelope(CONTRACT_CHANGED, state, "t")

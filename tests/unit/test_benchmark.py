@@ -136,8 +136,9 @@ def test_a_suppressed_cell_never_becomes_a_weight() -> None:
     suppressed = _Row({**row, "n_ab_year_esrd_py": "*"})
     years = suppressed.person_years()
     # The suppressed type takes what the total leaves after the published types, and the row says so.
-    assert sum(years.values()) == total and years["esrd"] == total - sum(D(row[f"n_ab_year_{t}_py"]) for t in
-                                                                          ("dis", "aged_dual", "aged_nondual"))
+    assert sum(years.values()) == total and years["esrd"] == total - sum(
+        D(row[f"n_ab_year_{t}_py"]) for t in ("dis", "aged_dual", "aged_nondual")
+    )
     assert suppressed.notes == ["person-years of esrd suppressed: N_AB_Year_PY less the published types"]
     plain = _Row(row).before_trend()
     assert abs(suppressed.before_trend() / plain - 1) < D("0.001")

@@ -112,3 +112,10 @@ def test_breaking_changes_are_found() -> None:
     canonical = {"type": "string", "pattern": "^-?[0-9]+\\.[0-9]{6}$"}
     assert breaking_changes(decimal_in, canonical) == []  # narrower: a consumer of either form reads it
     assert breaking_changes(canonical, decimal_in) == ["$: may now be number"]
+
+
+def test_the_embedded_broker_is_the_kafka_production_runs() -> None:
+    from acoflow.kafka_node import kafka_version
+
+    images = re.findall(r"image: apache/kafka:(\S+)", (ROOT / "docker-compose.yml").read_text())
+    assert images and set(images) == {kafka_version()}, f"docker-compose.yml runs {images}, the embedded node {kafka_version()}"

@@ -6,11 +6,12 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from acoflow.cli import main
-from acoflow.kafka_acls import PRINCIPALS, commands
+from acoflow.kafka_acls import commands, principals
 from shared.topics import ALL_TOPICS
 
 
 def test_each_principal_writes_only_its_topics() -> None:
+    PRINCIPALS = principals()
     by_name = {p.name: p for p in PRINCIPALS}
     assert [t.name for t in by_name["payer"].writes] == ["claims.submitted.v1"] and not by_name["payer"].reads
     assert "spend.v2" in [t.name for t in by_name["claims_ingest"].writes]
@@ -19,6 +20,16 @@ def test_each_principal_writes_only_its_topics() -> None:
     for topic in writers - {"deadletter.v1"}:
         assert sum(topic in {t.name for t in p.writes} for p in PRINCIPALS) == 1, topic
     assert {t.name for p in PRINCIPALS for t in (*p.writes, *p.reads)} == {t.name for t in ALL_TOPICS}
+
+
+def test_each_service_may_read_what_it_subscribes_to_and_join_its_groups() -> None:
+    """The grants come from the subscriptions each service wires: settlement's to notifications.v1 included
+    (the grants written by hand left it out), and every group a service joins is one its prefix covers."""
+    by_name = {p.name: p for p in principals()}
+    assert "notifications.v1" in {t.name for t in by_name["settlement"].reads}
+    for service in ("contracts", "claims_ingest", "settlement", "notifications"):
+        groups = by_name[service].groups
+        assert groups and all(g == service or g.startswith(service + ".") for g in groups), groups
 
 
 def test_the_command_prints_kafka_acls_lines() -> None:
@@ -39,3 +50,14 @@ def test_the_compose_init_script_is_what_the_command_prints() -> None:
     script = Path(__file__).resolve().parents[2] / "deploy" / "kafka-acls.sh"
     body = [x for x in script.read_text().splitlines() if x.startswith("/opt/kafka")]
     assert body == commands("kafka:9094", "/run/secrets/kafka_admin.properties")
+
+
+def test_the_readme_table_is_the_wiring() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = {cells[1]: cells[2:4] for line in readme.splitlines() if (cells := [c.strip() for c in line.split("|")])[1:2]}
+    for p in principals()[2:]:
+        consumes, produces = rows[p.name]
+        assert consumes == ", ".join(t.name for t in p.reads), p.name
+        assert produces.removesuffix(", webhooks") == ", ".join(t.name for t in p.writes), p.name

@@ -71,8 +71,7 @@ TRACK_PARAMETERS: Final[tuple[TrackParameters, ...]] = (
         False,
         D("0.4"),
         D("0.10"),
-        f"{BASIC_SOURCE}(i)-(ii); savings below the MSR: 425.605(h) (CY2023 PFS final rule, 87 FR 69777), agreements"
-        " from 2024",
+        f"{BASIC_SOURCE}(i)-(ii); savings below the MSR: 425.605(h) (CY2023 PFS final rule, 87 FR 69777), agreements from 2024",
         below_msr_rate=D("0.2"),
         below_msr_agreements_from=BELOW_MSR_AGREEMENTS_FROM,
     ),
