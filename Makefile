@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo up test lint typecheck bench clean
+.PHONY: install demo up test lint typecheck bench soak clean
 
 # The broker is Apache Kafka from Maven Central (deploy/kafka/pom.xml): a JDK and Maven from Debian's packages
 # where missing, its jars resolved once into the environment.
@@ -35,6 +35,10 @@ test: $(STAMP)
 # The benchmark is a script, not a test: CI does not run it.
 bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline
+
+# A bounded steady feed (30 minutes at 1,000 lines/s), per 5-minute window: CPU per line, p99, memory.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -136,7 +136,9 @@ class KafkaNode:
         """Format the log once: a node that has one keeps it (and its records) across restarts."""
         if (self.data / "meta.properties").exists():
             return
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster = "-"
+        while cluster.startswith("-"):  # as Kafka's own ids: one starting with "-" would read as an option
+            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         users = [arg for user, pw in self.scram.items() for arg in ("--add-scram", f"SCRAM-SHA-512=[name={user},password={pw}]")]
         subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config), *users),

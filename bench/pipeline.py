@@ -237,7 +237,7 @@ async def end_to_end(stack: Stack, watcher: Watcher, items: list[tuple[str, str,
 
 
 async def steady_feed(
-    bootstrap: str, topic: str, rate: int, seconds: int, contracts: int, per: int, on_line: Any = None
+    bootstrap: str, topic: str, rate: int, seconds: int, contracts: int, per: int, on_line: Any = None, tag: str = "L"
 ) -> float:
     """Publish `rate` claim lines a second for `seconds` to `topic`, 10 ms of them at a time (a payer's steady
     feed), calling on_line(contract, submit time) for each; returns the lines/s actually submitted (below `rate`
@@ -257,7 +257,7 @@ async def steady_feed(
                 member = rng.randrange(contracts * per)
                 if on_line is not None:
                     on_line(f"BENCH-{member // per:04d}", now)
-                key, value = line_envelope(j, member, rng, "L")
+                key, value = line_envelope(j, member, rng, tag)
                 batch.append((topic, key, value))
             await publish_all(producer, batch)
             wait = started + (n + per_tick) / rate - time.perf_counter()
@@ -280,9 +280,17 @@ async def feed_alone(stack: Stack, rate: int, seconds: int, contracts: int, per:
 
 
 async def latency(
-    stack: Stack, watcher: Watcher, rate: int, seconds: int, contracts: int, per: int, log: Path | None = None
+    stack: Stack,
+    watcher: Watcher,
+    rate: int,
+    seconds: int,
+    contracts: int,
+    per: int,
+    log: Path | None = None,
+    tag: str = "L",
 ) -> tuple[float, float, int, float]:
-    """(p50 ms, p99 ms, lines measured, lines/s actually submitted: below `rate` when the machine is saturated)."""
+    """(p50 ms, p99 ms, lines measured, lines/s actually submitted: below `rate` when the machine is saturated).
+    Each call's lines need a `tag` of their own: claim ids repeated from an earlier call are duplicates."""
     pending: dict[str, list[float]] = defaultdict(list)  # per contract: submit times, in order
     base = dict(watcher.applied)
     settled: dict[str, int] = defaultdict(int)
@@ -303,7 +311,7 @@ async def latency(
     watcher.listeners.append(on_position)
     total = rate * seconds
     started = time.perf_counter()
-    submit_rate = await steady_feed(stack.bootstrap, "claims.submitted.v1", rate, seconds, contracts, per, on_line)
+    submit_rate = await steady_feed(stack.bootstrap, "claims.submitted.v1", rate, seconds, contracts, per, on_line, tag)
     await until(lambda: len(latencies) >= total, 120)
     watcher.listeners.remove(on_position)
     if log is not None:  # one line per measured claim line: when it was submitted, and its latency

@@ -223,9 +223,9 @@ def test_broker_restart_loses_everything_and_the_feed_is_sent_again(stack: Stack
     feed = Feed("BROKER", members=200, lines=3000, seed=6)
     create_contract(stack, feed)
     publish(stack.bootstrap, feed.items[:1500])
-    # Memory storage loses what it had acknowledged. Spend still on its way from claims_ingest to settlement
-    # at that moment would be lost with it (a replicated Kafka keeps acknowledged writes), so the broker is
-    # restarted once the first half has settled: the fault under test is losing topics, data and offsets.
+    # A deleted log loses what the broker had acknowledged. Spend still on its way from claims_ingest to settlement
+    # at that moment would be lost with it (a replicated Kafka keeps acknowledged writes), so the log goes once
+    # the first half has settled: the fault under test is losing topics, data and offsets.
     wait_for_total(stack, feed, seconds=120, total=feed.total_of(1500))
     stack.restart_broker(wipe=True)  # its log deleted: topics, messages and committed offsets are gone
     started = time.monotonic()
@@ -234,15 +234,15 @@ def test_broker_restart_loses_everything_and_the_feed_is_sent_again(stack: Stack
     observed = invariant(stack, feed)
     assert all(p.poll() is None for p in stack.services.values())
     record(
-        "broker restart (memory storage lost)",
-        "half the feed (settled), then the broker killed and started empty on the same port; the whole feed published again",
+        "broker restart with its log deleted",
+        "half the feed (settled), then the broker killed, its log deleted, started on its ports; the whole feed published again",
         f"services reconnected and re-created topics; settled {time.monotonic() - started:.1f} s after the re-publish"
         f" ({caught_up:.1f} s wait); not doubled: {observed}",
     )
 
 
 def test_settlement_then_the_broker_killed_mid_load_loses_nothing(stack: Stack) -> None:
-    """The probe a user ran: a load under way, settlement killed, then the broker (memory storage: what
+    """The probe a user ran: a load under way, settlement killed, then the broker with its log deleted (what
     claims_ingest had handed over and settlement had not read is gone), both started again and the same file
     loaded again. The lines count as seen on the re-load; their spend comes back because claims_ingest re-sends
     what settlement never confirmed."""
@@ -262,7 +262,7 @@ def test_settlement_then_the_broker_killed_mid_load_loses_nothing(stack: Stack) 
     caught_up = wait_for_total(stack, feed, seconds=180)
     observed = invariant(stack, feed)
     record(
-        "settlement killed, then the broker, mid-load (memory lost)",
+        "settlement killed, then the broker, mid-load (its log deleted)",
         f"6,000 lines at 2,500/s; settlement kill -9 at 1.5 s, broker restarted empty 0.5 s later ({lines_before} lines"
         " stored by then); settlement started again; the same file published again",
         f"unconfirmed spend re-sent by claims_ingest; settled {time.monotonic() - started:.1f} s after the re-load"
