@@ -239,7 +239,6 @@ class ServiceRuntime:
         self.relay.start()
         for loop in self._loops:
             loop.start()
-        self.wire_subscriptions()
         await self.broker.start()
         jobs = [*self.background, self._keep_topics]
         self._tasks = [asyncio.create_task(job(), name=f"{self.name}-bg") for job in jobs]
@@ -268,7 +267,8 @@ class ServiceRuntime:
         re-create them, so producers and consumers can carry on where the data is re-sent. The check asks for
         the broker's topics on the outbox producer's connection; only when some are missing does an admin client
         (a connection of its own, made and closed) create them."""
-        names = {t.name for t in self.own_topics()}
+        topics = self.own_topics()
+        names = {t.name for t in topics}
         while True:
             await asyncio.sleep(self.settings.topic_check_interval_s)
             try:
@@ -278,7 +278,7 @@ class ServiceRuntime:
                         continue
                 await ensure_topics(
                     self.settings.kafka_bootstrap,
-                    self.own_topics(),
+                    topics,
                     timeout_s=1,
                     partitions=self.settings.topic_partitions,
                     settings=self.settings,
