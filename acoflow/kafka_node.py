@@ -22,7 +22,18 @@ ROOT = Path(__file__).resolve().parent.parent
 POM = ROOT / "deploy" / "kafka" / "pom.xml"
 LOG4J = ROOT / "deploy" / "kafka" / "log4j2.properties"
 # A small heap: one node with a few dozen partitions and a day of records in the page cache, not in the heap.
-JVM_OPTIONS = ("-Xms64m", "-Xmx384m", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true")
+# The quick compiler only: the optimizing one spent more CPU compiling in a node's first minutes of traffic than the
+# node spent serving it, and pays that back only after minutes of steady traffic, which tests, demos and the bench
+# never reach (docs/benchmarks.md). A long-running broker (docker-compose.yml) keeps the JVM's default.
+JVM_OPTIONS = (
+    "-Xms64m",
+    "-Xmx384m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:-UsePerfData",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+)
 
 
 class KafkaUnavailable(RuntimeError):
@@ -119,6 +130,10 @@ class KafkaNode:
             "share.coordinator.state.topic.min.isr": "1",
             # One node: the first consumer of a group need not wait for others to join with it.
             "group.initial.rebalance.delay.ms": "0",
+            # The controller appends a no-op record to the metadata log this often (default 500 ms) so brokers
+            # can tell it is alive; this node's broker is in the same process, and the default was most of
+            # what an idle node did.
+            "metadata.max.idle.interval.ms": "5000",
             **self.properties,
         }
 

@@ -276,16 +276,30 @@ class Stack:
         self.broker.start()
         asyncio.run(ensure_topics(self.bootstrap, partitions=self.partitions, settings=self.settings))
 
+    def _lost_its_port(self, name: str) -> bool:
+        log = self.state_dir / f"{name}.log"
+        with log.open("rb") as f:
+            f.seek(max(0, log.stat().st_size - 4096))
+            return b"address already in use" in f.read()
+
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def wait_healthy(self, timeout_s: float = 90) -> None:
         deadline = time.monotonic() + timeout_s
         pending = set(SERVICES)
+        moved: list[str] = []
         while pending and time.monotonic() < deadline:
             for name in list(pending):
                 proc = self.services[name]
                 if proc.poll() is not None:
+                    if self._lost_its_port(name) and moved.count(name) < 3:
+                        # A port found free was taken before the service bound it (an outgoing connection's
+                        # ephemeral port, another stack): the service takes another.
+                        moved.append(name)
+                        self.ports[name] = free_port()
+                        self._respawn(name)
+                        continue
                     raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.state_dir / (name + '.log')}")
                 try:
                     if httpx.get(self.url(name) + "/health", timeout=2).status_code == 200:

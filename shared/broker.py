@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import random
 import ssl
 import time
@@ -84,7 +85,45 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
     )
 
 
+# FastStream's batch subscriber sleeps as long again after a getmany that found nothing, and records arriving
+# meanwhile wait out the sleep: a getmany waits until records come (the fetch below wakes it), so it never does.
+GETMANY_WAIT_MS = 24 * 3600 * 1000
+
+
 COLD_FETCH_MIN_BYTES = 1024 * 1024
+
+
+class FetchPace:
+    """How a consumer fetches: while quiet, a fetch is answered as soon as anything arrives (fetch.min.bytes 1)
+    and otherwise waits `settings.fetch_max_wait_ms` in the broker, so a line finds every consumer awake and an
+    idle consumer costs next to nothing; once batches come closer than twice the pace apart (a steady stream),
+    a fetch waits up to the pace (settings.batch_pace_s on the claim-to-position path, cold_batch_pace_s off it)
+    for fetch_min_bytes (1 MiB off the path), so the broker hands over the stream in batches rather than
+    a few records a fetch; quiet for five paces, it is back to the first. aiokafka reads both settings as it
+    builds each fetch and has no public way to change them: `batch()` sets its fetcher's."""
+
+    def __init__(self, settings: Settings, subscriber: Any, *, hot: bool) -> None:
+        self._subscriber = subscriber  # FastStream's: its aiokafka consumer exists once it has started
+        self._pace = settings.batch_pace_s if hot else settings.cold_batch_pace_s
+        self._idle = (settings.fetch_max_wait_ms, 1)
+        self._busy = (max(1, int(self._pace * 1000)), settings.fetch_min_bytes if hot else COLD_FETCH_MIN_BYTES)
+        self._last = -math.inf
+        self._quiet: asyncio.TimerHandle | None = None
+
+    def batch(self) -> None:
+        """At each batch the consumer is handed: busy when it follows the last one closely, idle after a quiet spell."""
+        now = time.monotonic()
+        if now - self._last < 2 * self._pace:
+            self._set(self._busy)
+        self._last = now
+        if self._quiet is not None:
+            self._quiet.cancel()
+        self._quiet = asyncio.get_running_loop().call_later(5 * self._pace, self._set, self._idle)
+
+    def _set(self, mode: tuple[int, int]) -> None:
+        fetcher = getattr(getattr(self._subscriber, "consumer", None), "_fetcher", None)
+        if fetcher is not None:
+            fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes = mode
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -101,13 +140,10 @@ def _partition(key: bytes, partitions: int) -> int:
     return (digest & 0x7FFFFFFF) % partitions
 
 
-def batch_options(
-    settings: Settings, topic: TopicSpec, group_id: str, max_records: int | None = None, *, hot: bool | None = None
-) -> dict[str, Any]:
+def batch_options(settings: Settings, group_id: str, max_records: int | None = None) -> dict[str, Any]:
     """Subscriber options shared by every consumer: manual-commit semantics through FastStream's
     NACK_ON_ERROR policy (offsets are committed only after the handler, and so the database, succeeded;
-    an exception seeks back and the batch is read again)."""
-    quick = topic.hot if hot is None else hot
+    an exception seeks back and the batch is read again). How batches are paced is the handler's (Pace)."""
     return {
         "batch": True,
         "group_id": group_id,
@@ -115,11 +151,9 @@ def batch_options(
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": settings.heartbeat_interval_ms,
         "max_records": max_records or settings.batch_max_records,
-        "batch_timeout_ms": settings.batch_timeout_ms,
-        "fetch_max_wait_ms": settings.fetch_max_wait_ms if quick else settings.cold_fetch_max_wait_ms,
-        # A fetch is answered as soon as it has min_bytes: with 1 a topic that is always busy (the claims a
-        # counting consumer follows) is fetched, and its batch committed, continuously however long the wait.
-        "fetch_min_bytes": settings.fetch_min_bytes if quick else COLD_FETCH_MIN_BYTES,
+        "batch_timeout_ms": GETMANY_WAIT_MS,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "fetch_min_bytes": 1,
         "ack_policy": AckPolicy.NACK_ON_ERROR,
         "decoder": RawRecords(group_id),
         "listener": ForgetRevokedLag(group_id),

@@ -22,9 +22,7 @@ from shared.db import Conn
 from shared.envelope import Envelope, EventSpec, new_envelope
 from shared.events import ATTRIBUTION_CHANGED, RECEIPT, SPEND_BATCH, Receipt
 from shared.topics import ATTRIBUTION, ATTRIBUTION_ACKS, SPEND_ACKS, SPEND_BATCHES, TopicSpec
-from shared.unit_of_work import UnitOfWork
-
-Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
+from shared.unit_of_work import Outgoing, UnitOfWork
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from shared.loops import WorkLoop
 from shared.metrics import EVENTS_DUPLICATE, EVENTS_PROCESSED, EVENTS_REJECTED
 from shared.signing import EventKeys
 from shared.topics import DEADLETTER, TopicSpec
-from shared.unit_of_work import UnitOfWork, UnitsOfWork
+from shared.unit_of_work import Outgoing, UnitOfWork, UnitsOfWork
 
 log = get_logger(__name__)
 P = TypeVar("P", bound=BaseModel)
@@ -81,7 +81,6 @@ class Parsed(Generic[P]):
     envelope: Envelope[P]
 
 
-Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
 # A record whose apply fails on its data is tried this many times, on its own, before it is quarantined.
 MAX_APPLY_ATTEMPTS = 3
 # SQLSTATE classes of failures that are the database's, not the data's: connection, transaction rollback

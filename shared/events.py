@@ -308,7 +308,12 @@ class SettlementPosition(Payload):
     projected_shared_savings_losses: Money
     """What the ACO is projected to earn (> 0) or owe (< 0) for the year, after caps and sequestration."""
     advance_payment_recoupment: Money = Decimal(0)
-    """Advance investment payments recouped from the projected savings: paid = projected_shared_savings_losses - this."""
+    """Advance investment payments recouped from the projected savings: paid = projected_shared_savings_losses - this
+    - prepaid_savings_recoupment."""
+    prepaid_savings_recoupment: Money = Decimal(0)
+    """Prepaid shared savings (MSSP, PY2026+) recouped from the projected savings."""
+    prepaid_savings_outstanding: Money = Decimal(0)
+    """Prepaid shared savings the projected savings do not cover: still owed by the ACO."""
     downside_exposure_now: Money
     """The losses the ACO would owe on the projection, as a positive amount (0 when it projects savings)."""
     downside_exposure_at_cap: Money

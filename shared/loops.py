@@ -1,4 +1,5 @@
-"""A background loop that runs a step while it finds work and otherwise waits for a wake-up."""
+"""A background loop that runs a step while it finds work and otherwise waits for a wake-up; the pace that
+keeps work which comes in a steady stream together."""
 
 from __future__ import annotations
 
@@ -13,6 +14,22 @@ log = get_logger(__name__)
 
 
 MAX_BACKLOG_REST_S = 1.0
+
+
+class Pace:
+    """Starts of work at least `seconds` apart: `wait()` before each start returns at once after a quiet spell and
+    otherwise when `seconds` have passed since the last start, so what arrives in a steady stream meanwhile is
+    taken together by the next start rather than one start each. A backlog (a full batch) waits for nothing."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._last = -seconds
+
+    async def wait(self, backlog: bool = False) -> None:
+        rest = self._last + self._seconds - time.monotonic()
+        if rest > 0 and not backlog:
+            await asyncio.sleep(rest)
+        self._last = time.monotonic()
 
 
 class WorkLoop:
@@ -42,7 +59,7 @@ class WorkLoop:
         self._batch = batch
         self._idle = idle_s
         self._backlog_rest = backlog_rest
-        self._pace = pace_s
+        self._pace = Pace(pace_s)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -70,8 +87,7 @@ class WorkLoop:
                 if done < self._batch:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._idle)
-                    if self._pace:
-                        await asyncio.sleep(max(0.0, started + self._pace - time.monotonic()))
+                    await self._pace.wait()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

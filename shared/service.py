@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash, replica_lookup, replicate, requires
-from shared.broker import batch_options, ensure_topics, make_broker, make_producer
+from shared.broker import FetchPace, batch_options, ensure_topics, make_broker, make_producer
 from shared.confirmations import ConfirmedHop, unconfirmed
 from shared.consumer import BatchConsumer, Parsed, Subscription
 from shared.db import Conn, QueueVacuum, apply_migrations, create_pool
@@ -106,10 +106,12 @@ class ServiceRuntime:
             self._cold[sub.topic.name] = (consumer, sub.max_records or self.settings.batch_max_records)
             return consumer
         group = self.name if sub.group is None else f"{self.name}.{sub.group}"
-        options = batch_options(self.settings, sub.topic, group, sub.max_records)
+        subscriber = self.broker.subscriber(sub.topic.name, **batch_options(self.settings, group, sub.max_records))
+        fetch = FetchPace(self.settings, subscriber, hot=True)
 
-        @self.broker.subscriber(sub.topic.name, **options)
+        @subscriber
         async def handle(records: list[Any]) -> None:
+            fetch.batch()
             await consumer.handle(records)
 
         return consumer
@@ -124,10 +126,12 @@ class ServiceRuntime:
         self._cold_wired = True
         consumers = {topic: consumer for topic, (consumer, _) in self._cold.items()}
         most = max(limit for _, limit in self._cold.values())
-        options = batch_options(self.settings, consumers[next(iter(consumers))].topic, f"{self.name}.cold", most, hot=False)
+        subscriber = self.broker.subscriber(*consumers, **batch_options(self.settings, f"{self.name}.cold", most))
+        fetch = FetchPace(self.settings, subscriber, hot=False)
 
-        @self.broker.subscriber(*consumers, **options)
+        @subscriber
         async def handle(records: list[Any]) -> None:
+            fetch.batch()
             by_topic: dict[str, list[Any]] = {}
             for r in records:
                 by_topic.setdefault(r.topic, []).append(r)

@@ -48,15 +48,15 @@ class Settings(BaseSettings):
     settlement_recompute_max_contracts: int = 500
     # The least time between two of those passes: what a position may wait for others to be computed with it.
     positions_pace_s: float = 0.1
-    batch_timeout_ms: int = 100
-    # Kafka answers a fetch once it holds fetch_min_bytes, else when the wait ends (a fetch waiting in its
-    # purgatory is woken by each produce). On the claim-to-position path a fetch waits this long for this much: a
-    # steady feed is taken in batches rather than a few lines a fetch, and a trickle waits at most this at each hop.
-    fetch_max_wait_ms: int = 100
+    # How consumers fetch (shared/broker.py, FetchPace): while quiet, a fetch is answered as soon as anything
+    # arrives, and with nothing arriving waits this long in the broker (what an idle consumer costs it and
+    # itself). In a steady stream, a fetch waits up to the pace for fetch_min_bytes, so the stream comes in
+    # batches: the pace is the most a record waits at each hop. Topics on the claim-to-position path (hot) at
+    # the first pace; the rest (contracts, rosters, keys, rejects, positions) at the second.
+    fetch_max_wait_ms: int = 10_000
     fetch_min_bytes: int = 64 * 1024
-    # For topics off the claim-to-position path (contracts, rosters, keys, rejects, positions): these wait for
-    # 1 MB or this long, so a change lands within it.
-    cold_fetch_max_wait_ms: int = 1000
+    batch_pace_s: float = 0.1
+    cold_batch_pace_s: float = 1.0
     outbox_batch: int = 2000
     # Relays and work loops are woken by the commits that give them work; this is only how long they wait
     # for work nobody woke them for (rows left by a crash or another instance). Polling more often costs the
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     db_pool_size: int = 4
     log_level: str = "INFO"
     shutdown_timeout_s: float = 15.0
-    topic_check_interval_s: float = 5.0
+    topic_check_interval_s: float = 30.0
     # Partitions of every topic this install creates; unset, each topic's own count (shared/topics.py), as
     # production and the embedded stack run.
     topic_partitions: int | None = Field(default=None, ge=1)

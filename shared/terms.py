@@ -117,6 +117,8 @@ class ContractTerms(BaseModel):
     revenue_category: RevenueCategory | None = None
     # Advance investment payments to be recouped from this year's shared savings.
     advance_payment_recoupment: Money | None = Field(default=None, ge=0)
+    # Prepaid shared savings CMS paid the ACO during this year (MSSP, PY2026+), recouped from its earned savings.
+    prepaid_shared_savings: Money | None = Field(default=None, ge=0)
     # Stop-loss (ACO REACH's optional arrangement, or a commercial reinsurance): per-member spend above the
     # attachment point (truncation_threshold) is the stop-loss's, for a charge per member-month added to spend.
     stop_loss_charge_pmpm: Money | None = Field(default=None, ge=0)
@@ -159,6 +161,8 @@ class ContractTerms(BaseModel):
             raise ValueError("stop_loss_charge_pmpm: a stop-loss needs its attachment point in truncation_threshold")
         if self.termination_date is not None and not self.period_start <= self.termination_date <= self.period_end:
             raise ValueError("termination_date: must fall within the performance period")
+        if self.prepaid_shared_savings and self.program != "MSSP":
+            raise ValueError("prepaid_shared_savings: only MSSP prepays shared savings")
         return self
 
     @property

@@ -49,12 +49,11 @@ from shared.events import Attribution as AttributionEvent
 from shared.metrics import EVENTS_DUPLICATE, EVENTS_REJECTED, REGISTRY
 from shared.terms import EnrollmentType
 from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, SPEND_BATCHES, TopicSpec
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import Outgoing, UnitOfWork
 
 SCHEMA = "claims_ingest"
 PRODUCER = "claims_ingest"
 MEMBER_LOCK_STRIPES = 256
-Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
 # Spend produced in a transaction, each delta with its identity (line, contract, generation, sign).
 Deltas = list[tuple[str, SpendDelta]]
 

@@ -24,7 +24,7 @@ from services.notifications.handlers import (
     retry_failed,
 )
 from shared.auth import Principal, allows, requires
-from shared.broker import batch_options
+from shared.broker import FetchPace, batch_options
 from shared.consumer import Parsed, Subscription
 from shared.events import POSITION_FIGURES, PositionFigures
 from shared.http import Body
@@ -90,14 +90,18 @@ def build(runtime: ServiceRuntime) -> FastAPI:
         deliveries_loop.wake()
 
     # Counted for a 24-hour rate, not applied: plain subscribers (their offsets still commit after the count).
-    @runtime.broker.subscriber(
-        CLAIMS_SUBMITTED.name, **batch_options(settings, CLAIMS_SUBMITTED, GROUP + ".submitted", hot=False)
-    )
+    submitted = runtime.broker.subscriber(CLAIMS_SUBMITTED.name, **batch_options(settings, GROUP + ".submitted"))
+    rejected = runtime.broker.subscriber(CLAIMS_REJECTED.name, **batch_options(settings, GROUP + ".rejected"))
+    submitted_fetch, rejected_fetch = FetchPace(settings, submitted, hot=False), FetchPace(settings, rejected, hot=False)
+
+    @submitted
     async def on_submitted(records: list[Any]) -> None:
+        submitted_fetch.batch()
         await counted(len(records), 0)
 
-    @runtime.broker.subscriber(CLAIMS_REJECTED.name, **batch_options(settings, CLAIMS_REJECTED, GROUP + ".rejected"))
+    @rejected
     async def on_rejected(records: list[Any]) -> None:
+        rejected_fetch.batch()
         await counted(0, len(records))
 
     async def quiet_contracts(uow: UnitOfWork) -> int:

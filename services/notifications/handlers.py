@@ -36,12 +36,11 @@ from shared.events import NOTIFICATION, NotificationEvent, PositionFigures
 from shared.logging import get_logger
 from shared.metrics import REGISTRY
 from shared.settings import Settings
-from shared.topics import NOTIFICATIONS, TopicSpec
-from shared.unit_of_work import UnitOfWork, UnitsOfWork
+from shared.topics import NOTIFICATIONS
+from shared.unit_of_work import Outgoing, UnitOfWork, UnitsOfWork
 
 SCHEMA = "notifications"
 PRODUCER = "notifications"
-Outgoing = list[tuple[TopicSpec, str, Envelope[Any]]]
 log = get_logger(__name__)
 ALERTS = Counter("acoflow_alerts_total", "Alert transitions", ["rule", "kind"], registry=REGISTRY)
 WEBHOOK_ATTEMPTS = Counter(

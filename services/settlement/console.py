@@ -133,6 +133,13 @@ def waterfall(position: dict[str, Any]) -> list[tuple[str, str]]:
         ("caps and sequestration", "see explanation"),
         ("shared savings (losses)", money(position["projected_shared_savings_losses"])),
         ("advance payments recouped", money(position.get("advance_payment_recoupment", 0))),
+    ] + [  # only for a contract that received prepaid shared savings (MSSP, PY2026+)
+        (label, money(position[key]))
+        for label, key in (
+            ("prepaid savings recouped", "prepaid_savings_recoupment"),
+            ("prepaid savings still owed", "prepaid_savings_outstanding"),
+        )
+        if Decimal(str(position.get(key) or 0))
     ]
 
 

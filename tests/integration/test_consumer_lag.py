@@ -28,7 +28,7 @@ async def test_a_subscriber_reports_its_lag(broker: str) -> None:
     def lag() -> float | None:
         return REGISTRY.get_sample_value("acoflow_consumer_lag", {"group": "test-lag", "topic": TOPIC.name, "partition": "0"})
 
-    @kafka.subscriber(TOPIC.name, **batch_options(settings, TOPIC, "test-lag", max_records=2))
+    @kafka.subscriber(TOPIC.name, **batch_options(settings, "test-lag", max_records=2))
     async def handle(records: list) -> None:  # type: ignore[type-arg]
         seen.extend(r.offset for r in records)
         lags.append(lag())

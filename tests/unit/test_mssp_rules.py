@@ -146,6 +146,32 @@ def test_advance_investment_payments_are_recouped_beside_the_earned_amount() -> 
     assert small.advance_payment_recoupment == small.earned  # never more than the savings it comes out of
 
 
+def test_prepaid_shared_savings_are_recouped_from_the_savings_and_what_they_miss_stays_owed() -> None:
+    # BASIC A PY2026, 10M gross savings: 40% x 10M = 4M, less 2% sequestration = 3.92M earned.
+    r = settle(basic("BA", 2026, "90000000", prepaid_shared_savings=D("1000000")))
+    assert r.earned == D("3920000.00") and r.prepaid_savings_recoupment == D("1000000.00")
+    assert r.prepaid_savings_outstanding == 0
+    # Advance investment payments first: 3.5M of 3.92M, leaving 420,000 of the 1M prepaid recouped, 580,000 owed.
+    both = settle(basic("BA", 2026, "90000000", advance_payment_recoupment=D("3500000"), prepaid_shared_savings=D("1000000")))
+    assert both.advance_payment_recoupment == D("3500000.00") and both.prepaid_savings_recoupment == D("420000.00")
+    assert both.prepaid_savings_outstanding == D("580000.00") and any("580000.00 still owed" in n for n in both.explanation)
+    # Losses (BASIC E, 30% of 1M): nothing to recoup from, the whole prepaid amount is owed beside the losses.
+    lost = settle(basic("BE", 2026, "101000000", msr=D(0), prepaid_shared_savings=D("250000")))
+    assert lost.earned == D("-300000.00") and lost.prepaid_savings_recoupment == 0
+    assert lost.prepaid_savings_outstanding == D("250000.00")
+    # CMS prepays from PY2026 only (42 CFR 425.640).
+    with pytest.raises(ValueError, match="prepaid_shared_savings: MSSP prepays shared savings from PY2026"):
+        settle(basic("BA", 2025, "90000000", prepaid_shared_savings=D("1")))
+
+
+def test_py2025_and_py2026_settle_under_the_py2024_rates_caps_and_msr() -> None:
+    # Neither the CY2025 PFS final rule (89 FR 97710) nor the CY2026 one (90 FR 49266) changed a sharing or loss
+    # rate, a cap or the MSR/MLR: the same inputs settle alike in PY2024, PY2025 and PY2026.
+    for track, spend in (("BA", "95000000"), ("BE", "104000000"), ("EN", "96000000"), ("EN", "120000000")):
+        results = {year: settle(basic(track, year, spend, msr=D("0.01"))) for year in (2024, 2025, 2026)}
+        assert len({(r.gate, r.earned, r.final_sharing_rate) for r in results.values()}) == 1, (track, spend, results)
+
+
 def test_losses_prorated_on_termination_during_the_year() -> None:
     # BASIC E PY2023, 30% of a 10M loss = 3M, for 8 of 12 months.
     assert settle(basic("BE", 2023, "110000000", participation_months=8)).earned == D("-2000000.00")

@@ -1,12 +1,13 @@
 """WorkLoop's rest after a backlogged pass: a full pass is followed by a rest as long as the pass (times
-backlog_rest); a smaller pass adds none. Its pace: wake-ups that come faster are served by one pass."""
+backlog_rest); a smaller pass adds none. Its pace: wake-ups that come faster are served by one pass. Pace, which
+consumers' batches start by: nothing waits after a quiet spell or in a backlog."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
-from shared.loops import WorkLoop
+from shared.loops import Pace, WorkLoop
 
 
 async def _gaps(sizes: list[int], backlog_rest: float) -> list[float]:
@@ -69,3 +70,22 @@ async def test_pace_serves_wake_ups_that_come_faster_with_one_pass() -> None:
 
     assert 2 <= await passes(0.1) <= 5
     assert await passes(0.0) >= 30
+
+
+async def test_a_pace_waits_only_for_starts_that_come_faster_than_it() -> None:
+    pace = Pace(0.2)
+    started = time.monotonic()
+    await pace.wait()  # the first start, after nothing: at once
+    first = time.monotonic() - started
+    await pace.wait()  # at once again: waits out the rest of the 200 ms
+    second = time.monotonic() - started
+    await pace.wait(backlog=True)  # a full batch: at once
+    third = time.monotonic() - started
+    await asyncio.sleep(0.25)  # a quiet spell longer than the pace
+    before = time.monotonic()
+    await pace.wait()
+    after_quiet = time.monotonic() - before
+    assert first < 0.05
+    assert 0.19 <= second < 0.35
+    assert third - second < 0.05
+    assert after_quiet < 0.05

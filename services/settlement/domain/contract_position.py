@@ -164,6 +164,8 @@ def position(state: ContractState, terms: ContractTerms, snap: Snapshot) -> Sett
         final_sharing_rate=s.final_sharing_rate.quantize(Decimal("0.0000000001")),
         projected_shared_savings_losses=s.earned,
         advance_payment_recoupment=s.advance_payment_recoupment,
+        prepaid_savings_recoupment=s.prepaid_savings_recoupment,
+        prepaid_savings_outstanding=s.prepaid_savings_outstanding,
         downside_exposure_now=p.downside_exposure_now,
         downside_exposure_at_cap=p.downside_exposure_at_cap,
         probability_clears_msr=p.probability_clears_msr,

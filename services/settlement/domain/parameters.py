@@ -15,7 +15,7 @@ from typing import Final, Literal
 
 from shared.terms import CorridorBand
 
-PARAMETERS_VERSION: Final = "2026.12.1"
+PARAMETERS_VERSION: Final = "2026.12.2"
 
 D = Decimal
 LossRateRule = Literal["none", "fixed", "one_minus_sharing"]
@@ -285,6 +285,12 @@ LOW_REVENUE_SHARE: Final = D("0.35")
 
 # Savings below the MSR (42 CFR 425.605(h)(1)(iii)): who is eligible besides the track's rate and agreement date.
 BELOW_MSR_MIN_BENEFICIARIES: Final = 5_000  # the ACO's MSR must come from the table (5,000 or more assigned)
+
+
+# Prepaid shared savings (42 CFR 425.640, CY2025 PFS final rule, 89 FR 97710): quarterly advances on an eligible
+# ACO's expected shared savings, paid from PY2026 and recouped from the year's earned shared savings at
+# reconciliation; what the savings do not cover stays owed (carried to the next year or repaid).
+PREPAID_SAVINGS_FROM: Final = 2026
 
 
 def sequestration_rate(year: int) -> Decimal:

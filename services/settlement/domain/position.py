@@ -242,6 +242,7 @@ def project(inputs: PositionInputs) -> Position:
         revenue_category=terms.revenue_category,
         participation_months=terms.participation_months,
         advance_payment_recoupment=terms.advance_payment_recoupment,
+        prepaid_shared_savings=terms.prepaid_shared_savings,
         agreement_start=agreement_start(terms),
     )
     priced = terms.priced_types

@@ -17,6 +17,7 @@ from services.settlement.domain.parameters import (
     MSR_BANDS,
     MSR_FLOOR,
     PARAMETERS_VERSION,
+    PREPAID_SAVINGS_FROM,
     REACH_WORST_CASE_LOSS,
     TrackParameters,
     euc_blanket_offset,
@@ -72,6 +73,7 @@ class SettlementInputs:
     # Months of the year the ACO took part in, when it terminated during the year: losses are prorated.
     participation_months: int | None = None
     advance_payment_recoupment: Decimal | None = None  # advance investment payments due back (>= 0)
+    prepaid_shared_savings: Decimal | None = None  # prepaid shared savings received for the year (>= 0)
     # A six-month performance period (42 CFR 425.609): totals are for the period, an EUC amount for the year.
     period_months: int = 12
     # The start of the ACO's current agreement period: some rules apply by agreement (savings below the MSR).
@@ -98,8 +100,11 @@ class Settlement:
     loss_cap_amount: Decimal | None  # positive; None for one-sided terms
     euc_adjustment: Decimal  # >= 0: the part of the losses forgiven
     earned: Decimal  # > 0 shared savings paid, < 0 shared losses owed; rounded to the cent
-    # Recouped from the earned savings (never inside `earned`): what is paid is earned - recoupment.
+    # Recouped from the earned savings (never inside `earned`): what is paid is earned - both recoupments.
     advance_payment_recoupment: Decimal = ZERO
+    prepaid_savings_recoupment: Decimal = ZERO
+    # Prepaid shared savings the earned savings did not cover: still owed by the ACO.
+    prepaid_savings_outstanding: Decimal = ZERO
     parameters_version: str = PARAMETERS_VERSION
     explanation: tuple[str, ...] = field(default=())
 
@@ -371,10 +376,7 @@ def settle(inputs: SettlementInputs) -> Settlement:
             notes.append(f"loss rate {-rate:.4%} inside the MLR {mlr:.4%}")
 
     earned = to_cents(earned)
-    recoup = ZERO
-    if inputs.advance_payment_recoupment is not None and inputs.advance_payment_recoupment > 0 and earned > 0:
-        recoup = min(to_cents(inputs.advance_payment_recoupment), earned)
-        notes.append(f"advance investment payments recouped from the shared savings: {recoup} (paid {earned - recoup})")
+    advance, prepaid, outstanding = _recoupments(inputs, earned, notes)
 
     return Settlement(
         benchmark_total=benchmark,
@@ -392,9 +394,35 @@ def settle(inputs: SettlementInputs) -> Settlement:
         loss_cap_amount=loss_cap,
         euc_adjustment=euc,
         earned=earned,
-        advance_payment_recoupment=recoup,
+        advance_payment_recoupment=advance,
+        prepaid_savings_recoupment=prepaid,
+        prepaid_savings_outstanding=outstanding,
         explanation=tuple(notes),
     )
+
+
+def _recoupments(inputs: SettlementInputs, earned: Decimal, notes: list[str]) -> tuple[Decimal, Decimal, Decimal]:
+    """(advance investment payments recouped, prepaid shared savings recouped, prepaid left owed), each from the
+    earned savings, advance payments first (42 CFR 425.630; 425.640)."""
+    left = max(earned, ZERO)
+    advance = min(to_cents(inputs.advance_payment_recoupment or ZERO), left)
+    if advance > 0:
+        left -= advance
+        notes.append(f"advance investment payments recouped from the shared savings: {advance} (paid {left})")
+    prepaid_total = to_cents(inputs.prepaid_shared_savings or ZERO)
+    if prepaid_total <= 0:
+        return advance, ZERO, ZERO
+    if inputs.performance_year < PREPAID_SAVINGS_FROM:
+        raise SettlementError(
+            f"prepaid_shared_savings: MSSP prepays shared savings from PY{PREPAID_SAVINGS_FROM} (42 CFR 425.640)"
+        )
+    prepaid = min(prepaid_total, left)
+    outstanding = prepaid_total - prepaid
+    notes.append(
+        f"prepaid shared savings {prepaid_total}: {prepaid} recouped from the shared savings (paid {left - prepaid})"
+        + (f", {outstanding} still owed" if outstanding else "")
+    )
+    return advance, prepaid, outstanding
 
 
 def unsettled(benchmark: Decimal, expenditure: Decimal, reason: str) -> Settlement:
