@@ -647,7 +647,7 @@ def benchmark_backtest(prior_path: Path, prior_year: int, current_path: Path, pe
     """Predict each ACO's UpdatedBnchmk for the performance year from the prior year's results PUF and what an
     ACO knows during the year; score against the published one and against the naive estimate (HistBnchmk x
     the prior year's trend). Files are CMS's (one year, no year column) or multi-year with a year column."""
-    from services.settlement.benchmark_backtest import backtest, percentile, rows_of_year
+    from acoflow.benchmark_backtest import backtest, percentile, rows_of_year
 
     prior = rows_of_year(prior_path, prior_year)
     current = rows_of_year(current_path, performance_year)
@@ -685,7 +685,7 @@ def benchmark_backtest_years(paths: tuple[Path, ...]) -> None:
     percentile, the worst ACO, how many ACOs needed a fallback for a suppressed cell, and whether the goal (median
     <= 1.5%, p90 <= 3.5%, no ACO beyond 25%) is met. Multi-year files by their year column, CMS's yearly files by
     the year in their name."""
-    from services.settlement.benchmark_backtest import every_pair, rows_by_year
+    from acoflow.benchmark_backtest import every_pair, rows_by_year
 
     try:
         pairs = every_pair(rows_by_year(paths))
@@ -742,7 +742,7 @@ def kafka_acls(bootstrap: str, command_config: str) -> None:
 def settle_puf(input_path: Path, output: Path, performance_year: int | None) -> None:
     """Settle MSSP results PUF rows (our format or CMS's file as downloaded) from their inputs; compare with
     the published earned savings/losses where present and explain every miss."""
-    from services.settlement.puf import cell_rules, explain_miss, read_rows, settle_rows, write_results
+    from acoflow.puf import cell_rules, explain_miss, read_rows, settle_rows, write_results
 
     started = time.perf_counter()
     rows = read_rows(input_path)

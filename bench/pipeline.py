@@ -31,7 +31,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,8 @@ from acoflow.stack import Stack, private_settings
 from bench import cclf_parse
 from bench.machine import core_speed_ms, header
 from shared.broker import make_producer, publish_all
+from shared.envelope import raw_envelope
+from shared.events import CLAIM_SUBMITTED as CLAIM_SUBMITTED_EVENT
 from shared.topics import CLAIMS_SUBMITTED
 
 PY_START = date(2025, 1, 1)
@@ -58,11 +60,7 @@ def line_envelope(n: int, member: int, rng: random.Random, tag: str) -> tuple[st
         "claim_type": "professional", "from_date": served.isoformat(), "thru_date": served.isoformat(),
         "paid_date": (served + timedelta(days=20)).isoformat(), "paid_amount": f"{cents // 100}.{cents % 100:02d}",
     }  # fmt: skip
-    envelope = {
-        "event_id": str(uuid.uuid4()), "event_type": "claim_line.submitted", "schema_version": 1,
-        "occurred_at": datetime.now(UTC).isoformat(), "producer": "bench", "payload": payload,
-    }  # fmt: skip
-    return str(payload["member_id"]), json.dumps(envelope).encode()
+    return str(payload["member_id"]), raw_envelope(CLAIM_SUBMITTED_EVENT, payload, "bench", event_id=uuid.uuid4())
 
 
 async def raw_topic(bootstrap: str, partitions: int) -> str:
@@ -499,7 +497,7 @@ def peak_rss(stack: Stack) -> dict[str, int]:
 
 
 def settle_puf_rate() -> float:
-    from services.settlement.puf import read_rows, settle_rows
+    from acoflow.puf import read_rows, settle_rows
 
     path = Path(__file__).parents[1] / "tests" / "fixtures" / "mssp_puf" / "mssp_puf_2013_2018.csv"
     rows = read_rows(path)

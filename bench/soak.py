@@ -1,6 +1,7 @@
 """`make soak`: a bounded steady feed on the embedded stack (Apache Kafka, PostgreSQL, the four services), printing
-for each window the stack's CPU per line (services, broker and PostgreSQL), the submit-to-position latency p50/p99
-and each part's resident memory, then whether the last window is within 10% of the first on CPU per line and p99.
+for each window the stack's CPU per line (services, broker and PostgreSQL), the submit-to-position latency p50/p99,
+the CPU time the hypervisor gave other guests (steal) and a core-speed check (shared VMs swing), and each part's
+resident memory, then whether the last window is within 10% of the first on CPU per line and p99.
 
 Run: python -m bench.soak [--minutes 30] [--window-minutes 5] [--rate 1000] [--contracts 1000] [--members 100000]"""
 
@@ -52,11 +53,14 @@ async def run(args: argparse.Namespace) -> None:
                     p50, p99, n, submitted = await latency(
                         stack, watcher, args.rate, args.window_minutes * 60, args.contracts, per, tag=f"W{window}"
                     )
-                    cost = stack_cpu(before, cpu_seconds(stack)) / max(n, 1)
+                    after = cpu_seconds(stack)
+                    cost = stack_cpu(before, after) / max(n, 1)
+                    steal = after["steal"] - before["steal"]
                     rows.append((cost, p99))
                     memory = "  ".join(f"{k}={v}" for k, v in rss_mb(stack).items())
                     print(f"window {window + 1}/{windows}: cpu_ms_per_line={cost * 1000:.3f}  latency_ms_p50={p50:.0f}  "
-                          f"p99={p99:.0f}  lines={n:,} submitted={submitted:,.0f}/s  rss_mb {memory}", flush=True)  # fmt: skip
+                          f"p99={p99:.0f}  lines={n:,} submitted={submitted:,.0f}/s  steal_s={steal:.1f}  "
+                          f"core_speed_ms={core_speed_ms():.0f}  rss_mb {memory}", flush=True)  # fmt: skip
             finally:
                 await watcher.stop()
         finally:

@@ -13,6 +13,7 @@ from functools import cache, cached_property
 from typing import Any, Generic, Self, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 
 P = TypeVar("P", bound=BaseModel)
 MAX_EVENT_BYTES = 1_000_000
@@ -115,6 +116,33 @@ def new_envelope(
         correlation_id=correlation_id,
         payload=payload,
     )
+
+
+def raw_envelope(
+    spec: EventSpec[Any],
+    payload: Mapping[str, Any],
+    producer: str,
+    *,
+    event_id: uuid.UUID,
+    correlation_id: str | None = None,
+    occurred_at: str | None = None,
+) -> bytes:
+    """An envelope around a payload nobody here validated (a payer's line, which its consumer refuses with
+    reasons if it is bad), encoded as Envelope.to_bytes encodes one; dates and decimals as their text."""
+    envelope = {
+        "event_id": str(event_id),
+        "event_type": spec.event_type,
+        "schema_version": spec.current_version,
+        "occurred_at": occurred_at or datetime.now(UTC).isoformat(),
+        "producer": producer,
+        "correlation_id": correlation_id,
+        "payload": payload,
+    }
+    try:
+        # pydantic-core writes dates and decimals as json.dumps(default=str) does, without a Python call for each.
+        return to_json(envelope, fallback=str)
+    except (PydanticSerializationError, UnicodeEncodeError):
+        return json.dumps(envelope, default=str).encode()  # text it cannot encode (a lone surrogate) is escaped
 
 
 def reasons_from(error: ValidationError, prefix: str = "") -> list[Reason]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from acoflow.benchmark_backtest import backtest, percentile, rows_of_year
 from acoflow.cli import main
-from services.settlement.benchmark_backtest import backtest, percentile, rows_of_year
 from services.settlement.domain.benchmark import BenchmarkInputs, Trend, historical_by_type, updated_benchmark
 
 CMS_COLUMNS = Path(__file__).resolve().parents[3] / "shared" / "data" / "mssp_puf" / "mssp_cms_columns_2013_2021.csv"
@@ -129,7 +129,7 @@ PY2022 = CMS_COLUMNS.parent / "cms_files" / "Performance_Year_Financial_and_Qual
 
 
 def test_a_suppressed_cell_never_becomes_a_weight() -> None:
-    from services.settlement.benchmark_backtest import _Row
+    from acoflow.benchmark_backtest import _Row
 
     row = next(r for r in _cms_rows("2021.0") if r["n_ab_year_esrd_py"] and r["n_ab_year_aged_dual_py"])
     total = D(row["n_ab_year_py"])
@@ -148,7 +148,7 @@ def test_a_suppressed_cell_never_becomes_a_weight() -> None:
 
 
 def test_py2022_from_py2021_meets_the_goal_with_suppressed_person_years() -> None:
-    from services.settlement.benchmark_backtest import read_rows, summarize
+    from acoflow.benchmark_backtest import read_rows, summarize
 
     current = read_rows(PY2022)
     result = backtest(rows_of_year(CMS_COLUMNS, 2021), current, 2022)

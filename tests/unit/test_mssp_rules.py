@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from acoflow.cli import main
+from acoflow.puf import OUTPUT_COLUMN, read_rows, settle_rows
 from services.settlement.domain.parameters import TRACK_PARAMETERS
 from services.settlement.domain.settle import SettlementInputs, published_msr, settle
-from services.settlement.puf import OUTPUT_COLUMN, read_rows, settle_rows
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "mssp_puf"
 OURS_2019_2021 = FIXTURES / "mssp_puf_2019_2021.csv"

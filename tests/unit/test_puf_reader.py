@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.settlement.puf import Reading, cell_rules, explain_miss, read_cell, read_rows, settle_rows
+from acoflow.puf import Reading, cell_rules, explain_miss, read_cell, read_rows, settle_rows
 from tests.conftest import SHARED_DATA
 
 PY2022 = SHARED_DATA / "mssp_puf" / "cms_files" / "Performance_Year_Financial_and_Quality_Results_2022.csv"

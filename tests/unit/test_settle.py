@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from acoflow.cli import main
+from acoflow.puf import OUTPUT_COLUMN, read_rows, settle_rows
 from services.settlement.domain.settle import SettlementError, SettlementInputs, corridor_amount, one_sided_msr, settle
-from services.settlement.puf import OUTPUT_COLUMN, read_rows, settle_rows
 from shared.terms import CorridorBand
 
 PUF = Path(__file__).parent.parent / "fixtures" / "mssp_puf" / "mssp_puf_2013_2018.csv"

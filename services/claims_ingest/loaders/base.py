@@ -6,15 +6,14 @@ import json
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from pydantic_core import PydanticSerializationError, to_json
 
 from services.claims_ingest.domain.attribution import NAMESPACE, submission_event_id
-from shared.envelope import Reason
+from shared.envelope import Reason, raw_envelope
 from shared.events import CLAIM_SUBMITTED, ClaimLine
 
 
@@ -101,18 +100,7 @@ def submission(
         event_id = submission_event_id(validated.line_key)
     else:
         event_id = uuid.uuid5(NAMESPACE, json.dumps(line, sort_keys=True, default=str))
-    envelope = {
-        "event_id": str(event_id),
-        "event_type": CLAIM_SUBMITTED.event_type,
-        "schema_version": CLAIM_SUBMITTED.current_version,
-        "occurred_at": occurred_at or datetime.now(UTC).isoformat(),
-        "producer": producer,
-        "correlation_id": correlation_id,
-        "payload": line,
-    }
     key = str(line.get("member_id") or "unknown")
-    try:
-        # pydantic-core writes dates and decimals as json.dumps(default=str) does, without a Python call for each.
-        return key, to_json(envelope, fallback=str)
-    except (PydanticSerializationError, UnicodeEncodeError):
-        return key, json.dumps(envelope, default=str).encode()  # text it cannot encode (a lone surrogate) is escaped
+    return key, raw_envelope(
+        CLAIM_SUBMITTED, line, producer, event_id=event_id, correlation_id=correlation_id, occurred_at=occurred_at
+    )

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from acoflow.puf import Cell, Columns, RowError, normalise, read_cell, read_rows
 from services.settlement.domain.benchmark import BenchmarkInputs, Trend, historical_by_type, updated_benchmark
-from services.settlement.puf import Cell, Columns, RowError, normalise, read_cell, read_rows
 from shared.terms import ENROLLMENT_TYPES, EnrollmentType
 
 D = Decimal
