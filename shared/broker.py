@@ -143,7 +143,7 @@ def _partition(key: bytes, partitions: int) -> int:
 def batch_options(settings: Settings, group_id: str, max_records: int | None = None) -> dict[str, Any]:
     """Subscriber options shared by every consumer: manual-commit semantics through FastStream's
     NACK_ON_ERROR policy (offsets are committed only after the handler, and so the database, succeeded;
-    an exception seeks back and the batch is read again). How batches are paced is the handler's (Pace)."""
+    an exception seeks back and the batch is read again). Quiet to start with; FetchPace changes how it fetches."""
     return {
         "batch": True,
         "group_id": group_id,

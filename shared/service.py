@@ -117,8 +117,8 @@ class ServiceRuntime:
         return consumer
 
     def wire_subscriptions(self) -> None:
-        """One consumer for every topic off the claim-to-position path: each consumer heartbeats and fetches
-        on its own whether or not anything arrives, which is most of what an idle service and broker spend.
+        """One consumer for every topic off the claim-to-position path: each consumer heartbeats on its own
+        whether or not anything arrives, which is most of what an idle service and broker spend.
         A batch may hold several topics: each subscription gets its own topic's records, in order. A failure
         leaves the whole batch uncommitted, and what was applied of it is deduplicated when it comes again."""
         if not self._cold or self._cold_wired:

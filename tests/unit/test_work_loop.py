@@ -1,6 +1,6 @@
 """WorkLoop's rest after a backlogged pass: a full pass is followed by a rest as long as the pass (times
-backlog_rest); a smaller pass adds none. Its pace: wake-ups that come faster are served by one pass. Pace, which
-consumers' batches start by: nothing waits after a quiet spell or in a backlog."""
+backlog_rest); a smaller pass adds none. Its pace: wake-ups that come faster are served by one pass. Pace itself:
+nothing waits after a quiet spell or in a backlog."""
 
 from __future__ import annotations
 
