@@ -275,6 +275,12 @@ class YearSummary:
     worst: Prediction
     with_fallbacks: int  # ACOs predicted with a stated fallback for a suppressed or missing cell
     national_one_year: Decimal
+    # Why a year misses: the median signed error is the national growth the prior file could not give (shared by
+    # every ACO); the median and p90 once it is divided out are what the ACO-level estimate misses. A diagnosis
+    # from the published values, never a prediction.
+    national_miss: Decimal
+    median_given_national: Decimal
+    p90_given_national: Decimal
 
     @property
     def meets_goal(self) -> bool:
@@ -283,6 +289,9 @@ class YearSummary:
 
 def summarize(result: Backtest, performance_year: int, acos: int) -> YearSummary:
     errors = [p.error for p in result.predictions]
+    ratios = [p.predicted / p.published for p in result.predictions]
+    common = _median(ratios)
+    residual = [abs(r / common - 1) for r in ratios]
     return YearSummary(
         performance_year,
         acos,
@@ -292,6 +301,9 @@ def summarize(result: Backtest, performance_year: int, acos: int) -> YearSummary
         max(result.predictions, key=lambda p: p.error),
         sum(1 for p in result.predictions if p.notes),
         result.national_one_year,
+        common - 1,
+        _median(residual),
+        percentile(residual, D("0.9")),
     )
 
 

@@ -683,7 +683,8 @@ def benchmark_backtest(prior_path: Path, prior_year: int, current_path: Path, pe
 def benchmark_backtest_years(paths: tuple[Path, ...]) -> None:
     """The backtest of every year whose prior year the files hold, one line a year: the error's median and 90th
     percentile, the worst ACO, how many ACOs needed a fallback for a suppressed cell, and whether the goal (median
-    <= 1.5%, p90 <= 3.5%, no ACO beyond 25%) is met. Multi-year files by their year column, CMS's yearly files by
+    <= 1.5%, p90 <= 3.5%, no ACO beyond 25%) is met; then the national growth the prior year could not give (the
+    median signed error) and the error left once it is divided out. Multi-year files by their year column, CMS's yearly files by
     the year in their name."""
     from acoflow.benchmark_backtest import every_pair, rows_by_year
 
@@ -704,6 +705,9 @@ def benchmark_backtest_years(paths: tuple[Path, ...]) -> None:
             f" {worst.published:,.0f}) fallbacks={summary.with_fallbacks}"
             f" national_one_year={summary.national_one_year.quantize(Decimal('0.0001'))}"
             f" goal={'met' if summary.meets_goal else 'not met'}"
+            f" national_miss={(summary.national_miss * 100).quantize(hundredth)}%"
+            f" given_national: median={(summary.median_given_national * 100).quantize(hundredth)}%"
+            f" p90={(summary.p90_given_national * 100).quantize(hundredth)}%"
         )
 
 
