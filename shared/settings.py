@@ -50,10 +50,12 @@ class Settings(BaseSettings):
     positions_pace_s: float = 0.1
     # How consumers fetch (shared/broker.py, FetchPace): while quiet, a fetch is answered as soon as anything
     # arrives, and with nothing arriving waits this long in the broker (what an idle consumer costs it and
-    # itself). In a steady stream, a fetch waits up to the pace for fetch_min_bytes, so the stream comes in
+    # itself). The broker answers a connection's requests in order and aiokafka sends metadata and
+    # FindCoordinator on the fetch's connection, so this is also how long those can wait behind a quiet fetch
+    # (after a broker restart: the group's rejoin, docs/benchmarks.md). In a steady stream, a fetch waits up to the pace for fetch_min_bytes, so the stream comes in
     # batches: the pace is the most a record waits at each hop. Topics on the claim-to-position path (hot) at
     # the first pace; the rest (contracts, rosters, keys, rejects, positions) at the second.
-    fetch_max_wait_ms: int = 10_000
+    fetch_max_wait_ms: int = 2_000
     fetch_min_bytes: int = 64 * 1024
     batch_pace_s: float = 0.1
     cold_batch_pace_s: float = 1.0
