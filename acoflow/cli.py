@@ -717,9 +717,10 @@ def benchmark_backtest_years(paths: tuple[Path, ...]) -> None:
 def asyncapi(output: Path) -> None:
     """Write the AsyncAPI 3.0 document of every topic (events, keys, who writes and reads them), and one JSON
     Schema per event type beside it (schemas/<event type>.json)."""
-    from acoflow.asyncapi import document, event_schemas
+    from acoflow.kafka_acls import principals
+    from shared.asyncapi import document, event_schemas
 
-    output.write_text(json.dumps(document(), indent=2, default=str) + "\n")
+    output.write_text(json.dumps(document(principals()), indent=2, default=str) + "\n")
     folder = output.parent / "schemas"
     folder.mkdir(exist_ok=True)
     for event_type, schema in event_schemas().items():

@@ -7,53 +7,23 @@ from __future__ import annotations
 
 import importlib
 import shlex
-from dataclasses import dataclass
 from functools import cache
 
-from shared.topics import ALL_TOPICS, CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS, TopicSpec, by_name
+from shared.declaration import LOADER, PAYER, Declaration
+from shared.topics import ALL_TOPICS
 
 SERVICES = ("contracts", "claims_ingest", "settlement", "notifications")
 
 
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    writes: tuple[TopicSpec, ...]
-    reads: tuple[TopicSpec, ...] = ()
-    groups: tuple[str, ...] = ()  # the consumer groups it joins (each named "<service>" or "<service>.<part>")
-
-
-def wiring(service: str) -> tuple[tuple[TopicSpec, ...], tuple[str, ...]]:
-    """What a service subscribes to and the groups it joins, read off the subscribers its build() wires (on a
-    runtime that is never started): the grants cannot leave out a subscription the service has."""
-    from shared.service import ServiceRuntime
-    from shared.settings import Settings
-
-    module = importlib.import_module(f"services.{service}.app")
-    runtime = ServiceRuntime(service, module.MIGRATIONS, Settings(), module.PRODUCES)
-    module.build(runtime)
-    runtime.wire_subscriptions()
-    wired = runtime.consumer_groups()
-    topics = {name for _, names in wired for name in names}
-    groups = sorted({group for group, _ in wired})
-    return tuple(by_name(name) for name in sorted(topics)), tuple(groups)
-
-
-def service_principal(service: str) -> Principal:
-    module = importlib.import_module(f"services.{service}.app")
-    reads, groups = wiring(service)
-    return Principal(service, tuple(module.PRODUCES), reads, groups)
+def declaration(service: str) -> Declaration:
+    declared: Declaration = importlib.import_module(f"services.{service}.app").DECLARATION
+    return declared
 
 
 @cache
-def principals() -> tuple[Principal, ...]:
-    return (
-        # A payer's feed publishes claim lines and nothing else.
-        Principal("payer", (CLAIMS_SUBMITTED,)),
-        # `acoflow load` publishes claims, the lines it refused, and CCLF9 member id changes.
-        Principal("loader", (CLAIMS_SUBMITTED, CLAIMS_REJECTED, MEMBERS)),
-        *(service_principal(name) for name in SERVICES),
-    )
+def principals() -> tuple[Declaration, ...]:
+    """Every party with a principal of its own: the payer's feed, the loader, then each service."""
+    return (PAYER, LOADER, *(declaration(name) for name in SERVICES))
 
 
 def topic_commands(connect: str) -> list[str]:
@@ -80,10 +50,10 @@ def commands(bootstrap: str = "kafka:9093", config: str = "/etc/kafka/admin.prop
     base = f"/opt/kafka/bin/kafka-acls.sh {connect}"
     for p in principals():
         who = f"--allow-principal User:{p.name}"
-        for topic in p.writes:
+        for topic in p.produces:
             out.append(f"{base} --add {who} --operation Write --operation Describe --topic {topic.name}")
-        for topic in p.reads:
+        for topic in sorted(p.consumes, key=lambda t: t.name):
             out.append(f"{base} --add {who} --operation Read --operation Describe --topic {topic.name}")
-        if p.groups:  # every consumer group of a service is named after it (shared/service.py: subscribe)
+        if p.consumes:  # every consumer group of a service is named after it (shared/service.py: subscribe)
             out.append(f"{base} --add {who} --operation Read --group {p.name} --resource-pattern-type prefixed")
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,11 +18,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
 
+from shared.asyncapi import document as asyncapi_document
 from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash, replica_lookup, replicate, requires
 from shared.broker import FetchPace, batch_options, ensure_topics, make_broker, make_producer
 from shared.confirmations import ConfirmedHop, unconfirmed
 from shared.consumer import BatchConsumer, Parsed, Subscription
 from shared.db import Conn, QueueVacuum, apply_migrations, create_pool
+from shared.declaration import Declaration
 from shared.events import API_KEY_CHANGED, RECEIPT, ApiKeyChanged
 from shared.http import ServiceApp
 from shared.logging import configure_logging, get_logger
@@ -40,12 +42,12 @@ KEY_REPLICA_MIGRATIONS = Path(__file__).parent / "migrations" / "key_replica"
 
 
 class ServiceRuntime:
-    def __init__(
-        self, name: str, migrations: Path, settings: Settings | None = None, produces: Sequence[TopicSpec] | None = None
-    ) -> None:
-        self.name = name
-        # The topics the service writes (its PRODUCES); None: undeclared, so every topic is its concern.
-        self.produces = produces
+    """A service as its declaration states it (shared/declaration.py): wiring a subscription or a loop the
+    declaration does not list is refused, and start-up refuses a declared one left unwired."""
+
+    def __init__(self, declaration: Declaration, migrations: Path, settings: Settings | None = None) -> None:
+        self.declaration = declaration
+        self.name = name = declaration.name
         self.schema = name
         self.settings = settings or get_settings()
         self.migrations = migrations
@@ -81,6 +83,7 @@ class ServiceRuntime:
         """Wire a subscription once: its BatchConsumer (on this service's units of work) and the FastStream
         subscriber that hands it each batch. A hot topic's subscription has a consumer (and group) of its own;
         the others share one, "<service>.cold", which hands each its topic's records (`wire_subscriptions`)."""
+        self._declared("consumes", sub.topic.name, {t.name for t in self.declaration.consumes})
         extra = sub.wakes
 
         def committed() -> None:
@@ -138,6 +141,23 @@ class ServiceRuntime:
             for topic, batch in by_topic.items():
                 await consumers[topic].handle(batch)
 
+    def _declared(self, what: str, name: str, declared: set[str]) -> None:
+        if name not in declared:
+            raise ValueError(f"{self.name}: {name} is not in its declaration's {what} (services/{self.name}/app.py)")
+
+    def check_wiring(self) -> None:
+        """What the service wired is what it declares: every topic it consumes and every loop."""
+        self.wire_subscriptions()
+        wired = {name for _, names in self.consumer_groups() for name in names}
+        declared = {t.name for t in self.declaration.consumes}
+        loops = {loop.name.removeprefix(f"{self.name}-") for loop in self._loops}
+        if wired != declared or loops != set(self.declaration.loops):
+            raise RuntimeError(
+                f"{self.name}: wired and declared differ: topics undeclared {sorted(wired - declared)}, unwired"
+                f" {sorted(declared - wired)}; loops undeclared {sorted(loops - set(self.declaration.loops))}, unwired"
+                f" {sorted(set(self.declaration.loops) - loops)}"
+            )
+
     def work_loop(
         self,
         name: str,
@@ -151,6 +171,7 @@ class ServiceRuntime:
         """A loop that runs `step` in a unit of work while it finds work (up to `batch` items a pass) and waits
         for a wake-up otherwise. It runs while the service does. `queue`: the table whose rows a pass deletes,
         one per item done, vacuumed as they add up (QueueVacuum); `backlog_rest`, `pace_s`: see WorkLoop."""
+        self._declared("loops", name, set(self.declaration.loops))
         vacuum = QueueVacuum(lambda: self.pool, queue) if queue else None
 
         async def one_pass() -> int:
@@ -167,6 +188,7 @@ class ServiceRuntime:
 
     def loop(self, name: str, step: Callable[[], Coroutine[Any, Any, int]], batch: int, idle_s: float) -> WorkLoop:
         """A loop whose step manages its own transactions (webhook delivery posts outside any)."""
+        self._declared("loops", name, set(self.declaration.loops))
         loop = WorkLoop(f"{self.name}-{name}", step, batch, idle_s)
         self._loops.append(loop)
         return loop
@@ -233,7 +255,7 @@ class ServiceRuntime:
                 applied += await apply_migrations(conn, self.schema, directory, prefix=directory.name + "/")
             for hook in self.on_start:
                 await hook(conn)
-        self.wire_subscriptions()
+        self.check_wiring()
         await ensure_topics(
             self.settings.kafka_bootstrap, self.own_topics(), partitions=self.settings.topic_partitions, settings=self.settings
         )
@@ -257,10 +279,8 @@ class ServiceRuntime:
     def own_topics(self) -> tuple[TopicSpec, ...]:
         """What the service reads or writes: the topics it makes sure exist (a secured broker shows a client only
         the topics it is granted, and lets only the installer create them)."""
-        if self.produces is None:
-            return ALL_TOPICS
-        read = {name for _, topics in self.consumer_groups() for name in topics}
-        return tuple(t for t in ALL_TOPICS if t.name in read or t in self.produces)
+        mine = {*self.declaration.consumes, *self.declaration.produces}
+        return tuple(t for t in ALL_TOPICS if t in mine)
 
     def consumer_groups(self) -> list[tuple[str, list[str]]]:
         """Each consumer group the service joins and the topics it reads in it, as its subscribers are wired."""
@@ -358,12 +378,13 @@ class ServiceRuntime:
                 sent = sum([await hop.resend_due(uow, -1.0, 1_000_000) for hop in self._hops])
             return {"resent": sent}
 
+        about = f"What {self.name} reads and writes (docs/asyncapi.json: every service)."
+        events = asyncapi_document([self.declaration], f"acoflow {self.name} events", about)
+
         @app.get("/asyncapi.json", tags=["ops"])
         async def asyncapi() -> dict[str, Any]:
-            """The AsyncAPI 3 document of every topic (docs/asyncapi.json): channels, keys, headers, event schemas."""
-            from acoflow.asyncapi import document
-
-            return document()
+            """The AsyncAPI 3 document of what this service reads and writes: channels, keys, headers, event schemas."""
+            return events
 
         @app.get(
             "/metrics",
@@ -386,16 +407,16 @@ def instrument_http(app: FastAPI, registry: CollectorRegistry = REGISTRY) -> Non
     Instrumentator(registry=registry, excluded_handlers=["^/health$", "^/metrics$"]).instrument(app, metric_namespace="acoflow")
 
 
-def serve(name: str, build: Callable[[ServiceRuntime], FastAPI], migrations: Path, produces: Sequence[TopicSpec]) -> None:
+def serve(declaration: Declaration, build: Callable[[ServiceRuntime], FastAPI], migrations: Path) -> None:
     settings = get_settings()
-    configure_logging(name, settings.log_level)
-    runtime = ServiceRuntime(name, migrations, settings, produces)
+    configure_logging(declaration.name, settings.log_level)
+    runtime = ServiceRuntime(declaration, migrations, settings)
     app = build(runtime)
     instrument_http(app)
     config = uvicorn.Config(
         app,
         host=settings.host,
-        port=settings.port_of(name),
+        port=settings.port_of(declaration.name),
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),

@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     # arrives, and with nothing arriving waits this long in the broker (what an idle consumer costs it and
     # itself). The broker answers a connection's requests in order and aiokafka sends metadata and
     # FindCoordinator on the fetch's connection, so this is also how long those can wait behind a quiet fetch
-    # (after a broker restart: the group's rejoin, docs/benchmarks.md). In a steady stream, a fetch waits up to the pace for fetch_min_bytes, so the stream comes in
-    # batches: the pace is the most a record waits at each hop. Topics on the claim-to-position path (hot) at
+    # (after a broker restart: the group's rejoin, docs/benchmarks.md). In a steady stream, a fetch waits up
+    # to the pace for fetch_min_bytes, so the stream comes in batches: the pace is the most a record waits at
+    # each hop. Topics on the claim-to-position path (hot) at
     # the first pace; the rest (contracts, rosters, keys, rejects, positions) at the second.
     fetch_max_wait_ms: int = 2_000
     fetch_min_bytes: int = 64 * 1024

@@ -9,8 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from acoflow.kafka_acls import Principal, principals
+from acoflow.kafka_acls import principals
 from acoflow.kafka_node import KafkaNode
+from shared.declaration import Declaration
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS
 
@@ -119,18 +120,18 @@ def apply_grants(kafka: SecuredKafka) -> None:
     for future in admin.create_topics(topics, request_timeout=30).values():
         future.result()
 
-    def grant(p: Principal, kind: ResourceType, name: str, op: AclOperation, pattern: ResourcePatternType) -> AclBinding:
+    def grant(p: Declaration, kind: ResourceType, name: str, op: AclOperation, pattern: ResourcePatternType) -> AclBinding:
         return AclBinding(kind, name, pattern, f"User:{p.name}", "*", op, AclPermissionType.ALLOW)
 
     literal, prefixed = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
     bindings = []
     write, read, describe = AclOperation.WRITE, AclOperation.READ, AclOperation.DESCRIBE
     for p in principals():
-        for topic in p.writes:
+        for topic in p.produces:
             bindings += [grant(p, ResourceType.TOPIC, topic.name, op, literal) for op in (write, describe)]
-        for topic in p.reads:
+        for topic in p.consumes:
             bindings += [grant(p, ResourceType.TOPIC, topic.name, op, literal) for op in (read, describe)]
-        if p.groups:
+        if p.consumes:
             bindings.append(grant(p, ResourceType.GROUP, p.name, AclOperation.READ, prefixed))
     unique = list({(b.restype, b.name, b.principal, b.operation): b for b in bindings}.values())  # Describe once a topic
     for future in admin.create_acls(unique, request_timeout=30).values():

@@ -21,15 +21,31 @@ from services.claims_ingest.handlers import (
 from shared.auth import Principal, allows, requires
 from shared.confirmations import ATTRIBUTION_HOP, SPEND_HOP
 from shared.consumer import Subscription
+from shared.declaration import Declaration
 from shared.events import ATTRIBUTION_CHANGED, CLAIM_REJECTED, CLAIM_SUBMITTED, MEMBER_ID_CHANGED
 from shared.http import Body
 from shared.service import ServiceRuntime, serve
-from shared.topics import ATTRIBUTION, ATTRIBUTION_ACKS, CLAIMS_REJECTED, CLAIMS_SUBMITTED, DEADLETTER, MEMBERS, SPEND_BATCHES
+from shared.topics import (
+    ATTRIBUTION,
+    ATTRIBUTION_ACKS,
+    CLAIMS_REJECTED,
+    CLAIMS_SUBMITTED,
+    DEADLETTER,
+    KEYS,
+    MEMBERS,
+    SPEND_ACKS,
+    SPEND_BATCHES,
+)
 from shared.unit_of_work import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# What this service writes (spend, refused lines, receipts, refusals); its broker grants come from here.
-PRODUCES = (SPEND_BATCHES, CLAIMS_REJECTED, ATTRIBUTION_ACKS, DEADLETTER)
+DECLARATION = Declaration(
+    "claims_ingest",
+    consumes=(CLAIMS_SUBMITTED, ATTRIBUTION, MEMBERS, CLAIMS_REJECTED, SPEND_ACKS, KEYS),
+    produces=(SPEND_BATCHES, CLAIMS_REJECTED, ATTRIBUTION_ACKS, DEADLETTER),  # spend, refused lines, receipts, refusals
+    loops=(f"resend-{SPEND_BATCHES.name}", "purge-originals"),
+    serves=("/rejects",),
+)
 Viewer = Annotated[Principal, Depends(requires("viewer"))]
 Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "claims_ingest"
@@ -113,4 +129,4 @@ def build(runtime: ServiceRuntime) -> FastAPI:
 
 
 def main() -> None:
-    serve("claims_ingest", build, MIGRATIONS, PRODUCES)
+    serve(DECLARATION, build, MIGRATIONS)

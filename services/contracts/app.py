@@ -14,12 +14,18 @@ from services.contracts.repository import UnsettleableVersion, republish
 from shared.auth import ApiKeyMiddleware, Principal, bootstrap_key_id, key_hash
 from shared.confirmations import ATTRIBUTION_HOP
 from shared.db import Conn
+from shared.declaration import Declaration
 from shared.service import ServiceRuntime, serve
-from shared.topics import ATTRIBUTION, CONTRACTS, DEADLETTER, KEYS, QUALITY
+from shared.topics import ATTRIBUTION, ATTRIBUTION_ACKS, CONTRACTS, DEADLETTER, KEYS, QUALITY
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# What this service writes (states, attribution, quality, keys, refusals); its broker grants come from here.
-PRODUCES = (CONTRACTS, ATTRIBUTION, QUALITY, KEYS, DEADLETTER)
+DECLARATION = Declaration(
+    "contracts",
+    consumes=(ATTRIBUTION_ACKS,),
+    produces=(CONTRACTS, ATTRIBUTION, QUALITY, KEYS, DEADLETTER),  # states, attribution, quality, keys, refusals
+    loops=(f"resend-{ATTRIBUTION.name}", "republish"),
+    serves=("/contracts", "/keys"),
+)
 
 
 def build(runtime: ServiceRuntime) -> FastAPI:
@@ -56,4 +62,4 @@ def build(runtime: ServiceRuntime) -> FastAPI:
 
 
 def main() -> None:
-    serve("contracts", build, MIGRATIONS, PRODUCES)
+    serve(DECLARATION, build, MIGRATIONS)

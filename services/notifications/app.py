@@ -26,18 +26,24 @@ from services.notifications.handlers import (
 from shared.auth import Principal, allows, requires
 from shared.broker import FetchPace, batch_options
 from shared.consumer import Parsed, Subscription
+from shared.declaration import Declaration
 from shared.events import POSITION_FIGURES, PositionFigures
 from shared.http import Body
 from shared.logging import get_logger
 from shared.service import ServiceRuntime, serve
 from shared.settings import Settings
 from shared.text import Timestamp
-from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, DEADLETTER, NOTIFICATIONS, SETTLEMENT
+from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, DEADLETTER, KEYS, NOTIFICATIONS, SETTLEMENT
 from shared.unit_of_work import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# What this service writes (alerts and deliveries, refusals); its broker grants come from here.
-PRODUCES = (NOTIFICATIONS, DEADLETTER)
+DECLARATION = Declaration(
+    "notifications",
+    consumes=(SETTLEMENT, CLAIMS_SUBMITTED, CLAIMS_REJECTED, KEYS),
+    produces=(NOTIFICATIONS, DEADLETTER),  # alerts (and their webhook deliveries), refusals
+    loops=("deliveries", "clock"),
+    serves=("/deliveries", "/rules"),
+)
 Viewer = Annotated[Principal, Depends(requires("viewer"))]
 Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "notifications"
@@ -170,4 +176,4 @@ def build(runtime: ServiceRuntime) -> FastAPI:
 
 
 def main() -> None:
-    serve("notifications", build, MIGRATIONS, PRODUCES)
+    serve(DECLARATION, build, MIGRATIONS)

@@ -14,6 +14,7 @@ from services.settlement.console import build_console
 from shared.auth import Principal, requires
 from shared.confirmations import SPEND_HOP
 from shared.consumer import Parsed, Subscription
+from shared.declaration import Declaration
 from shared.events import (
     CONTRACT_CHANGED,
     NOTIFICATION,
@@ -28,12 +29,17 @@ from shared.events import (
 from shared.http import Body
 from shared.service import ServiceRuntime, serve
 from shared.terms import ContractTerms
-from shared.topics import CONTRACTS, DEADLETTER, NOTIFICATIONS, QUALITY, SETTLEMENT, SPEND, SPEND_ACKS, SPEND_BATCHES
+from shared.topics import CONTRACTS, DEADLETTER, KEYS, NOTIFICATIONS, QUALITY, SETTLEMENT, SPEND, SPEND_ACKS, SPEND_BATCHES
 from shared.unit_of_work import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# What this service writes (positions, receipts, refusals); its broker grants come from here.
-PRODUCES = (SETTLEMENT, SPEND_ACKS, DEADLETTER)
+DECLARATION = Declaration(
+    "settlement",
+    consumes=(SPEND_BATCHES, SPEND, CONTRACTS, QUALITY, NOTIFICATIONS, KEYS),
+    produces=(SETTLEMENT, SPEND_ACKS, DEADLETTER),  # positions, receipts, refusals
+    loops=("positions", "republish"),
+    serves=("/positions", "/ui"),
+)
 Viewer = Annotated[Principal, Depends(requires("viewer"))]
 Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "settlement"
@@ -181,4 +187,4 @@ def _label(overrides: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    serve("settlement", build, MIGRATIONS, PRODUCES)
+    serve(DECLARATION, build, MIGRATIONS)

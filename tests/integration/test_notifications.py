@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from acoflow.stack import free_port
-from services.notifications.app import MIGRATIONS, build
+from services.notifications.app import DECLARATION, MIGRATIONS, build
 from shared.broker import ensure_topics, make_producer, publish_all
 from shared.envelope import new_envelope
 from shared.events import POSITION_UPDATED, SettlementPosition
@@ -81,7 +81,7 @@ def settings_for(broker: str, database: str, hook: str, tmp_path: Path) -> Setti
 
 
 async def started(settings: Settings) -> ServiceRuntime:
-    runtime = ServiceRuntime("notifications", Path(MIGRATIONS), settings)
+    runtime = ServiceRuntime(DECLARATION, Path(MIGRATIONS), settings)
     build(runtime)
     await runtime.start()
     return runtime

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from services.settlement.app import MIGRATIONS, build
+from services.settlement.app import DECLARATION, MIGRATIONS, build
 from shared.broker import ensure_topics, make_producer, publish_all
 from shared.envelope import new_envelope
 from shared.events import (
@@ -95,7 +95,7 @@ async def test_duplicates_and_restart_count_once(broker: str, database: str) -> 
     await publish_all(producer, events[:50])  # a duplicate publish
     await publish_all(producer, [("spend.v1", "K1", b"{not json"), ("spend.v1", "K1", b'{"event_type": "x"}')])
 
-    runtime = ServiceRuntime("settlement", Path(MIGRATIONS), settings)
+    runtime = ServiceRuntime(DECLARATION, Path(MIGRATIONS), settings)
     build(runtime)
     await runtime.start()
     try:
@@ -115,7 +115,7 @@ async def test_duplicates_and_restart_count_once(broker: str, database: str) -> 
     # Everything again after a restart: the committed offsets and the dedupe table hold.
     await publish_all(producer, events)
     await producer.stop()
-    runtime = ServiceRuntime("settlement", Path(MIGRATIONS), settings)
+    runtime = ServiceRuntime(DECLARATION, Path(MIGRATIONS), settings)
     build(runtime)
     await runtime.start()
     try:
@@ -153,7 +153,7 @@ async def test_spend_batches_count_once_and_a_bad_batch_is_dead_lettered(broker:
     finally:
         await producer.stop()
 
-    runtime = ServiceRuntime("settlement", Path(MIGRATIONS), settings)
+    runtime = ServiceRuntime(DECLARATION, Path(MIGRATIONS), settings)
     build(runtime)
     await runtime.start()
     try:

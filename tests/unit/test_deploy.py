@@ -14,7 +14,8 @@ import httpx
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from acoflow.asyncapi import document
+from acoflow.kafka_acls import principals
+from shared.asyncapi import document
 from shared.service import instrument_http
 from shared.topics import ALL_TOPICS
 
@@ -72,7 +73,7 @@ def test_rules_and_dashboard_name_only_metrics_the_services_export() -> None:
 
 
 def test_asyncapi_document_covers_every_topic_and_is_current() -> None:
-    doc = document()
+    doc = document(principals())
     assert doc["asyncapi"].startswith("3.") and {c["address"] for c in doc["channels"].values()} == {t.name for t in ALL_TOPICS}
     position = doc["components"]["schemas"]["SettlementPosition"]
     assert "projected_shared_savings_losses" in position["properties"]
@@ -81,7 +82,7 @@ def test_asyncapi_document_covers_every_topic_and_is_current() -> None:
 
 
 def test_committed_event_schemas_are_current_and_changes_to_them_are_compatible() -> None:
-    from acoflow.asyncapi import breaking_changes, event_schemas
+    from shared.asyncapi import breaking_changes, event_schemas
 
     current = json.loads(json.dumps(event_schemas(), default=str))
     folder = ROOT / "docs" / "schemas"
@@ -93,7 +94,7 @@ def test_committed_event_schemas_are_current_and_changes_to_them_are_compatible(
 
 
 def test_breaking_changes_are_found() -> None:
-    from acoflow.asyncapi import breaking_changes
+    from shared.asyncapi import breaking_changes
 
     old = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"enum": ["x", "y"]}}, "required": ["a"]}
     assert breaking_changes(old, {**old, "properties": {**old["properties"], "c": {"type": "string"}}}) == []

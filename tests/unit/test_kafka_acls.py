@@ -1,5 +1,6 @@
-"""The production ACLs: a payer feed may only write claims, each service writes only its own topics and reads
-only what it consumes; every topic a service's code publishes or subscribes to is covered."""
+"""The production ACLs and what they come from: a payer feed may only write claims, each service writes only its
+own topics and reads only what it consumes, as its declaration says (tests/unit/test_declarations.py: each service
+wires exactly its declaration)."""
 
 from __future__ import annotations
 
@@ -13,23 +14,13 @@ from shared.topics import ALL_TOPICS
 def test_each_principal_writes_only_its_topics() -> None:
     PRINCIPALS = principals()
     by_name = {p.name: p for p in PRINCIPALS}
-    assert [t.name for t in by_name["payer"].writes] == ["claims.submitted.v1"] and not by_name["payer"].reads
-    assert "spend.v2" in [t.name for t in by_name["claims_ingest"].writes]
-    writers = {t.name for p in PRINCIPALS if p.name != "loader" for t in p.writes if t.internal}
+    assert [t.name for t in by_name["payer"].produces] == ["claims.submitted.v1"] and not by_name["payer"].consumes
+    assert "spend.v2" in [t.name for t in by_name["claims_ingest"].produces]
+    writers = {t.name for p in PRINCIPALS if p.name != "loader" for t in p.produces if t.internal}
     # No internal topic has two writing services (deadletter.v1 aside, which every service writes).
     for topic in writers - {"deadletter.v1"}:
-        assert sum(topic in {t.name for t in p.writes} for p in PRINCIPALS) == 1, topic
-    assert {t.name for p in PRINCIPALS for t in (*p.writes, *p.reads)} == {t.name for t in ALL_TOPICS}
-
-
-def test_each_service_may_read_what_it_subscribes_to_and_join_its_groups() -> None:
-    """The grants come from the subscriptions each service wires: settlement's to notifications.v1 included
-    (the grants written by hand left it out), and every group a service joins is one its prefix covers."""
-    by_name = {p.name: p for p in principals()}
-    assert "notifications.v1" in {t.name for t in by_name["settlement"].reads}
-    for service in ("contracts", "claims_ingest", "settlement", "notifications"):
-        groups = by_name[service].groups
-        assert groups and all(g == service or g.startswith(service + ".") for g in groups), groups
+        assert sum(topic in {t.name for t in p.produces} for p in PRINCIPALS) == 1, topic
+    assert {t.name for p in PRINCIPALS for t in (*p.produces, *p.consumes)} == {t.name for t in ALL_TOPICS}
 
 
 def test_the_command_prints_kafka_acls_lines() -> None:
@@ -59,5 +50,5 @@ def test_the_readme_table_is_the_wiring() -> None:
     rows = {cells[1]: cells[2:4] for line in readme.splitlines() if (cells := [c.strip() for c in line.split("|")])[1:2]}
     for p in principals()[2:]:
         consumes, produces = rows[p.name]
-        assert consumes == ", ".join(t.name for t in p.reads), p.name
-        assert produces.removesuffix(", webhooks") == ", ".join(t.name for t in p.writes), p.name
+        assert consumes == ", ".join(sorted(t.name for t in p.consumes)), p.name
+        assert produces.removesuffix(", webhooks") == ", ".join(t.name for t in p.produces), p.name

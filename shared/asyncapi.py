@@ -1,15 +1,15 @@
-"""The AsyncAPI 3.0 document of every topic, generated from the code: topics and keys from shared/topics.py, the
-envelope and each payload's JSON Schema from shared/events.py (pydantic), who publishes and who subscribes from
-the production ACLs (acoflow/kafka_acls.py). `acoflow asyncapi` writes it; docs/asyncapi.json is its output,
-which a test keeps current, so a team using another language can generate a client."""
+"""AsyncAPI 3.0 documents generated from the code: topics and keys from shared/topics.py, the envelope and each
+payload's JSON Schema from shared/events.py (pydantic), who publishes and who subscribes from the declarations
+(shared/declaration.py). `acoflow asyncapi` writes the whole system's (docs/asyncapi.json, which a test keeps
+current, so a team using another language can generate a client); each service serves its own at /asyncapi.json."""
 
 from __future__ import annotations
 
 import json
-from functools import cache
+from collections.abc import Sequence
 from typing import Any
 
-from acoflow.kafka_acls import principals
+from shared.declaration import Declaration
 from shared.envelope import EventSpec
 from shared.events import (
     API_KEY_CHANGED,
@@ -72,12 +72,15 @@ def _name(topic: TopicSpec) -> str:
     return topic.name.replace(".", "_")
 
 
-@cache
-def document() -> dict[str, Any]:
+def document(parties: Sequence[Declaration], title: str = "acoflow events", description: str = "") -> dict[str, Any]:
+    """The document of the topics `parties` read or write, and of what each of them does on each."""
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
+    used = {t for p in parties for t in (*p.produces, *p.consumes)}
     for topic, spec, key in EVENTS:
+        if topic not in used:
+            continue
         payload = spec.payload.__name__
         # Events as they are written (the serialization schema): what a consumer receives.
         schema = spec.payload.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
@@ -119,8 +122,8 @@ def document() -> dict[str, Any]:
             ),
             "messages": {spec.event_type.replace(".", "_"): message},
         }
-        for p in principals():
-            for verb, topics in (("send", p.writes), ("receive", p.reads)):
+        for p in parties:
+            for verb, topics in (("send", p.produces), ("receive", p.consumes)):
                 if topic in topics:
                     operations[f"{p.name}_{verb}s_{_name(topic)}"] = {
                         "action": verb,
@@ -130,9 +133,10 @@ def document() -> dict[str, Any]:
     return {
         "asyncapi": "3.0.0",
         "info": {
-            "title": "acoflow events",
+            "title": title,
             "version": "1",
-            "description": "Every topic of acoflow, its key, its event and who writes and reads it. Money is a JSON string.",
+            "description": description
+            or "Every topic of acoflow, its key, its event and who writes and reads it. Money is a JSON string.",
         },
         "defaultContentType": "application/json",
         "channels": channels,
