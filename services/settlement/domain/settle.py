@@ -193,23 +193,6 @@ def _loss_sharing_rate(inputs: SettlementInputs, params: TrackParameters, final_
     return min(max(rate, params.loss_rate_floor), params.loss_rate_ceiling)
 
 
-def _loss_cap(inputs: SettlementInputs, params: TrackParameters, benchmark: Decimal, notes: list[str]) -> Decimal:
-    if inputs.loss_cap_amount is not None:
-        return inputs.loss_cap_amount
-    if inputs.loss_cap is not None:
-        return inputs.loss_cap * benchmark
-    if not params.loss_cap_benchmark:
-        raise SettlementError(f"loss_cap: track {inputs.track} has no default loss cap; supply one")
-    year_index = min(inputs.two_sided_year, len(params.loss_cap_benchmark)) - 1
-    benchmark_cap = params.loss_cap_benchmark[year_index] * benchmark
-    if params.loss_cap_revenue is None or inputs.revenue_based_loss_cap is False:
-        return benchmark_cap
-    if inputs.participant_revenue is None:
-        notes.append("participant revenue unknown: loss cap is the benchmark-based cap")
-        return benchmark_cap
-    return min(params.loss_cap_revenue * inputs.participant_revenue, benchmark_cap)
-
-
 def _reach_benchmark(inputs: SettlementInputs, notes: list[str]) -> Decimal:
     year = inputs.performance_year
     discount = inputs.discount if inputs.discount is not None else reach_discount(inputs.track, year)
@@ -271,127 +254,131 @@ def _reach_worst_case(benchmark: Decimal, corridors: tuple[CorridorBand, ...], n
     return -corridor_amount(at, benchmark, corridors)
 
 
-def settle(inputs: SettlementInputs) -> Settlement:
-    """Settle one contract period. Raises SettlementError when the inputs cannot be settled."""
+@dataclass(frozen=True)
+class Resolved:
+    """Every rate, cap and limit of the contract's program, track and year, from the parameter table with the
+    contract's overrides applied: what `settle` gates on."""
+
+    reach: bool
+    params: TrackParameters | None  # None for ACO REACH (its figures are by track and year, not a track table)
+    two_sided: bool
+    benchmark: Decimal  # after REACH's discount and quality withhold
+    msr: Decimal
+    mlr: Decimal
+    final_sharing_rate: Decimal  # the quality-adjusted rate on savings past the MSR
+    loss_sharing_rate: Decimal
+    sequestration: Decimal
+    savings_cap: Decimal | None
+    loss_cap: Decimal | None  # positive; None where no losses are owed
+    corridors: tuple[CorridorBand, ...] | None
+
+
+def _check(inputs: SettlementInputs) -> None:
     if inputs.benchmark_total <= 0:
         raise SettlementError("benchmark_total: must be positive")
     if inputs.expenditure_total < 0:
         raise SettlementError("expenditure_total: must not be negative")
     if inputs.participation_months is not None and not 1 <= inputs.participation_months <= 12:
         raise SettlementError("participation_months: must be between 1 and 12")
-    notes: list[str] = []
+
+
+def resolve(inputs: SettlementInputs, notes: list[str]) -> Resolved:
+    """The one place a settlement's rates, caps and limits come from. Raises SettlementError when the inputs
+    cannot be settled."""
+    _check(inputs)
     year = inputs.performance_year
     reach = inputs.program == "REACH"
     params = None if reach else track_parameters(inputs.program, inputs.track, year)
     two_sided = True if params is None else params.two_sided
-
     benchmark = _reach_benchmark(inputs, notes) if reach else inputs.benchmark_total
-    gross = benchmark - inputs.expenditure_total
-    rate = gross / benchmark
     msr, mlr = _msr_mlr(inputs, reach)
-
     max_rate = ONE if params is None else params.max_sharing_rate
     if inputs.sharing_rate is not None:
         max_rate = inputs.sharing_rate
     final_rate = _final_sharing_rate(inputs, max_rate, notes)
-    loss_rate = ONE if params is None else _loss_sharing_rate(inputs, params, final_rate)
     seq = inputs.sequestration
     if seq is None:
         seq = sequestration_rate(year) if inputs.program in ("MSSP", "REACH") else ZERO
-    savings_cap = _savings_cap(inputs, params, benchmark)
-
     corridors = inputs.corridors
     if corridors is None and reach:
         corridors = reach_corridors(inputs.track, year)
-    loss_cap = None
-    if inputs.loss_cap_amount is not None and two_sided:
-        loss_cap = inputs.loss_cap_amount
-    elif inputs.loss_cap is not None and two_sided:
-        loss_cap = inputs.loss_cap * benchmark
-    elif reach and corridors is not None:
-        loss_cap = _reach_worst_case(benchmark, corridors, notes)
-    elif two_sided and params is not None:
-        loss_cap = _loss_cap(inputs, params, benchmark, notes)
+    savings_cap = _savings_cap(inputs, params, benchmark)
+    return Resolved(
+        reach=reach,
+        params=params,
+        two_sided=two_sided,
+        benchmark=benchmark,
+        msr=msr,
+        mlr=mlr,
+        final_sharing_rate=final_rate,
+        loss_sharing_rate=ONE if params is None else _loss_sharing_rate(inputs, params, final_rate),
+        sequestration=seq,
+        savings_cap=savings_cap,
+        loss_cap=loss_cap(inputs, params, two_sided, benchmark, corridors, notes),
+        corridors=corridors,
+    )
 
-    euc = ZERO
-    earned = ZERO
-    below_rate = None if gross <= 0 or rate >= msr else _below_msr_rate(inputs, params, notes)
-    if inputs.assigned_beneficiaries < inputs.minimum_members:
-        gate: Gate = "below_minimum"
-        notes.append(f"{inputs.assigned_beneficiaries} members is below the minimum {inputs.minimum_members}")
-    elif inputs.benchmark_guardrail and gross >= 0:
-        gate = "neutral"
-        notes.append(
-            "ACPT guardrail: losses under the three-way blend, none under the two-way blend: neither shared savings nor"
-            " shared losses (42 CFR 425.652(b)(5)(ii))"
-        )
-    elif gross > 0 and ((rate >= msr and (reach or final_rate > 0)) or below_rate):
-        if rate >= msr:
-            gate = "savings"
-            if corridors is not None:
-                shared = corridor_amount(gross, benchmark, corridors) * (final_rate if not reach else ONE)
-            else:
-                shared = gross * final_rate
-        else:
-            assert below_rate is not None
-            gate = "savings_below_msr"
-            final_rate = below_rate
-            shared = gross * below_rate
-            notes.append(
-                f"savings rate {rate:.4%} below the MSR {msr:.4%}: a low-revenue BASIC ACO in an agreement from"
-                f" 2024 meeting the quality standard shares at {below_rate:.2%} (42 CFR 425.605(h))"
-            )
-        earned = shared * (ONE - seq)
-        if savings_cap is not None and earned > savings_cap:
-            notes.append("shared savings limited by the savings cap")
-            earned = savings_cap
-    elif gross > 0 and rate >= msr:
-        gate = "neutral"  # savings past the MSR, but quality earns nothing
-    elif two_sided and gross < 0 and rate <= -mlr:
-        gate = "losses"
-        loss = corridor_amount(gross, benchmark, corridors) if corridors is not None else gross * loss_rate
-        if loss_cap is not None and -loss > loss_cap:
-            notes.append("shared losses limited by the loss cap")
-            loss = -loss_cap
-        if inputs.participation_months is not None and inputs.participation_months < 12:
-            loss = loss * Decimal(inputs.participation_months) / TWELVE
-            notes.append(f"terminated during the year: losses prorated to {inputs.participation_months} of 12 months")
-        blanket = euc_blanket_offset(year) if inputs.program == "MSSP" else ZERO
-        if blanket > 0:
-            euc = -loss * blanket
-            notes.append(f"PY{year}: the COVID-19 EUC policy offsets {blanket:.0%} of shared losses")
-        elif inputs.euc_loss_adjustment is not None:
-            annual = -inputs.euc_loss_adjustment
-            if inputs.period_months != 12:
-                notes.append(f"{inputs.period_months}-month period: the annual EUC adjustment prorated to it")
-            euc = min(annual * Decimal(inputs.period_months) / TWELVE, -loss)
-        else:
-            euc = -loss * inputs.euc_share
-        earned = loss + euc
-    else:
-        gate = "neutral"
-        if gross > 0:
-            notes.append(f"savings rate {rate:.4%} below the MSR {msr:.4%}")
-        elif gross < 0 and two_sided:
-            notes.append(f"loss rate {-rate:.4%} inside the MLR {mlr:.4%}")
 
-    earned = to_cents(earned)
+def loss_cap(
+    inputs: SettlementInputs,
+    params: TrackParameters | None,
+    two_sided: bool,
+    benchmark: Decimal,
+    corridors: tuple[CorridorBand, ...] | None,
+    notes: list[str],
+) -> Decimal | None:
+    """The most the ACO can owe (positive), the figure settlement caps losses at and exposure reports: the
+    contract's own cap, else REACH's stated worst case, else the track's cap for the agreement's two-sided year
+    (the lesser of the benchmark- and revenue-based caps where the track has both, 42 CFR 425.605(d)).
+    None where no losses are owed."""
+    if two_sided and inputs.loss_cap_amount is not None:
+        return inputs.loss_cap_amount
+    if two_sided and inputs.loss_cap is not None:
+        return inputs.loss_cap * benchmark
+    if inputs.program == "REACH" and corridors is not None:
+        return _reach_worst_case(benchmark, corridors, notes)
+    if not two_sided or params is None:
+        return None
+    if not params.loss_cap_benchmark:
+        raise SettlementError(f"loss_cap: track {inputs.track} has no default loss cap; supply one")
+    year_index = min(inputs.two_sided_year, len(params.loss_cap_benchmark)) - 1
+    benchmark_cap = params.loss_cap_benchmark[year_index] * benchmark
+    if params.loss_cap_revenue is None or inputs.revenue_based_loss_cap is False:
+        return benchmark_cap
+    if inputs.participant_revenue is None:
+        notes.append("participant revenue unknown: loss cap is the benchmark-based cap")
+        return benchmark_cap
+    return min(params.loss_cap_revenue * inputs.participant_revenue, benchmark_cap)
+
+
+# The outcome of the gates: which one, the sharing rate applied, the amount (before rounding), the EUC part.
+Outcome = tuple[Gate, Decimal, Decimal, Decimal]
+
+
+def settle(inputs: SettlementInputs) -> Settlement:
+    """Settle one contract period: resolve its terms, pass the gates, round once, recoup. Raises SettlementError
+    when the inputs cannot be settled."""
+    notes: list[str] = []
+    r = resolve(inputs, notes)
+    gross = r.benchmark - inputs.expenditure_total
+    rate = gross / r.benchmark
+    gate, final_rate, amount, euc = _gates(inputs, r, gross, rate, notes)
+    earned = to_cents(amount)
     advance, prepaid, outstanding = _recoupments(inputs, earned, notes)
-
     return Settlement(
-        benchmark_total=benchmark,
+        benchmark_total=r.benchmark,
         expenditure_total=inputs.expenditure_total,
         gross_savings=gross,
         savings_rate=rate,
-        msr=msr,
-        mlr=mlr,
-        two_sided=two_sided,
+        msr=r.msr,
+        mlr=r.mlr,
+        two_sided=r.two_sided,
         gate=gate,
         final_sharing_rate=final_rate,
-        loss_sharing_rate=loss_rate,
-        sequestration=seq,
-        savings_cap_amount=savings_cap,
-        loss_cap_amount=loss_cap,
+        loss_sharing_rate=r.loss_sharing_rate,
+        sequestration=r.sequestration,
+        savings_cap_amount=r.savings_cap,
+        loss_cap_amount=r.loss_cap,
         euc_adjustment=euc,
         earned=earned,
         advance_payment_recoupment=advance,
@@ -399,6 +386,88 @@ def settle(inputs: SettlementInputs) -> Settlement:
         prepaid_savings_outstanding=outstanding,
         explanation=tuple(notes),
     )
+
+
+def _gates(inputs: SettlementInputs, r: Resolved, gross: Decimal, rate: Decimal, notes: list[str]) -> Outcome:
+    """Which outcome the year has: too few members, the ACPT guardrail, shared savings (past the MSR, or below
+    it where 425.605(h) allows), shared losses past the MLR, or neither."""
+    neutral: Outcome = ("neutral", r.final_sharing_rate, ZERO, ZERO)
+    below_rate = None if gross <= 0 or rate >= r.msr else _below_msr_rate(inputs, r.params, notes)
+    if inputs.assigned_beneficiaries < inputs.minimum_members:
+        notes.append(f"{inputs.assigned_beneficiaries} members is below the minimum {inputs.minimum_members}")
+        return ("below_minimum", r.final_sharing_rate, ZERO, ZERO)
+    if inputs.benchmark_guardrail and gross >= 0:
+        notes.append(
+            "ACPT guardrail: losses under the three-way blend, none under the two-way blend: neither shared savings nor"
+            " shared losses (42 CFR 425.652(b)(5)(ii))"
+        )
+        return neutral
+    if gross > 0 and ((rate >= r.msr and (r.reach or r.final_sharing_rate > 0)) or below_rate):
+        return _shared_savings(r, gross, rate, below_rate, notes)
+    if gross > 0 and rate >= r.msr:
+        return neutral  # savings past the MSR, but quality earns nothing
+    if r.two_sided and gross < 0 and rate <= -r.mlr:
+        loss, euc = _shared_losses(inputs, r, gross, notes)
+        return ("losses", r.final_sharing_rate, loss + euc, euc)
+    if gross > 0:
+        notes.append(f"savings rate {rate:.4%} below the MSR {r.msr:.4%}")
+    elif gross < 0 and r.two_sided:
+        notes.append(f"loss rate {-rate:.4%} inside the MLR {r.mlr:.4%}")
+    return neutral
+
+
+def _shared_savings(r: Resolved, gross: Decimal, rate: Decimal, below_rate: Decimal | None, notes: list[str]) -> Outcome:
+    """What is paid of gross savings: at the final rate (through REACH's corridors), or at the below-MSR rate;
+    after sequestration, within the savings cap."""
+    if rate >= r.msr:
+        gate: Gate = "savings"
+        final_rate = r.final_sharing_rate
+        if r.corridors is not None:
+            shared = corridor_amount(gross, r.benchmark, r.corridors) * (final_rate if not r.reach else ONE)
+        else:
+            shared = gross * final_rate
+    else:
+        assert below_rate is not None
+        gate, final_rate = "savings_below_msr", below_rate
+        shared = gross * below_rate
+        notes.append(
+            f"savings rate {rate:.4%} below the MSR {r.msr:.4%}: a low-revenue BASIC ACO in an agreement from"
+            f" 2024 meeting the quality standard shares at {below_rate:.2%} (42 CFR 425.605(h))"
+        )
+    earned = shared * (ONE - r.sequestration)
+    if r.savings_cap is not None and earned > r.savings_cap:
+        notes.append("shared savings limited by the savings cap")
+        earned = r.savings_cap
+    return (gate, final_rate, earned, ZERO)
+
+
+def _shared_losses(inputs: SettlementInputs, r: Resolved, gross: Decimal, notes: list[str]) -> tuple[Decimal, Decimal]:
+    """(shared losses, negative; the part of them forgiven for extreme and uncontrollable circumstances): at the
+    loss rate (through corridors), within the loss cap, prorated for a termination during the year."""
+    loss = corridor_amount(gross, r.benchmark, r.corridors) if r.corridors is not None else gross * r.loss_sharing_rate
+    if r.loss_cap is not None and -loss > r.loss_cap:
+        notes.append("shared losses limited by the loss cap")
+        loss = -r.loss_cap
+    if inputs.participation_months is not None and inputs.participation_months < 12:
+        loss = loss * Decimal(inputs.participation_months) / TWELVE
+        notes.append(f"terminated during the year: losses prorated to {inputs.participation_months} of 12 months")
+    return loss, _euc_offset(inputs, loss, notes)
+
+
+def _euc_offset(inputs: SettlementInputs, loss: Decimal, notes: list[str]) -> Decimal:
+    """The part of shared losses (negative) forgiven: the COVID-19 blanket share, else CMS's published amount
+    (prorated to a six-month period), else the contract's affected share."""
+    year = inputs.performance_year
+    blanket = euc_blanket_offset(year) if inputs.program == "MSSP" else ZERO
+    if blanket > 0:
+        notes.append(f"PY{year}: the COVID-19 EUC policy offsets {blanket:.0%} of shared losses")
+        return -loss * blanket
+    if inputs.euc_loss_adjustment is not None:
+        annual = -inputs.euc_loss_adjustment
+        if inputs.period_months != 12:
+            notes.append(f"{inputs.period_months}-month period: the annual EUC adjustment prorated to it")
+        return min(annual * Decimal(inputs.period_months) / TWELVE, -loss)
+    return -loss * inputs.euc_share
 
 
 def _recoupments(inputs: SettlementInputs, earned: Decimal, notes: list[str]) -> tuple[Decimal, Decimal, Decimal]:
