@@ -72,6 +72,37 @@ def _name(topic: TopicSpec) -> str:
     return topic.name.replace(".", "_")
 
 
+def _message(spec: EventSpec[Any], payload: str) -> dict[str, Any]:
+    """The message of an event: the signature header, the envelope, and its payload by reference."""
+    return {
+        "name": spec.event_type,
+        "title": f"{spec.event_type} (schema versions {', '.join(str(v) for v in sorted(spec.versions))})",
+        "contentType": "application/json",
+        "headers": {
+            "type": "object",
+            "properties": {
+                "acoflow-signature": {
+                    "type": "string",
+                    "description": "kid=<key id>,v1=<hex HMAC-SHA256 of the message bytes>; required on internal topics",
+                }
+            },
+        },
+        "payload": {
+            "type": "object",
+            "required": ["event_id", "event_type", "schema_version", "occurred_at", "producer", "payload"],
+            "properties": {
+                "event_id": {"type": "string", "format": "uuid", "description": "consumers dedupe by it"},
+                "event_type": {"const": spec.event_type},
+                "schema_version": {"enum": sorted(spec.versions)},
+                "occurred_at": {"type": "string", "format": "date-time"},
+                "producer": {"type": "string"},
+                "correlation_id": {"type": ["string", "null"]},
+                "payload": {"$ref": f"#/components/schemas/{payload}"},
+            },
+        },
+    }
+
+
 def document(parties: Sequence[Declaration], title: str = "acoflow events", description: str = "") -> dict[str, Any]:
     """The document of the topics `parties` read or write, and of what each of them does on each."""
     channels: dict[str, Any] = {}
@@ -86,33 +117,7 @@ def document(parties: Sequence[Declaration], title: str = "acoflow events", desc
         schema = spec.payload.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
         schemas.update(schema.pop("$defs", {}))
         schemas[payload] = schema
-        message = {
-            "name": spec.event_type,
-            "title": f"{spec.event_type} (schema versions {', '.join(str(v) for v in sorted(spec.versions))})",
-            "contentType": "application/json",
-            "headers": {
-                "type": "object",
-                "properties": {
-                    "acoflow-signature": {
-                        "type": "string",
-                        "description": "kid=<key id>,v1=<hex HMAC-SHA256 of the message bytes>; required on internal topics",
-                    }
-                },
-            },
-            "payload": {
-                "type": "object",
-                "required": ["event_id", "event_type", "schema_version", "occurred_at", "producer", "payload"],
-                "properties": {
-                    "event_id": {"type": "string", "format": "uuid", "description": "consumers dedupe by it"},
-                    "event_type": {"const": spec.event_type},
-                    "schema_version": {"enum": sorted(spec.versions)},
-                    "occurred_at": {"type": "string", "format": "date-time"},
-                    "producer": {"type": "string"},
-                    "correlation_id": {"type": ["string", "null"]},
-                    "payload": {"$ref": f"#/components/schemas/{payload}"},
-                },
-            },
-        }
+        message = _message(spec, payload)
         channels[_name(topic)] = {
             "address": topic.name,
             "description": (

@@ -153,50 +153,95 @@ def completion_factor(factors: tuple[Decimal, ...], lag: int) -> Decimal:
 
 
 def project(inputs: PositionInputs) -> Position:
+    """The position: benchmark to date and for the year, spend completed and projected to the year, the
+    settlement that implies, the downside exposure and the chances of clearing the MSR and crossing the MLR."""
     terms = inputs.terms
     notes: list[str] = []
-    start = terms.period_start.year * 12 + terms.period_start.month - 1
-    end = terms.period_end.year * 12 + terms.period_end.month - 1
-    known_through = None if inputs.as_of is None else inputs.as_of.year * 12 + inputs.as_of.month - 1
-    as_of_index = None if known_through is None else min(known_through, end)
+    known_through, to_date = _months(terms, inputs.as_of)
     mm_total_by_type = _by_type(inputs.member_months, None)
-    mm_to_date_by_type = _by_type(inputs.member_months, as_of_index if as_of_index is not None else start - 1)
-    mm_total = sum(mm_total_by_type.values())
-    mm_to_date = sum(mm_to_date_by_type.values())
+    mm_to_date_by_type = _by_type(inputs.member_months, to_date)
+    mm_total, mm_to_date = sum(mm_total_by_type.values()), sum(mm_to_date_by_type.values())
     try:
-        basis = benchmark_basis(terms, mm_total_by_type)
-        basis_error = None
+        basis, basis_error = benchmark_basis(terms, mm_total_by_type), None
     except SettlementError as exc:
         basis, basis_error = BenchmarkBasis({}), exc
     notes.extend(basis.notes)
     benchmark_total = _annual_benchmark(terms, basis, mm_total_by_type)
     benchmark_to_date = _annual_benchmark(terms, basis, mm_to_date_by_type)
+    factors = _completion_factors(inputs, known_through, notes)
+    incurred = _incurred(inputs, factors, known_through, notes)
+    projected = _projected(terms, incurred, mm_to_date, mm_total, benchmark_total, notes)
+    quality_score = inputs.quality_score if inputs.quality_score is not None else terms.quality_score
+    standard = inputs.quality_standard or terms.quality_standard
+    members = sum(inputs.members.values())
+    settle_inputs = settlement_inputs(terms, members, benchmark_total, projected, quality_score, standard)
+    unpriced = [t for t, n in mm_total_by_type.items() if n and terms.priced_types is not None and t not in terms.priced_types]
+    result = _settled(settle_inputs, basis_error, unpriced)
+    p_msr, p_mlr = _probabilities(result, projected, inputs.member_stats, mm_to_date, mm_total, basis.relative_sd)
+    return Position(
+        as_of=inputs.as_of,
+        members=members,
+        member_months_to_date=mm_to_date,
+        member_months_total=mm_total,
+        benchmark_to_date=to_cents(benchmark_to_date),
+        benchmark_total=to_cents(benchmark_total),
+        paid_to_date=sum(inputs.paid_by_month.values(), ZERO),
+        incurred_to_date=to_cents(incurred),
+        projected_expenditure=to_cents(projected),
+        settlement=result,
+        downside_exposure_now=-result.earned if result.earned < 0 else ZERO,
+        downside_exposure_at_cap=to_cents(result.loss_cap_amount) if result.loss_cap_amount is not None else ZERO,
+        probability_clears_msr=p_msr,
+        probability_crosses_mlr=p_mlr,
+        quality_score=quality_score,
+        explanation=(*notes, *result.explanation),
+    )
 
-    # The contract's own factors win: the chain ladder is estimated only for contracts without them.
-    estimated = None
-    if not terms.completion_factors and known_through is not None:
-        estimated = estimate_completion(inputs.paid_by_lag, known_through)
+
+def _months(terms: ContractTerms, as_of: date | None) -> tuple[int | None, int]:
+    """(the month claims are known through, the last month member-months count to), as year * 12 + month - 1:
+    the latest paid date's month, which may be after the period; and that month within the period (before its
+    start when nothing is known)."""
+    start = terms.period_start.year * 12 + terms.period_start.month - 1
+    end = terms.period_end.year * 12 + terms.period_end.month - 1
+    known = None if as_of is None else as_of.year * 12 + as_of.month - 1
+    return known, start - 1 if known is None else min(known, end)
+
+
+def _completion_factors(inputs: PositionInputs, known_through: int | None, notes: list[str]) -> tuple[Decimal, ...]:
+    """The contract's own factors win: the chain ladder is estimated only for contracts without them."""
+    terms = inputs.terms
     if terms.completion_factors:
-        factors = terms.completion_factors
         notes.append("completion factors: the contract's")
-    elif estimated is not None:
-        factors = estimated
+        return terms.completion_factors
+    estimated = None if known_through is None else estimate_completion(inputs.paid_by_lag, known_through)
+    if estimated is not None:
         notes.append("completion factors: estimated from the contract's paid-date history (chain ladder)")
-    else:
-        factors = DEFAULT_COMPLETION
-        notes.append("completion factors: the default run-out curve (too little paid-date history to estimate)")
-    paid = sum(inputs.paid_by_month.values(), ZERO)
+        return estimated
+    notes.append("completion factors: the default run-out curve (too little paid-date history to estimate)")
+    return DEFAULT_COMPLETION
+
+
+def _incurred(inputs: PositionInputs, factors: tuple[Decimal, ...], known_through: int | None, notes: list[str]) -> Decimal:
+    """Paid to date completed by each service month's run-out, measured to the latest paid date; truncated as the
+    paid spend is where the contract truncates per-member spend."""
     incurred = ZERO
     for key, amount in inputs.paid_by_month.items():
-        # Run-out is measured to the latest paid date, which may fall after the period's end.
         lag = 0 if known_through is None else known_through - month_index(key)
         incurred += amount / completion_factor(factors, lag)
     stats = inputs.member_stats
-    if terms.truncation_threshold and stats.total > 0:
+    if inputs.terms.truncation_threshold and stats.total > 0:
         # Truncation removes the same share of incurred spend as of paid spend.
         incurred = incurred * stats.truncated_total / stats.total
         notes.append("per-member spend truncated at the contract's annual thresholds, prorated to the months elapsed")
+    return incurred
 
+
+def _projected(
+    terms: ContractTerms, incurred: Decimal, mm_to_date: int, mm_total: int, benchmark_total: Decimal, notes: list[str]
+) -> Decimal:
+    """The year's expenditure: incurred to date carried to the year's member-months (or the capitation amount),
+    with a stop-loss charge in place of spend above the attachment point."""
     if terms.capitation_pmpm is not None:
         projected = terms.capitation_pmpm * mm_total
         notes.append("capitation: the payer's spend is replaced by the capitation amount")
@@ -205,15 +250,23 @@ def project(inputs: PositionInputs) -> Position:
     else:
         projected = benchmark_total  # nothing known yet: assume spend runs at the benchmark
         notes.append("no member-months elapsed: projection assumes spend equal to the benchmark")
-
     notes.append(expenditure_note(terms))
     if terms.stop_loss_charge_pmpm is not None and terms.capitation_pmpm is None:
         projected += terms.stop_loss_charge_pmpm * mm_total
         notes.append(f"stop-loss: spend above the attachment point replaced by a charge of {terms.stop_loss_charge_pmpm} PMPM")
-    quality_score = inputs.quality_score if inputs.quality_score is not None else terms.quality_score
-    standard = inputs.quality_standard or terms.quality_standard
-    members = sum(inputs.members.values())
-    settle_inputs = SettlementInputs(
+    return projected
+
+
+def settlement_inputs(
+    terms: ContractTerms,
+    members: int,
+    benchmark_total: Decimal,
+    projected: Decimal,
+    quality_score: Decimal | None,
+    standard: QualityStandard,
+) -> SettlementInputs:
+    """The settlement of the contract's terms at the projected totals: the one mapping from terms to inputs."""
+    return SettlementInputs(
         program=terms.program,
         track=terms.track,
         performance_year=terms.performance_year,
@@ -245,8 +298,11 @@ def project(inputs: PositionInputs) -> Position:
         prepaid_shared_savings=terms.prepaid_shared_savings,
         agreement_start=agreement_start(terms),
     )
-    priced = terms.priced_types
-    unpriced = [t for t, n in mm_total_by_type.items() if n and priced is not None and t not in priced]
+
+
+def _settled(inputs: SettlementInputs, basis_error: SettlementError | None, unpriced: list[EnrollmentType]) -> Settlement:
+    """The settlement, or, where the terms cannot settle yet, one that says why: a running position must never
+    stop the stream."""
     try:
         if basis_error is not None:
             raise basis_error
@@ -254,32 +310,9 @@ def project(inputs: PositionInputs) -> Position:
             raise SettlementError(
                 f"benchmark_per_capita: the roster has {', '.join(unpriced)} members, whose benchmark the terms do not give"
             )
-        result = settle(settle_inputs)
+        return settle(inputs)
     except SettlementError as exc:
-        # A running position must never stop the stream: it reports why the terms cannot settle yet.
-        result = unsettled(settle_inputs.benchmark_total, projected, str(exc))
-    exposure_now = -result.earned if result.earned < 0 else ZERO
-    at_cap = to_cents(result.loss_cap_amount) if result.loss_cap_amount is not None else ZERO
-
-    p_msr, p_mlr = _probabilities(result, projected, stats, mm_to_date, mm_total, basis.relative_sd)
-    return Position(
-        as_of=inputs.as_of,
-        members=members,
-        member_months_to_date=mm_to_date,
-        member_months_total=mm_total,
-        benchmark_to_date=to_cents(benchmark_to_date),
-        benchmark_total=to_cents(benchmark_total),
-        paid_to_date=paid,
-        incurred_to_date=to_cents(incurred),
-        projected_expenditure=to_cents(projected),
-        settlement=result,
-        downside_exposure_now=exposure_now,
-        downside_exposure_at_cap=at_cap,
-        probability_clears_msr=p_msr,
-        probability_crosses_mlr=p_mlr,
-        quality_score=quality_score,
-        explanation=(*notes, *result.explanation),
-    )
+        return unsettled(inputs.benchmark_total, inputs.expenditure_total, str(exc))
 
 
 def _probabilities(
