@@ -12,8 +12,9 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.envelope import EventSpec
+from shared.expenditure import ClaimType
 from shared.money import Money, Rate
-from shared.terms import ClaimType, ContractTerms, EnrollmentType, QualityStandard
+from shared.terms import ContractTerms, EnrollmentType, QualityStandard
 from shared.text import Text
 
 Identifier = str
@@ -55,9 +56,8 @@ class ClaimLine(Payload):
     thru_date: date
     paid_date: date
     effective_date: date | None = None
-    # What counts as expenditure: for Part A claims CMS's amount, CLM_PMT_AMT less the operating IME, operating
-    # DSH and uncompensated-care payments (METHODOLOGY.md section 5); for Part D (CCLF7) 0, as CCLF carries no
-    # plan-paid amount.
+    # The counted amount (shared/expenditure.py): for Part A claims the payment less the operating IME, operating
+    # DSH and uncompensated-care payments; for Part D (CCLF7) 0, as CCLF carries no plan-paid amount.
     paid_amount: Money = Field(ge=-MAX_LINE_AMOUNT, le=MAX_LINE_AMOUNT)
     # The payment as the payer made it, where it differs from paid_amount (Part A: CLM_PMT_AMT, with the add-ons
     # paid_amount leaves out), kept for reconciliation; never counted.

@@ -10,16 +10,11 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.expenditure import PARTS_A_AND_B, ClaimType, counted_types
 from shared.money import Money, Quantity, Rate
 from shared.text import CalendarDate
 
 EnrollmentType = Literal["esrd", "disabled", "aged_dual", "aged_nondual"]
-ClaimType = Literal["inpatient", "outpatient", "snf", "hha", "hospice", "professional", "dme", "pharmacy", "other"]
-# What counts as expenditure, by claim type (METHODOLOGY.md section 5). MSSP and ACO REACH count Parts A and B
-# only (42 CFR 425.605(a), 425.610(a): "Parts A and B services"); Part D never counts. Commercial and MA
-# contracts count these by default, and pharmacy or other claims only where their terms list them. Which part
-# of a claim counts (Part A less IME, DSH and uncompensated care) is the loaders' paid_amount.
-PARTS_A_AND_B: frozenset[ClaimType] = frozenset({"inpatient", "outpatient", "snf", "hha", "hospice", "professional", "dme"})
 ENROLLMENT_TYPES: tuple[EnrollmentType, ...] = ("esrd", "disabled", "aged_dual", "aged_nondual")
 Program = Literal["MSSP", "REACH", "COMMERCIAL"]
 RevenueCategory = Literal["low", "high"]
@@ -174,7 +169,7 @@ class ContractTerms(BaseModel):
 
     @property
     def counted_claim_types(self) -> frozenset[ClaimType]:
-        return PARTS_A_AND_B if self.claim_types is None else frozenset(self.claim_types)
+        return counted_types(self.claim_types)
 
     @property
     def participation_months(self) -> int | None:

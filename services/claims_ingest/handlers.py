@@ -26,7 +26,6 @@ from services.claims_ingest.domain.claims import (
     admissible,
     attribute,
     content,
-    counted_amount,
     differing_field,
     losers,
 )
@@ -46,6 +45,7 @@ from shared.events import (
     SpendDelta,
 )
 from shared.events import Attribution as AttributionEvent
+from shared.expenditure import counts, line_spend
 from shared.metrics import EVENTS_DUPLICATE, EVENTS_REJECTED, REGISTRY
 from shared.terms import EnrollmentType
 from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, SPEND_BATCHES, TopicSpec
@@ -168,7 +168,7 @@ async def _store(conn: Conn, lines: dict[str, ClaimLine]) -> tuple[dict[str, Cla
         [v.claim_type for v in values],
         [v.from_date for v in values],
         [v.paid_date for v in values],
-        [counted_amount(v) for v in values],
+        [line_spend(v) for v in values],
         [v.version_group for v in values],
         [v.version_rank if v.version_group else None for v in values],
     )
@@ -324,7 +324,7 @@ async def reconcile(
     counted = {
         k: (v["service_date"], v["amount"])
         for k, v in info.items()
-        if v["payer"] == payer and not v["superseded"] and (claim_types is None or v["claim_type"] in claim_types)
+        if v["payer"] == payer and not v["superseded"] and counts(v["claim_type"], claim_types)
     }
     # Lines of another payer (the contract's payer changed), of claim types the contract does not count, or
     # superseded versions are covered by no period.

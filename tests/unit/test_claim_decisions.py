@@ -10,9 +10,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.claims_ingest.domain.claims import Assignment, Version, admissible, attribute, counted_amount, losers
+from services.claims_ingest.domain.claims import Assignment, Version, admissible, attribute, losers
 from services.claims_ingest.domain.versions import Ledger
 from shared.events import AttributionPeriod, ClaimLine
+from shared.expenditure import line_spend
 
 YEAR = (AttributionPeriod(start=date(2025, 1, 1), end=date(2025, 12, 31), enrollment_type="aged_nondual"),)
 
@@ -44,9 +45,9 @@ def test_a_different_row_under_a_key_already_taken_is_a_conflict_not_a_repeat() 
 
 
 def test_signs_and_final_actions() -> None:
-    assert counted_amount(line(1, adjustment_type="cancellation")) == D("-100.00")
-    assert counted_amount(line(1, adjustment_type="cancellation", version_group="g")) == D(0)  # a final deletion
-    assert counted_amount(line(1, paid_amount="-5.00")) == D("-5.00")  # a reversal, as Tuva writes them
+    assert line_spend(line(1, adjustment_type="cancellation")) == D("-100.00")
+    assert line_spend(line(1, adjustment_type="cancellation", version_group="g")) == D(0)  # a final deletion
+    assert line_spend(line(1, paid_amount="-5.00")) == D("-5.00")  # a reversal, as Tuva writes them
 
 
 def test_every_version_but_the_greatest_loses_its_place_once() -> None:
@@ -93,7 +94,7 @@ def _as_claims_ingest_counts(lines: list[ClaimLine]) -> D:
                     if (s.member_id, s.version_group) == (v.member_id, v.version_group)
                 ]
                 superseded.update(losers(group))
-    return sum((counted_amount(v) for k, v in stored.items() if k not in superseded), D(0))
+    return sum((line_spend(v) for k, v in stored.items() if k not in superseded), D(0))
 
 
 LINES = st.builds(

@@ -311,7 +311,8 @@ def mssp_terms(**kw: object) -> dict[str, object]:
 def test_mssp_and_reach_count_parts_a_and_b_only() -> None:
     from pydantic import ValidationError
 
-    from shared.terms import PARTS_A_AND_B, ContractTerms
+    from shared.expenditure import PARTS_A_AND_B
+    from shared.terms import ContractTerms
 
     assert ContractTerms.model_validate(mssp_terms()).counted_claim_types == PARTS_A_AND_B
     with pytest.raises(ValidationError, match="claim_types: MSSP counts Parts A and B"):

@@ -14,15 +14,7 @@ from typing import Literal
 
 from services.claims_ingest.domain.attribution import covering
 from shared.events import AttributionPeriod, ClaimLine
-
-
-def counted_amount(line: ClaimLine) -> Decimal:
-    """The spend a line stands for: a cancellation negates; the final version of a group that is a cancellation
-    leaves nothing (CCLF packet 5.3)."""
-    if line.version_group and line.adjustment_type == "cancellation":
-        return Decimal(0)
-    return line.signed_amount
-
+from shared.expenditure import counts, line_spend
 
 Fate = Literal["duplicate", "conflict", "denied", "versioned", "counted"]
 # What a line says that decides its spend. Two rows of one line key that agree on it are the same row delivered
@@ -34,7 +26,7 @@ Content = tuple[str, str, date, Decimal]
 
 
 def content(line: ClaimLine) -> Content:
-    return (line.payer, line.claim_type, line.from_date, counted_amount(line))
+    return (line.payer, line.claim_type, line.from_date, line_spend(line))
 
 
 def differing_field(known: Content, other: Content) -> str:
@@ -146,12 +138,12 @@ def attribute(
             continue
         matched = False
         for a in assignments.get(line.member_id, ()):
-            if a.payer != line.payer or (a.claim_types is not None and line.claim_type not in a.claim_types):
+            if a.payer != line.payer or not counts(line.claim_type, a.claim_types):
                 continue
             period = covering(a.periods, line.from_date)
             if period is None:
                 continue
             matched = True
-            out.append(Attributed(key, a.contract_id, line.member_id, period, counted_amount(line)))
+            out.append(Attributed(key, a.contract_id, line.member_id, period, line_spend(line)))
         unattributed += not matched
     return out, unattributed

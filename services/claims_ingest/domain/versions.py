@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from services.claims_ingest.domain.claims import Content, counted_amount, fate, supersedes, version_key
+from services.claims_ingest.domain.claims import Content, fate, supersedes, version_key
 from shared.events import ClaimLine
+from shared.expenditure import line_spend
 
 
 def resolve_chains(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -85,7 +86,7 @@ class Ledger:
 
 
 def final_action_amount(line: ClaimLine, gross: bool = False) -> Decimal:
-    """What the final version of a group stands for (domain/claims.py: counted_amount), gross or not."""
+    """What the final version of a group stands for (shared/expenditure.py: line_spend), gross or not."""
     if gross:
         return Decimal(0) if line.adjustment_type == "cancellation" else line.signed_gross
-    return counted_amount(line)
+    return line_spend(line)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from services.claims_ingest.domain.versions import resolve_chains
 from services.claims_ingest.loaders.base import FieldError, IdChange, Item, LoadError, LoadOptions, MemberRecord, Rejected
 from shared.envelope import Reason
+from shared.expenditure import ExclusionsExceedPayment, part_a_spend
 
 LAYOUTS = Path(__file__).with_name("cclf_layouts.csv")
 NAME = re.compile(r"ZC([0-9AB])[YR]\d\d|CCLF([0-9AB])(?![0-9A-Z])", re.IGNORECASE)
@@ -259,9 +260,8 @@ def _adjustment(v: dict[str, str]) -> str:
 
 
 # Each parser's fields, in the order a short record is refused on: the dates first, as they are checked first.
-# What CMS leaves out of a Part A claim's expenditure (METHODOLOGY.md section 5): the operating IME and DSH
-# payments (value codes 18 and 19) and the uncompensated-care payment (value code Q8). The capital IME and DSH
-# fields are parts of the capital PPS payment, which counts.
+# CCLF1's fields for what a Part A claim's expenditure leaves out (shared/expenditure.py): the operating IME and
+# DSH payments and the uncompensated-care payment; the capital IME and DSH fields count.
 PART_A_EXCLUDED = ("CLM_OPRTNL_IME_AMT", "CLM_OPRTNL_DSPRPRTNT_AMT", "CLM_HIPPS_UNCOMPD_CARE_AMT")
 PART_A = ("CLM_FROM_DT", "CLM_THRU_DT", *DATES, "CUR_CLM_UNIQ_ID", "BENE_MBI_ID", "CLM_TYPE_CD", "CLM_ADJSMT_TYPE_CD",
           "CLM_PMT_AMT", "CLM_MDCR_NPMT_RSN_CD", *PART_A_EXCLUDED)  # fmt: skip
@@ -284,11 +284,10 @@ def part_a_amounts(v: dict[str, str]) -> tuple[Decimal, Decimal]:
     a blank add-on is none."""
     gross = required_amount("CLM_PMT_AMT", v["CLM_PMT_AMT"], PICTURES_1["CLM_PMT_AMT"])
     excluded = sum((abs(amount_of(label, v[label], PICTURES_1[label]) or ZERO) for label in PART_A_EXCLUDED), ZERO)
-    if excluded > abs(gross):
-        raise FieldError(
-            "CLM_PMT_AMT", "less_than_exclusions", f"CLM_PMT_AMT {gross} is less than its IME, DSH and uncompensated care"
-        )
-    return gross - excluded if gross >= 0 else gross + excluded, gross
+    try:
+        return part_a_spend(gross, excluded), gross
+    except ExclusionsExceedPayment as exc:
+        raise FieldError("CLM_PMT_AMT", "less_than_exclusions", f"CLM_PMT_AMT {exc}") from None
 
 
 def claim_id_of(file_no: str, v: dict[str, str]) -> str:

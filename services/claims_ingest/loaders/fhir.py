@@ -13,6 +13,7 @@ from typing import Any
 
 from services.claims_ingest.loaders.base import FieldError, IdChange, Item, LoadOptions, Rejected
 from shared.envelope import Reason
+from shared.expenditure import PART_A, ExclusionsExceedPayment, part_a_spend
 from shared.money import MONEY_SCALE
 
 MBI_SYSTEMS = ("http://hl7.org/fhir/sid/us-mbi", "https://bluebutton.cms.gov/resources/identifier/mbi-hash")
@@ -26,14 +27,13 @@ C4BB_TYPES = {"pharmacy": "pharmacy", "professional": "professional", "instituti
               "vision": "other"}  # fmt: skip
 # Adjudication categories that carry what the plan paid, CMS and CARIN names, tried in this order.
 PAID_CATEGORIES = ("benefit", "paidtoprovider", "line_nch_pmt_amt", "CLM_LINE_CVRD_PD_AMT", "cvrd_d_plan_pd_amt")
-# Part A add-ons the payment includes and CMS leaves out of expenditure (METHODOLOGY.md section 5): operating
-# IME and DSH (value codes 18, 19) and uncompensated care. BFD v3 gives them as claim-level adjudication
+# The Part A add-ons the payment includes and expenditure leaves out (shared/expenditure.py): operating IME and
+# DSH (value codes 18, 19) and uncompensated care. BFD v3 gives them as claim-level adjudication
 # categories (one spelled CLM_OPRTNL_DSPRTNT_AMT there), BFD R4 (CARIN) as extensions. Capital IME and DSH count.
 EXCLUDED_CATEGORIES = frozenset(
     {"clm_oprtnl_ime_amt", "clm_oprtnl_dsprprtnt_amt", "clm_oprtnl_dsprtnt_amt", "clm_hipps_uncompd_care_amt"}
 )
 EXCLUDED_EXTENSIONS = frozenset({"ime_op_clm_val_amt", "dsh_op_clm_val_amt", "clm_uncompd_care_pmt_amt"})
-PART_A_TYPES = frozenset({"inpatient", "outpatient", "snf", "hha", "hospice"})
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -183,14 +183,10 @@ def to_line(eob: dict[str, Any], mbis: dict[str, str], payer: str) -> dict[str, 
         paid = thru
     kind = claim_type(eob)
     gross = paid_amount(eob)
-    excluded = excluded_amount(eob) if kind in PART_A_TYPES else Decimal(0)
-    if excluded > abs(gross):
-        raise FieldError(
-            "payment.amount",
-            "less_than_exclusions",
-            f"payment {gross} is less than the IME, DSH and uncompensated-care payments it includes ({excluded})",
-        )
-    expenditure = gross - excluded if gross >= 0 else gross + excluded
+    try:
+        expenditure = part_a_spend(gross, excluded_amount(eob)) if kind in PART_A else gross
+    except ExclusionsExceedPayment as exc:
+        raise FieldError("payment.amount", "less_than_exclusions", f"payment {exc}") from None
     return {
         # Producers' claim ids are unique per claim family, not across them.
         "source": f"fhir:{kind}",
@@ -205,7 +201,7 @@ def to_line(eob: dict[str, Any], mbis: dict[str, str], payer: str) -> dict[str, 
         "thru_date": thru,
         "paid_date": paid,
         "paid_amount": expenditure,
-        "gross_amount": gross if excluded else None,
+        "gross_amount": gross if expenditure != gross else None,
         "denied": status == "entered-in-error" or eob.get("outcome") == "error",
     }
 

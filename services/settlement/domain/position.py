@@ -11,6 +11,7 @@ from services.settlement.domain.benchmark import BenchmarkInputs, Trend, Updated
 from services.settlement.domain.completion import estimate_completion, month_index
 from services.settlement.domain.settle import Settlement, SettlementError, SettlementInputs, settle, unsettled
 from services.settlement.domain.stats import normal_cdf
+from shared.expenditure import describe
 from shared.money import ONE, ZERO, to_cents
 from shared.terms import ENROLLMENT_TYPES, ContractTerms, EnrollmentType, QualityStandard, agreement_start
 
@@ -129,15 +130,6 @@ def _by_type(member_months: dict[str, dict[EnrollmentType, int]], last: int | No
     return out
 
 
-def expenditure_note(terms: ContractTerms) -> str:
-    """What the position counts as spend, in the words a finance team reconciles with."""
-    counted = ", ".join(sorted(terms.counted_claim_types))
-    note = f"expenditure counts {counted} claims"
-    if "pharmacy" not in terms.counted_claim_types:
-        note += "; Part D (pharmacy) does not count"
-    return note + "; Part A at CMS's amount: the payment less operating IME, DSH and uncompensated care"
-
-
 def elapsed_share(terms: ContractTerms, as_of: date | None) -> Decimal:
     """Share of the period's months elapsed by as_of (whole months, at least one, at most all)."""
     start = terms.period_start.year * 12 + terms.period_start.month - 1
@@ -250,7 +242,7 @@ def _projected(
     else:
         projected = benchmark_total  # nothing known yet: assume spend runs at the benchmark
         notes.append("no member-months elapsed: projection assumes spend equal to the benchmark")
-    notes.append(expenditure_note(terms))
+    notes.append(describe(terms.counted_claim_types))
     if terms.stop_loss_charge_pmpm is not None and terms.capitation_pmpm is None:
         projected += terms.stop_loss_charge_pmpm * mm_total
         notes.append(f"stop-loss: spend above the attachment point replaced by a charge of {terms.stop_loss_charge_pmpm} PMPM")
