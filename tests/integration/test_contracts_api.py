@@ -270,7 +270,7 @@ async def test_hostile_input_gets_a_4xx_naming_the_field_never_a_500(service: tu
 
 
 async def test_keys_recover_writes_a_working_admin_key_when_none_is_left(service: tuple[str, str], database: str) -> None:
-    from acoflow.cli import _recover_key
+    from acoflow.cli.admin import _recover_key
 
     base, _ = service
     key_id, key = await _recover_key(database, "on-call")

@@ -1,0 +1,5 @@
+"""`python -m acoflow.cli`."""
+
+from acoflow.cli import main
+
+main()
