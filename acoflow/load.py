@@ -24,10 +24,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from services.claims_ingest.domain.attribution import NAMESPACE
+from readers.base import NAMESPACE, IdChange, Item, LoadOptions, MemberRecord, Rejected, submission
+from readers.registry import plan
 from services.claims_ingest.domain.versions import Ledger
-from services.claims_ingest.loaders.base import IdChange, Item, LoadOptions, MemberRecord, Rejected, submission
-from services.claims_ingest.loaders.registry import plan
 from shared.envelope import Envelope, Reason, new_envelope, reasons_from
 from shared.events import CLAIM_REJECTED, MEMBER_ID_CHANGED, ClaimLine, ClaimRejected, MemberIdChanged, RejectReason
 from shared.settings import get_settings

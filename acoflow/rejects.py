@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acoflow.clients import ServiceClient
-from services.claims_ingest.loaders.base import submission
+from readers.base import submission
 from shared.topics import CLAIMS_SUBMITTED
 
 PAGE = 5000

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from bench.machine import header
-from services.claims_ingest.loaders.base import LoadOptions
-from services.claims_ingest.loaders.cclf import CclfLoader, format_record
+from readers.base import LoadOptions
+from readers.cclf import CclfLoader, format_record
 
 
 def write_feed(folder: Path, lines: int) -> list[Path]:

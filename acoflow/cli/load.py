@@ -26,7 +26,7 @@ from shared.settings import get_settings
 def load(paths: tuple[Path, ...], fmt: str | None, payer: str, dry_run: bool, as_json: bool, roster_out: Path | None) -> None:
     """Read claim files (CCLF, FHIR EOB, Tuva CSV, canonical JSONL) and publish them to claims.submitted.v1."""
     from acoflow import load as loading
-    from services.claims_ingest.loaders.base import LoadError
+    from readers.base import LoadError
 
     settings = get_settings()
     err = Console(stderr=True)

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord
 
+from readers.base import submission
 from services.claims_ingest.app import MIGRATIONS
 from services.claims_ingest.handlers import SCHEMA, apply_claims, reject_claim
-from services.claims_ingest.loaders.base import submission
 from shared.consumer import BatchConsumer
 from shared.db import apply_migrations, create_pool
 from shared.events import CLAIM_SUBMITTED

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from acoflow.load import dry_run, publish
 from bench import cclf_parse
-from services.claims_ingest.loaders.base import LoadError
+from readers.base import LoadError
 from shared.broker import ensure_topics
 from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, MEMBERS
 

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.claims_ingest.loaders.base import FieldError, IdChange, LoadOptions, MemberRecord, Rejected
-from services.claims_ingest.loaders.cclf import (
+from readers.base import FieldError, IdChange, LoadOptions, MemberRecord, Rejected
+from readers.cclf import (
     CARRIER_PAID,
     CclfLoader,
     Picture,
@@ -31,7 +31,7 @@ from services.claims_ingest.loaders.cclf import (
 )
 from shared.events import ClaimLine
 
-LAYOUTS = Path(__file__).parents[2] / "services" / "claims_ingest" / "loaders" / "cclf_layouts.csv"
+LAYOUTS = Path(__file__).parents[2] / "readers" / "cclf_layouts.csv"
 FILES = sorted({row["cclf_file"][4:] for row in csv.DictReader(LAYOUTS.open(encoding="utf-8"))} - {"0"})
 IME = picture_of("-9(18).99", 22, "CLM_OPRTNL_IME_AMT")
 PAID = picture_of("-9(13).99", 17, "CLM_PMT_AMT")

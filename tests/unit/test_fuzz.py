@@ -9,10 +9,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.claims_ingest.loaders.base import IdChange, LoadOptions, MemberRecord, Rejected
-from services.claims_ingest.loaders.cclf import CclfLoader, layout
-from services.claims_ingest.loaders.fhir import FhirLoader
-from services.claims_ingest.loaders.tuva import TuvaLoader
+from readers.base import IdChange, LoadOptions, MemberRecord, Rejected
+from readers.cclf import CclfLoader, layout
+from readers.fhir import FhirLoader
+from readers.tuva import TuvaLoader
 from shared.envelope import EventRejected, parse_event
 from shared.events import CLAIM_SUBMITTED, ClaimLine
 

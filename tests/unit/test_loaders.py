@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from acoflow.cli import main
 from acoflow.load import LoadReport, account, items
-from services.claims_ingest.domain.versions import Ledger, resolve_chains
-from services.claims_ingest.loaders.base import IdChange, LoadError, LoadOptions, MemberRecord, Rejected
-from services.claims_ingest.loaders.registry import loader_for
+from readers.base import IdChange, LoadError, LoadOptions, MemberRecord, Rejected, resolve_chains
+from readers.registry import loader_for
+from services.claims_ingest.domain.versions import Ledger
 from shared.events import ClaimLine
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -260,8 +260,8 @@ def test_ledger_matches_claims_ingest_rules_for_versions() -> None:
 
 
 def test_fhir_amounts_with_binary_float_noise_read_as_the_decimal_they_denote() -> None:
-    from services.claims_ingest.loaders.base import FieldError
-    from services.claims_ingest.loaders.fhir import denoted
+    from readers.base import FieldError
+    from readers.fhir import denoted
 
     assert denoted(Decimal("112.41600000000001"), "v") == Decimal("112.416000")
     assert denoted(Decimal("0.30000000000000004"), "v") == Decimal("0.3")

@@ -12,13 +12,6 @@ from typing import Literal
 from shared.events import AttributionPeriod
 
 # Fixed namespace: the same claim row always maps to the same event ids, in every process and on every replay.
-NAMESPACE = uuid.UUID("5b7f3f0e-2f0e-4a53-9d55-6a7a2b0c1a10")
-
-
-def submission_event_id(line_key: str) -> uuid.UUID:
-    return uuid.uuid5(NAMESPACE, f"submitted|{line_key}")
-
-
 BATCH_NAMESPACE = uuid.UUID("8e0c5a52-1d7b-4f0e-b1c4-2a9f6d3e7b10")
 
 

@@ -1,31 +1,14 @@
 """A file's spend as claims_ingest would count it (`acoflow load --dry-run`), by the rules of domain/claims.py,
-and member-id chains (CCLF9) resolved to the newest id."""
+(member-id chains, CCLF9, are resolved by the readers: readers/base.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from services.claims_ingest.domain.claims import Content, fate, supersedes, version_key
 from shared.events import ClaimLine
 from shared.expenditure import line_spend
-
-
-def resolve_chains(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """previous id -> the newest id it leads to (A->B and B->C give A->C and B->C). A cycle cannot be
-    resolved: its members map to themselves and are left out."""
-    step = dict(pairs)
-    out: dict[str, str] = {}
-    for start in step:
-        seen = {start}
-        current = step[start]
-        while current in step and current not in seen:
-            seen.add(current)
-            current = step[current]
-        if current not in seen:
-            out[start] = current
-    return out
 
 
 @dataclass

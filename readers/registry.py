@@ -5,11 +5,11 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from services.claims_ingest.loaders.base import Loader
-from services.claims_ingest.loaders.cclf import CclfLoader
-from services.claims_ingest.loaders.fhir import FhirLoader
-from services.claims_ingest.loaders.jsonl import JsonlLoader
-from services.claims_ingest.loaders.tuva import TuvaLoader
+from readers.base import Loader
+from readers.cclf import CclfLoader
+from readers.fhir import FhirLoader
+from readers.jsonl import JsonlLoader
+from readers.tuva import TuvaLoader
 
 # Order matters: the first that recognises a file reads it.
 LOADERS: tuple[Loader, ...] = (CclfLoader(), FhirLoader(), TuvaLoader(), JsonlLoader())

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from services.claims_ingest.loaders.base import FieldError, IdChange, Item, LoadOptions, Rejected
+from readers.base import FieldError, IdChange, Item, LoadOptions, Rejected
 from shared.envelope import Reason
 from shared.expenditure import PART_A, ExclusionsExceedPayment, part_a_spend
 from shared.money import MONEY_SCALE

@@ -1,10 +1,11 @@
-"""The loader interface: what a loader yields for a set of files, and the envelope a loaded line is published in."""
+"""The format readers' shared parts: what a reader yields for a set of files, the envelope a read line is published in
+and its event id, member-id chains (CCLF9). CCLF, FHIR, Tuva and JSONL readers beside it; registry.py picks one."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -12,9 +13,31 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from services.claims_ingest.domain.attribution import NAMESPACE, submission_event_id
 from shared.envelope import Reason, raw_envelope
 from shared.events import CLAIM_SUBMITTED, ClaimLine
+
+# A submitted line's event id is derived from its line key, so a file read twice publishes the same events.
+NAMESPACE = uuid.UUID("5b7f3f0e-2f0e-4a53-9d55-6a7a2b0c1a10")
+
+
+def submission_event_id(line_key: str) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, f"submitted|{line_key}")
+
+
+def resolve_chains(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """previous id -> the newest id it leads to (A->B and B->C give A->C and B->C). A cycle cannot be
+    resolved: its members map to themselves and are left out."""
+    step = dict(pairs)
+    out: dict[str, str] = {}
+    for start in step:
+        seen = {start}
+        current = step[start]
+        while current in step and current not in seen:
+            seen.add(current)
+            current = step[current]
+        if current not in seen:
+            out[start] = current
+    return out
 
 
 class LoadError(Exception):

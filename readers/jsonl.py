@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from services.claims_ingest.loaders.base import Item, LoadOptions, Rejected
+from readers.base import Item, LoadOptions, Rejected
 from shared.envelope import Reason
 
 

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from services.claims_ingest.loaders.base import FieldError, Item, LoadOptions, Rejected
+from readers.base import FieldError, Item, LoadOptions, Rejected
 
 MEDICAL_MARKERS = {"claim_id", "claim_type", "paid_amount"}
 PHARMACY_MARKERS = {"claim_id", "ndc_code", "paid_amount"}

@@ -20,8 +20,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
-from services.claims_ingest.domain.versions import resolve_chains
-from services.claims_ingest.loaders.base import FieldError, IdChange, Item, LoadError, LoadOptions, MemberRecord, Rejected
+from readers.base import FieldError, IdChange, Item, LoadError, LoadOptions, MemberRecord, Rejected, resolve_chains
 from shared.envelope import Reason
 from shared.expenditure import ExclusionsExceedPayment, part_a_spend
 

@@ -1,1 +1,0 @@
-"""File loaders: turn payer files into canonical claim-line submissions (one interface, one module each)."""
