@@ -23,7 +23,8 @@ from aiokafka.structs import ConsumerRecord
 from bench.machine import header
 from bench.pipeline import PY_START
 from bench.scratch import arguments, measure, scratch_pool
-from services.settlement.app import MIGRATIONS, apply_spend_batches
+from services.settlement.app import MIGRATIONS
+from services.settlement.handlers import apply_spend_batches
 from services.settlement.repository import DB_SESSION, SCHEMA
 from shared.consumer import BatchConsumer
 from shared.envelope import new_envelope

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from fastapi import Depends, FastAPI, Query, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
@@ -352,6 +352,7 @@ class ServiceRuntime:
                 await self.stop()
 
         app = ServiceApp(max_body=self.settings.max_request_bytes, title=title, lifespan=lifespan)
+        app.state.runtime = self
 
         health_body = {"content": {"application/json": {"schema": {"type": "object"}}}}
 
@@ -398,6 +399,16 @@ class ServiceRuntime:
             return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
         return app
+
+
+async def _connection(request: Request) -> AsyncIterator[Conn]:
+    """A pooled connection of the runtime serving the request: what routers declared at module level take."""
+    runtime: ServiceRuntime = request.app.state.runtime
+    async with runtime.pool.acquire() as conn:
+        yield conn
+
+
+Db = Annotated[Conn, Depends(_connection)]
 
 
 def instrument_http(app: FastAPI, registry: CollectorRegistry = REGISTRY) -> None:
