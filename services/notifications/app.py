@@ -4,35 +4,29 @@ notifications.v1, webhook delivery with retries and a dead-letter state."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import httpx
 import yaml
-from fastapi import Depends, FastAPI, HTTPException, Query
-from pydantic import ConfigDict, Field, ValidationError
+from fastapi import FastAPI
 
-from services.notifications.domain.rules import RuleSet, RuleSpec, default_rules
+from services.notifications.api import router
+from services.notifications.domain.rules import RuleSet, default_rules
 from services.notifications.handlers import (
-    SCHEMA,
     check_quiet_contracts,
     count_claims,
     deliver_due,
     evaluate,
     loss_threshold,
-    retry_failed,
 )
-from shared.auth import Principal, allows, requires
 from shared.broker import FetchPace, batch_options
 from shared.consumer import Parsed, Subscription
 from shared.declaration import Declaration
 from shared.events import POSITION_FIGURES, PositionFigures
-from shared.http import Body
 from shared.logging import get_logger
 from shared.service import ServiceRuntime, serve
 from shared.settings import Settings
-from shared.text import Timestamp
 from shared.topics import CLAIMS_REJECTED, CLAIMS_SUBMITTED, DEADLETTER, KEYS, NOTIFICATIONS, SETTLEMENT
 from shared.unit_of_work import UnitOfWork
 
@@ -44,8 +38,6 @@ DECLARATION = Declaration(
     loops=("deliveries", "clock"),
     serves=("/deliveries", "/rules"),
 )
-Viewer = Annotated[Principal, Depends(requires("viewer"))]
-Editor = Annotated[Principal, Depends(requires("editor"))]
 GROUP = "notifications"
 DELIVERY_BATCH = 20
 log = get_logger(__name__)
@@ -57,11 +49,6 @@ def load_rules(settings: Settings) -> RuleSet:
         return default_rules(loss_threshold(settings))
     data = yaml.safe_load(settings.alert_rules_file.read_text(encoding="utf-8")) or {}
     return RuleSet.model_validate(data)
-
-
-class RetryBody(Body):
-    model_config = ConfigDict(extra="forbid")
-    ids: list[uuid.UUID] | None = Field(default=None, description="the failed deliveries to retry; all when omitted")
 
 
 def build(runtime: ServiceRuntime) -> FastAPI:
@@ -119,59 +106,9 @@ def build(runtime: ServiceRuntime) -> FastAPI:
     app = runtime.app("acoflow notifications")
     runtime.secure(app)
 
-    @app.get("/deliveries", tags=["notifications"])
-    async def deliveries(
-        who: Viewer,
-        status: Literal["pending", "delivered", "failed"] | None = None,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-        before: Annotated[Timestamp | None, Query(description="created before this (the previous page's last)")] = None,
-    ) -> list[dict[str, Any]]:
-        """Webhook deliveries, newest first, a page at a time; the receiver's URL only for editors and admins."""
-        url = ", url" if allows(who.role, "editor") else ""
-        query = (
-            f"SELECT id, alert_id, contract_id, rule, kind, status, attempts, last_error, created_at, delivered_at{url}"
-            f" FROM {SCHEMA}.deliveries WHERE ($1::text IS NULL OR status = $1) AND ($3::timestamptz IS NULL OR"
-            " created_at < $3) ORDER BY created_at DESC LIMIT $2"
-        )
-        async with runtime.pool.acquire() as conn:
-            return [dict(r) for r in await conn.fetch(query, status, limit, before)]
-
-    @app.post("/deliveries/retry", tags=["notifications"])
-    async def retry(_: Editor, body: RetryBody | None = None) -> dict[str, int]:
-        async with runtime.pool.acquire() as conn:
-            count = await retry_failed(conn, None if body is None else body.ids)
-        deliveries_loop.wake()
-        return {"retried": count}
-
-    @app.get("/rules/{contract_id}", tags=["notifications"])
-    async def rules_of(contract_id: str, _: Viewer) -> list[dict[str, Any]]:
-        """The rules in force for a contract: the file's defaults and its rules, then the ones set here."""
-        async with runtime.pool.acquire() as conn:
-            stored = await conn.fetchval(f"SELECT rules FROM {SCHEMA}.contract_rules WHERE contract_id = $1", contract_id)
-        specs = ruleset.for_contract(contract_id, None if stored is None else [RuleSpec.model_validate(r) for r in stored])
-        return [s.model_dump(mode="json") for s in specs]
-
-    @app.put("/rules/{contract_id}", tags=["notifications"])
-    async def set_rules(contract_id: str, body: list[dict[str, Any]], who: Editor) -> list[dict[str, Any]]:
-        """Rules for one contract (add to the defaults; the same id replaces one)."""
-        specs: list[RuleSpec] = []
-        errors: list[dict[str, Any]] = []
-        for i, raw in enumerate(body):
-            try:
-                specs.append(RuleSpec.model_validate(raw))
-            except ValidationError as exc:
-                errors += [{**e, "loc": ["body", i, *e["loc"]]} for e in exc.errors(include_url=False, include_context=False)]
-        if errors:
-            raise HTTPException(422, detail=errors)
-        async with runtime.pool.acquire() as conn:
-            await conn.execute(
-                f"INSERT INTO {SCHEMA}.contract_rules (contract_id, rules) VALUES ($1, $2) ON CONFLICT (contract_id)"
-                " DO UPDATE SET rules = excluded.rules, updated_at = now()",
-                contract_id,
-                [s.model_dump(mode="json") for s in specs],
-            )
-        return await rules_of(contract_id, who)
-
+    app.state.ruleset = ruleset
+    app.state.wake_deliveries = deliveries_loop.wake
+    app.include_router(router)
     return app
 
 

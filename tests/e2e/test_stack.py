@@ -267,6 +267,17 @@ def test_claims_to_settlement_to_webhook(tmp_path: Path, database: str, monkeypa
             time.sleep(0.3)
         assert answers(200)
         assert httpx.post(stack.url("notifications") + "/deliveries/retry", headers=vh, timeout=10).status_code == 403
+        retried = httpx.post(stack.url("notifications") + "/deliveries/retry", headers=auth, timeout=10)
+        assert retried.status_code == 200 and retried.json() == {"retried": 0}, retried.text
+        # A contract's own rules join the defaults; a bad one is refused naming its field.
+        rules_url = stack.url("notifications") + "/rules/E2E-RULES"
+        defaults = httpx.get(rules_url, headers=vh, timeout=10).json()
+        rule = {"rule": "projected_loss_above", "threshold": "1000", "name": "e2e-loss"}
+        stored = httpx.put(rules_url, json=[rule], headers=auth, timeout=10)
+        assert stored.status_code == 200, stored.text
+        assert len(stored.json()) == len(defaults) + 1 and httpx.get(rules_url, headers=vh, timeout=10).json() == stored.json()
+        bad = httpx.put(rules_url, json=[{**rule, "rule": "nonsense"}], headers=auth, timeout=10)
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][:3] == ["body", 0, "rule"], bad.text
         revoked = httpx.delete(stack.url("contracts") + f"/keys/{viewer.json()['key_id']}", headers=auth, timeout=10)
         assert revoked.status_code == 200
         deadline = time.monotonic() + 30
