@@ -380,11 +380,13 @@ class ServiceRuntime:
             return {"resent": sent}
 
         about = f"What {self.name} reads and writes (docs/asyncapi.json: every service)."
-        events = asyncapi_document([self.declaration], f"acoflow {self.name} events", about)
+        events: dict[str, Any] = {}  # built at the first request, not at start: it renders every payload's schema
 
         @app.get("/asyncapi.json", tags=["ops"])
         async def asyncapi() -> dict[str, Any]:
             """The AsyncAPI 3 document of what this service reads and writes: channels, keys, headers, event schemas."""
+            if not events:
+                events.update(asyncapi_document([self.declaration], f"acoflow {self.name} events", about))
             return events
 
         @app.get(
